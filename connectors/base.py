@@ -1,0 +1,57 @@
+"""The Source extension point: where files come from.
+
+A Source lists the candidate files below its root (relative posix paths), already
+honouring its own ignore rules. Everything else (deny-list, binary and size checks,
+change detection) is shared and lives in `changes.py`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from contextd.errors import SourceError
+
+
+class Source(Protocol):
+    name: str
+    root: Path
+    kind: str
+
+    def scan(self) -> Iterator[str]:
+        """Yield candidate file paths relative to root, posix-style."""
+        ...
+
+
+def detect_kind(root: Path) -> str:
+    """"git" when root is the top of a git work tree, else "folder"."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return "folder"
+    if out.returncode == 0 and Path(out.stdout.strip()).resolve() == root.resolve():
+        return "git"
+    return "folder"
+
+
+def open_source(name: str, root: Path, kind: str) -> Source:
+    from contextd.connectors.folder import FolderSource
+    from contextd.connectors.git import GitSource
+
+    kinds: dict[str, type[GitSource] | type[FolderSource]] = {
+        "git": GitSource,
+        "folder": FolderSource,
+    }
+    if kind not in kinds:
+        raise SourceError(f"Source '{name}' has unknown kind '{kind}'. Run `contextd remove {name}` and add it again.")
+    if not root.is_dir():
+        raise SourceError(
+            f"Source '{name}' points at {root}, which is not a directory any more. "
+            f"Run `contextd remove {name}`, or restore the folder."
+        )
+    return kinds[kind](name, root)

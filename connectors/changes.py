@@ -1,0 +1,126 @@
+"""Compare what a source holds on disk with the catalog, and say what changed.
+
+Size and mtime are the fast pre-check; the content hash is the truth. Every file either
+becomes a Change, a Touch (same content, new stat), a Skip with a reason, or nothing
+(unchanged). Files the catalog knows that are gone become deletions.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contextd.connectors.base import Source
+from contextd.connectors.filters import (
+    decode_text,
+    is_binary,
+    printable_path,
+    secret_reason,
+    valid_utf8_name,
+)
+from contextd.records import Change, ChangeKind, FileState, Skip, Touch, content_hash
+
+Event = Change | Skip | Touch
+
+
+def _read_regular(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    """Read at most limit+1 bytes of a regular file without following links or blocking."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file")
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            block = os.read(fd, min(remaining, 1 << 20))
+            if not block:
+                break
+            chunks.append(block)
+            remaining -= len(block)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
+def classify(
+    source: str, root: Path, rel: str, known: FileState | None, max_bytes: int
+) -> Event | None:
+    """What happened to one candidate file. None means unchanged or gone unseen."""
+    if not valid_utf8_name(rel):
+        return Skip(source, printable_path(rel), "file name is not valid UTF-8")
+    reason = secret_reason(rel)
+    if reason:
+        return Skip(source, rel, reason)
+    path = root / rel
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return _gone(source, rel, known)
+    except OSError as exc:
+        return Skip(source, rel, f"unreadable: {exc.strerror or exc}")
+    if stat.S_ISLNK(st.st_mode):
+        return Skip(source, rel, "symlink (not followed)", st.st_size, st.st_mtime_ns)
+    if not stat.S_ISREG(st.st_mode):
+        return Skip(source, rel, "not a regular file", 0, st.st_mtime_ns)
+    if known and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
+        return None
+    if st.st_size > max_bytes:
+        return Skip(source, rel, f"too large ({st.st_size:,} bytes > {max_bytes:,})",
+                    st.st_size, st.st_mtime_ns)  # fmt: skip
+    try:
+        data, st = _read_regular(path, max_bytes)
+    except FileNotFoundError:
+        return _gone(source, rel, known)
+    except OSError as exc:
+        return Skip(source, rel, f"unreadable: {exc.strerror or exc}", st.st_size, st.st_mtime_ns)
+    if len(data) > max_bytes:
+        return Skip(source, rel, f"too large (> {max_bytes:,} bytes)", st.st_size, st.st_mtime_ns)
+    if is_binary(data):
+        return Skip(source, rel, "binary (NUL byte)", st.st_size, st.st_mtime_ns)
+    digest = content_hash(data)
+    if known and known.status == "indexed" and known.hash == digest:
+        return Touch(source, rel, st.st_size, st.st_mtime_ns)
+    text = decode_text(data)
+    if text is None:
+        return Skip(source, rel, "invalid UTF-8 (not text)", st.st_size, st.st_mtime_ns)
+    kind = ChangeKind.MODIFIED if known and known.status == "indexed" else ChangeKind.ADDED
+    return Change(source, rel, kind, digest, st.st_size, st.st_mtime_ns, text)
+
+
+def _gone(source: str, rel: str, known: FileState | None) -> Change | None:
+    return Change(source, rel, ChangeKind.DELETED) if known else None
+
+
+@dataclass
+class ScanResult:
+    """The candidate list of one source (listed up front, so progress has a total)."""
+
+    source: Source
+    known: Mapping[str, FileState]
+    max_bytes: int
+    paths: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.paths = list(self.source.scan())
+
+    def __iter__(self) -> Iterator[Event | None]:
+        """One item per candidate (None when unchanged), then the deletions."""
+        seen: set[str] = set()
+        for rel in self.paths:
+            event = classify(self.source.name, self.source.root, rel, self.known.get(rel),
+                             self.max_bytes)  # fmt: skip
+            seen.add(printable_path(rel))
+            yield event
+        for rel in self.known:
+            if rel not in seen:
+                yield Change(self.source.name, rel, ChangeKind.DELETED)
+
+
+def scan_changes(source: Source, known: Mapping[str, FileState], max_bytes: int) -> ScanResult:
+    return ScanResult(source, known, max_bytes)

@@ -1,0 +1,66 @@
+"""A plain folder: everything except built-in ignored folders and .gitignore/.contextdignore."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pathspec
+
+from contextd.connectors.filters import IGNORED_DIRS
+
+IGNORE_FILES = (".gitignore", ".contextdignore")
+
+
+def _load_spec(directory: Path) -> pathspec.PathSpec | None:
+    lines: list[str] = []
+    for name in IGNORE_FILES:
+        try:
+            lines += (directory / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+    return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+
+
+class FolderSource:
+    kind = "folder"
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.name = name
+        self.root = root
+
+    def scan(self) -> Iterator[str]:
+        # Each folder's ignore files apply to everything below it, relative to it.
+        specs: dict[str, list[tuple[str, pathspec.PathSpec]]] = {"": []}
+        root = str(self.root)
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            rel_dir = os.path.relpath(dirpath, root)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
+            active = list(specs.pop(rel_dir, []))
+            own = _load_spec(Path(dirpath))
+            if own is not None:
+                active.append((rel_dir, own))
+
+            def ignored(rel: str, is_dir: bool, active: list = active) -> bool:
+                for base, spec in active:
+                    sub = rel[len(base) + 1 :] if base else rel
+                    if spec.match_file(sub + "/" if is_dir else sub):
+                        return True
+                return False
+
+            kept = []
+            for d in sorted(dirnames):
+                rel = f"{rel_dir}/{d}" if rel_dir else d
+                if d in IGNORED_DIRS or ignored(rel, True):
+                    continue
+                if os.path.islink(os.path.join(dirpath, d)):
+                    yield rel  # reported as a skipped symlink, never followed
+                    continue
+                kept.append(d)
+                specs[rel] = active
+            dirnames[:] = kept
+            for f in sorted(filenames):
+                rel = f"{rel_dir}/{f}" if rel_dir else f
+                if not ignored(rel, False):
+                    yield rel

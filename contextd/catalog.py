@@ -1,0 +1,283 @@
+"""The catalog: SQLite (WAL) record of sources, files, chunks, and the embedding cache.
+
+It is the record of what is indexed; the vector store is derived from it. Chunk rows and
+file rows of one batch change in one transaction, so the catalog is always consistent
+with itself, and `Indexer.sweep` makes the vector store agree with it after a crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from contextd.errors import SourceError, StoreError
+from contextd.records import Chunk, FileState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    name TEXT PRIMARY KEY,
+    root TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    added_at REAL NOT NULL,
+    indexed_at REAL,
+    indexed_commit TEXT,
+    dirty INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS files (
+    source TEXT NOT NULL REFERENCES sources(name) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    status TEXT NOT NULL,            -- indexed | skipped
+    reason TEXT,                     -- why it was skipped
+    language TEXT,
+    indexed_at REAL NOT NULL,
+    PRIMARY KEY (source, path)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY,             -- the vector store id
+    source TEXT NOT NULL,
+    path TEXT NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    language TEXT NOT NULL,
+    hash TEXT NOT NULL,              -- of the embedded text: the embedding cache key
+    text TEXT NOT NULL,
+    FOREIGN KEY (source, path) REFERENCES files(source, path) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(source, path);
+CREATE TABLE IF NOT EXISTS vectors (
+    model TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, hash)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    name: str
+    root: Path
+    kind: str
+    added_at: float
+    indexed_at: float | None
+    indexed_commit: str | None
+    dirty: bool
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: str
+    source: str
+    chunk: Chunk
+
+
+class Catalog:
+    def __init__(self, path: Path, timeout_s: float = 5.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None,
+                                      check_same_thread=False)  # fmt: skip
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"The catalog at {path} cannot be opened ({exc}). If it is damaged, move it "
+                "aside and run `contextd reindex`; it is rebuilt from your files."
+            ) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta -------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- sources ----------------------------------------------------------------------------
+
+    def add_source(self, name: str, root: Path, kind: str) -> SourceRow:
+        try:
+            self.db.execute(
+                "INSERT INTO sources (name, root, kind, added_at) VALUES (?, ?, ?, ?)",
+                (name, str(root), kind, time.time()),
+            )
+        except sqlite3.IntegrityError:
+            clash = self.db.execute(
+                "SELECT name FROM sources WHERE name = ? OR root = ?", (name, str(root))
+            ).fetchone()
+            raise SourceError(
+                f"A source named '{clash[0]}' already covers {root}. "
+                "Run `contextd sources` to see them, or pick another --name."
+            ) from None
+        return self.source(name)
+
+    def source(self, name: str) -> SourceRow:
+        row = self.db.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise SourceError(f"No source named '{name}'. Run `contextd sources` to list them.")
+        return _source_row(row)
+
+    def source_by_root(self, root: Path) -> SourceRow | None:
+        row = self.db.execute("SELECT * FROM sources WHERE root = ?", (str(root),)).fetchone()
+        return _source_row(row) if row else None
+
+    def sources(self) -> list[SourceRow]:
+        return [_source_row(r) for r in self.db.execute("SELECT * FROM sources ORDER BY name")]
+
+    def remove_source(self, name: str) -> list[str]:
+        """Forget a source; returns the vector ids to delete from the store."""
+        self.source(name)
+        ids = self.chunk_ids(name)
+        with self.transaction() as db:
+            db.execute("DELETE FROM chunks WHERE source = ?", (name,))
+            db.execute("DELETE FROM files WHERE source = ?", (name,))
+            db.execute("DELETE FROM sources WHERE name = ?", (name,))
+        return sorted(ids)
+
+    def mark_source(
+        self, name: str, *, dirty: bool, indexed_commit: str | None = None, finished: bool = False
+    ) -> None:
+        if finished:
+            self.db.execute(
+                "UPDATE sources SET dirty = ?, indexed_at = ?, indexed_commit = ? WHERE name = ?",
+                (int(dirty), time.time(), indexed_commit, name),
+            )
+        else:
+            self.db.execute("UPDATE sources SET dirty = ? WHERE name = ?", (int(dirty), name))
+
+    # -- files and chunks -------------------------------------------------------------------
+
+    def file_states(self, source: str) -> dict[str, FileState]:
+        rows = self.db.execute(
+            "SELECT path, size, mtime_ns, hash, status FROM files WHERE source = ?", (source,)
+        )
+        return {p: FileState(s, m, h, st) for p, s, m, h, st in rows}
+
+    def file_chunk_ids(self, source: str, path: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT id FROM chunks WHERE source = ? AND path = ?", (source, path)
+        )
+        return [r[0] for r in rows]
+
+    def chunk_ids(self, source: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
+
+    def put_file(
+        self,
+        db: sqlite3.Connection,
+        source: str,
+        path: str,
+        state: FileState,
+        language: str | None = None,
+        reason: str | None = None,
+        chunks: Sequence[tuple[str, Chunk]] = (),
+    ) -> None:
+        """Replace one file's row and chunks; call inside `transaction()`."""
+        db.execute("DELETE FROM chunks WHERE source = ? AND path = ?", (source, path))
+        db.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (source, path, state.size, state.mtime_ns, state.hash, state.status, reason,
+             language, time.time()),
+        )  # fmt: skip
+        db.executemany(
+            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(cid, source, c.path, c.start_line, c.end_line, c.symbol, c.language, c.hash,
+              c.text) for cid, c in chunks],
+        )  # fmt: skip
+
+    def touch_file(self, db: sqlite3.Connection, source: str, path: str, size: int,
+                   mtime_ns: int) -> None:  # fmt: skip
+        db.execute(
+            "UPDATE files SET size = ?, mtime_ns = ? WHERE source = ? AND path = ?",
+            (size, mtime_ns, source, path),
+        )
+
+    def delete_file(self, db: sqlite3.Connection, source: str, path: str) -> None:
+        db.execute("DELETE FROM chunks WHERE source = ? AND path = ?", (source, path))
+        db.execute("DELETE FROM files WHERE source = ? AND path = ?", (source, path))
+
+    def chunks(self, ids: Iterable[str]) -> list[StoredChunk]:
+        out: list[StoredChunk] = []
+        id_list = list(ids)
+        for i in range(0, len(id_list), 500):
+            part = id_list[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for row in self.db.execute(
+                "SELECT id, source, path, language, start_line, end_line, text, symbol "
+                f"FROM chunks WHERE id IN ({marks})", part,
+            ):  # fmt: skip
+                out.append(StoredChunk(row[0], row[1], Chunk(*row[2:])))
+        return out
+
+    def skipped(self, source: str | None = None) -> list[tuple[str, str, str]]:
+        sql = "SELECT source, path, reason FROM files WHERE status = 'skipped'"
+        args: tuple[str, ...] = ()
+        if source:
+            sql, args = sql + " AND source = ?", (source,)
+        return [tuple(r) for r in self.db.execute(sql + " ORDER BY source, path", args)]
+
+    def counts(self, source: str) -> dict[str, int]:
+        files = self.db.execute(
+            "SELECT status, COUNT(*) FROM files WHERE source = ? GROUP BY status", (source,)
+        ).fetchall()
+        chunks = self.db.execute("SELECT COUNT(*) FROM chunks WHERE source = ?", (source,))
+        by_status = dict(files)
+        return {
+            "files": by_status.get("indexed", 0),
+            "skipped": by_status.get("skipped", 0),
+            "chunks": chunks.fetchone()[0],
+        }
+
+    # -- embedding cache ------------------------------------------------------------------
+
+    def cached_vectors(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        keys = list(set(hashes))
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for h, blob in self.db.execute(
+                f"SELECT hash, vector FROM vectors WHERE model = ? AND hash IN ({marks})",
+                (model, *part),
+            ):
+                found[h] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_vectors(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items],
+            )
+
+
+def _source_row(row: tuple) -> SourceRow:
+    name, root, kind, added_at, indexed_at, commit, dirty = row
+    return SourceRow(name, Path(root), kind, added_at, indexed_at, commit, bool(dirty))

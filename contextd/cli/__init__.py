@@ -1,0 +1,1 @@
+"""The `contextd` command line: one module per group of commands, wired in `main`."""

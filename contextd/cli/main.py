@@ -1,0 +1,65 @@
+"""The `contextd` entry point, and the one place errors become exit codes.
+
+Known errors (ContextdError) print one line and exit 1; Ctrl-C exits 130; anything else
+is a bug: its traceback goes to the log file, whose path is printed, and exit is 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+import typer
+
+from contextd.cli import indexing, search, sources
+from contextd.cli.common import err_console, settings
+from contextd.errors import ContextdError
+
+app = typer.Typer(
+    name="contextd",
+    help="A local, always-fresh index of your code and documents for coding agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(sources.add)
+app.command()(indexing.index)
+app.command()(search.search)
+app.command()(sources.sources)
+app.command()(sources.remove)
+app.command()(indexing.status)
+app.command()(indexing.reindex)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    try:
+        result = app(args=list(argv) if argv is not None else None, standalone_mode=False,
+                     prog_name="contextd")  # fmt: skip
+        return result if isinstance(result, int) else 0
+    except ContextdError as exc:
+        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        return 1
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("Interrupted.")
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except Exception as exc:
+        logging.getLogger("contextd").error("unexpected error\n%s", traceback.format_exc())
+        try:
+            where = str(settings().log_path)
+        except ContextdError:
+            where = "the log"
+        err_console.print(f"[red]unexpected error:[/] {type(exc).__name__}: {exc}. "
+                          f"The traceback is in {where}; please report it.")  # fmt: skip
+        return 3
+
+
+def main() -> None:
+    sys.exit(run())

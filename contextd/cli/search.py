@@ -1,0 +1,70 @@
+"""`contextd search`: results with location, symbol, score and a highlighted snippet."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from contextd.cli.common import console, opened_app, print_json
+from contextd.records import Hit
+from contextd.search import search as run_search
+
+SNIPPET_LINES = 6
+STOPWORDS = frozenset("the and for how are is was what where when which with does this that from into".split())
+
+
+def _terms(query: str) -> list[str]:
+    return [w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]{2,}", query) if w.lower() not in STOPWORDS]
+
+
+def snippet(text: str, terms: list[str], n: int = SNIPPET_LINES) -> tuple[int, list[str]]:
+    """The n-line window with the most query terms: (offset of its first line, lines)."""
+    lines = text.split("\n")
+    lowered = [t.lower() for t in terms]
+    hits = [sum(t in line.lower() for t in lowered) for line in lines]
+    best = max(range(max(1, len(lines) - n + 1)), key=lambda i: (sum(hits[i : i + n]), -i))
+    return best, lines[best : best + n]
+
+
+def _print_hit(rank: int, hit: Hit, terms: list[str]) -> None:
+    head = Text(f"{rank}. ", style="dim")
+    head.append(f"{hit.path}:{hit.start_line}-{hit.end_line}", style="bold cyan")
+    if hit.symbol:
+        head.append(f"  {hit.symbol}", style="magenta")
+    head.append(f"  score {hit.score:.3f}", style="green")
+    head.append(f"  [{hit.source}]", style="dim")
+    console.print(head)
+    offset, lines = snippet(hit.text, terms)
+    for i, line in enumerate(lines):
+        body = Text(f"  {hit.start_line + offset + i:>5} │ ", style="dim")
+        code = Text(line.expandtabs(4)[:160])
+        if terms:
+            code.highlight_words(terms, style="bold yellow", case_sensitive=False)
+        console.print(body + code)
+    console.print()
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What you are looking for, in words or code.")],
+    k: Annotated[int, typer.Option("-k", help="How many results.")] = 8,
+    source: Annotated[list[str] | None, typer.Option("--source", help="Only these sources.")] = None,
+    path: Annotated[str | None, typer.Option("--path", help="Only paths matching this glob.")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="Only this language.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Search the index."""
+    with opened_app() as app:
+        hits = run_search(app, query, k=k, sources=source, path_glob=path, language=lang)
+    if as_json:
+        print_json([asdict(h) for h in hits])
+        return
+    if not hits:
+        console.print("No results. Check `contextd status`, or widen --source/--path/--lang.")
+        return
+    terms = _terms(query)
+    for rank, hit in enumerate(hits, 1):
+        _print_hit(rank, hit, terms)

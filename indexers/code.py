@@ -1,0 +1,175 @@
+"""Syntax-aware chunks: functions, classes and methods found by tree-sitter queries.
+
+The queries are data (`queries/<language>.scm`): each captures `@definition.<kind>`
+nodes with a `@name` (and, for Go methods, a `@receiver`). Definitions nest into a
+symbol path (`Session.resolve_redirects`). A definition that fits the budget is one
+chunk; a bigger one is split into its own definitions, its remaining lines kept under
+its name. A parse that fails or takes too long falls back to line windows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from tree_sitter import Language, Node, Parser, Query
+
+from contextd.indexers.segments import Lines, Segment, to_chunks
+from contextd.indexers.text import window_chunks
+from contextd.indexers.tokens import TokenCounter
+from contextd.records import Chunk
+
+log = logging.getLogger(__name__)
+
+# language -> (grammar module, function returning the language pointer, query file)
+GRAMMARS: dict[str, tuple[str, str, str]] = {
+    "python": ("tree_sitter_python", "language", "python"),
+    "javascript": ("tree_sitter_javascript", "language", "javascript"),
+    "typescript": ("tree_sitter_typescript", "language_typescript", "typescript"),
+    "tsx": ("tree_sitter_typescript", "language_tsx", "typescript"),
+    "go": ("tree_sitter_go", "language", "go"),
+    "rust": ("tree_sitter_rust", "language", "rust"),
+    "java": ("tree_sitter_java", "language", "java"),
+    "c": ("tree_sitter_c", "language", "c"),
+    "cpp": ("tree_sitter_cpp", "language", "cpp"),
+    "ruby": ("tree_sitter_ruby", "language", "ruby"),
+}
+
+# Lines directly above a definition that belong to it: comments, decorators, attributes.
+LEADING_MARKERS = ("#", "//", "/*", "*", "@", "///", "--")
+MAX_NESTING = 48
+
+
+@dataclass
+class Definition:
+    start: int  # 0-based line, inclusive
+    end: int  # 0-based line, exclusive
+    name: str
+    start_byte: int
+    end_byte: int
+    children: list[Definition] = field(default_factory=list)
+
+
+@cache
+def _language(language: str) -> tuple[Language, Query]:
+    module_name, func, query_name = GRAMMARS[language]
+    lang = Language(getattr(importlib.import_module(module_name), func)())
+    source = resources.files("contextd.indexers.queries").joinpath(f"{query_name}.scm")
+    return lang, Query(lang, source.read_text(encoding="utf-8"))
+
+
+def _matches(query: Query, node: Node) -> list[tuple[int, dict[str, list[Node]]]]:
+    """Query matches across py-tree-sitter versions (the one version shim)."""
+    try:
+        from tree_sitter import QueryCursor
+    except ImportError:  # py-tree-sitter < 0.25
+        result: Any = query.matches(node)  # type: ignore[attr-defined]
+        return list(result)
+    return list(QueryCursor(query).matches(node))
+
+
+def _text(node: Node) -> str:
+    return (node.text or b"").decode("utf-8", errors="replace")
+
+
+def _definitions(root: Node, query: Query) -> list[Definition]:
+    found: dict[tuple[int, int], Definition] = {}
+    for _, captures in _matches(query, root):
+        defs = [n for key, nodes in captures.items() if key.startswith("definition.") for n in nodes]
+        names = captures.get("name")
+        if not defs or not names:
+            continue
+        node = defs[0]
+        name = _text(names[0]).strip().split("\n")[0][:120]
+        if receiver := captures.get("receiver"):
+            name = f"{_text(receiver[0])}.{name}"
+        key = (node.start_byte, node.end_byte)
+        if key in found:
+            continue
+        end = node.end_point.row + (1 if node.end_point.column > 0 else 0)
+        found[key] = Definition(node.start_point.row, max(end, node.start_point.row + 1), name,
+                                node.start_byte, node.end_byte)  # fmt: skip
+    roots: list[Definition] = []
+    stack: list[Definition] = []
+    for d in sorted(found.values(), key=lambda d: (d.start_byte, -d.end_byte)):
+        while stack and d.start_byte >= stack[-1].end_byte:
+            stack.pop()
+        (stack[-1].children if stack else roots).append(d)
+        stack.append(d)
+    return roots
+
+
+class TreeSitterChunker:
+    def __init__(self, language: str, counter: TokenCounter, timeout_s: float = 5.0) -> None:
+        self.language = language
+        self.counter = counter
+        self.timeout_s = timeout_s
+
+    def chunk(self, path: str, text: str) -> list[Chunk]:
+        lines = Lines(text, self.counter)
+        try:
+            defs = self._parse(text)
+        except Exception as exc:  # a grammar failure must never stop the run
+            log.warning("parse of %s failed (%s); falling back to line windows", path, exc)
+            defs = None
+        if defs is None:
+            return window_chunks(path, text, self.language, self.counter, lines)
+        segs = self._plan(defs, 0, len(lines), "", lines, 0)
+        return to_chunks(segs, lines, path, self.language, self.counter)
+
+    def symbols(self, text: str) -> list[str]:
+        """Every definition's symbol path, in source order (empty if the parse fails)."""
+        out: list[str] = []
+
+        def walk(defs: list[Definition], parent: str) -> None:
+            for d in defs:
+                path = f"{parent}.{d.name}" if parent else d.name
+                out.append(path)
+                walk(d.children, path)
+
+        walk(self._parse(text) or [], "")
+        return out
+
+    def _parse(self, text: str) -> list[Definition] | None:
+        lang, query = _language(self.language)
+        parser = Parser(lang)
+        deadline = time.monotonic() + self.timeout_s
+        data = text.encode("utf-8", "surrogatepass")
+        # A read callback, not bytes: tree-sitter only honours progress_callback then.
+        tree = parser.parse(
+            lambda offset, _point: data[offset : offset + 65536],
+            progress_callback=lambda *_: time.monotonic() > deadline,
+        )
+        if tree is None:
+            log.warning("parse timed out after %.1fs; falling back to line windows", self.timeout_s)
+            return None
+        return _definitions(tree.root_node, query)
+
+    def _plan(
+        self, defs: list[Definition], lo: int, hi: int, parent: str, lines: Lines, depth: int
+    ) -> list[Segment]:
+        out: list[Segment] = []
+        cursor = lo
+        for d in defs:
+            start, end = max(d.start, cursor), min(d.end, hi)
+            if end <= start:
+                continue
+            while start > cursor and lines.lines[start - 1].lstrip().startswith(LEADING_MARKERS):
+                start -= 1
+            if start > cursor:
+                out.append(Segment(cursor, start, parent))
+            symbol = f"{parent}.{d.name}" if parent else d.name
+            fits = lines.tokens(start, end) <= self.counter.body_budget
+            if fits or not d.children or depth >= MAX_NESTING:
+                out.append(Segment(start, end, symbol, is_def=True))
+            else:
+                out += self._plan(d.children, start, end, symbol, lines, depth + 1)
+            cursor = end
+        if cursor < hi:
+            out.append(Segment(cursor, hi, parent))
+        return out

@@ -1,0 +1,96 @@
+"""The terminal commands as a person runs them, through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from contextd.cli.main import run
+from tests.conftest import write
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
+    code, out, _ = cli(capsys, "add", str(repo), "--name", "shop")
+    assert code == 0 and "git source 'shop'" in out
+    assert cli(capsys, "add", str(repo), "--name", "shop")[0] == 0  # idempotent
+
+    code, out, _ = cli(capsys, "index", "--json")
+    summary = json.loads(out)
+    assert code == 0
+    assert {"files", "chunks", "embedded", "cached", "seconds"} <= set(summary)
+    assert summary["files"] == 4 and summary["embedded"] == summary["chunks"] > 0
+
+    code, out, _ = cli(capsys, "search", "email the receipt", "-k", "2", "--json")
+    results = json.loads(out)
+    assert code == 0 and len(results) == 2
+    assert {"source", "path", "start_line", "end_line", "symbol", "score", "text"} <= set(results[0])
+    assert results[0]["path"] == "src/shop/mail.py"
+
+    code, out, _ = cli(capsys, "search", "email the receipt", "-k", "1")
+    assert code == 0 and "src/shop/mail.py:" in out and "send_receipt_email" in out
+
+    code, out, _ = cli(capsys, "search", "receipt", "--lang", "javascript", "--path", "web/*", "--json")
+    assert all(r["path"].startswith("web/") for r in json.loads(out))
+
+    (repo / "logo.png").write_bytes(b"\x89PNG\x00")
+    cli(capsys, "index", "shop")
+    code, out, _ = cli(capsys, "status", "--skipped")
+    assert code == 0 and "logo.png" in out and "binary" in out
+
+    code, out, _ = cli(capsys, "sources", "--json")
+    assert json.loads(out)[0]["name"] == "shop"
+
+    code, out, _ = cli(capsys, "remove", "shop")
+    assert code == 0 and "Removed 'shop'" in out
+    assert json.loads(cli(capsys, "sources", "--json")[1]) == []
+
+
+def test_known_errors_are_one_line_with_the_next_step_and_exit_1(tmp_path: Path, capsys) -> None:
+    code, _, err = cli(capsys, "index", "nope")
+    assert code == 1 and "No source named 'nope'" in err and "contextd sources" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code, _, err = cli(capsys, "add", str(tmp_path / "missing"))
+    assert code == 1 and "not a directory" in err
+
+
+def test_a_broken_setting_is_a_clear_error(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CONTEXTD_BATCH_SIZE", "lots")
+    code, _, err = cli(capsys, "sources")
+    assert code == 1 and "CONTEXTD_BATCH_SIZE" in err and "Traceback" not in err
+
+
+def test_a_model_that_cannot_load_offline_says_how_to_fix_it(repo: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "CONTEXTD_HOME": str(tmp_path / "h"), "HF_HUB_OFFLINE": "1",
+           "CONTEXTD_MODEL": "someone/not-a-real-model-xyz"}  # fmt: skip
+    contextd = [sys.executable, "-m", "contextd"]
+    subprocess.run([*contextd, "add", str(repo)], env=env, check=True, capture_output=True)
+    out = subprocess.run([*contextd, "index"], env=env, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "Could not load embedding model 'someone/not-a-real-model-xyz'" in out.stderr
+    assert "CONTEXTD_MODEL" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_make_run_from_the_readme_indexes_and_searches_this_repository(tmp_path: Path) -> None:
+    env = {**os.environ, "CONTEXTD_HOME": str(tmp_path / "h")}
+    venv = Path(sys.prefix)
+    out = subprocess.run(["make", "-s", "run", f"VENV={venv}"], cwd=REPO_ROOT, env=env,
+                         capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "contextd:" in out.stdout and "chunks" in out.stdout
+    assert "1. " in out.stdout and ".py:" in out.stdout
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme

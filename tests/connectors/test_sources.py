@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from contextd.connectors.base import detect_kind, open_source
+from contextd.connectors.filters import secret_reason
+from tests.conftest import git, write
+
+
+def test_a_git_source_lists_tracked_and_untracked_files_but_not_ignored(repo: Path) -> None:
+    write(repo, ".gitignore", "*.log\nbuild/\n")
+    write(repo, "new_module.py", "x = 1\n")
+    write(repo, "debug.log", "noise\n")
+    write(repo, "build/out.py", "y = 2\n")
+    git(repo, "rm", "-q", "--cached", "web/app.js")
+    src = open_source("shop", repo, detect_kind(repo))
+    paths = set(src.scan())
+    assert src.kind == "git"
+    assert {"src/shop/cart.py", "new_module.py", "web/app.js", ".gitignore"} <= paths
+    assert "debug.log" not in paths and "build/out.py" not in paths
+
+
+def test_a_folder_source_honours_builtin_ignores_and_ignore_files(tmp_path: Path) -> None:
+    root = tmp_path / "notes"
+    write(root, "a.md", "# A\n")
+    write(root, "node_modules/pkg/index.js", "x\n")
+    write(root, ".venv/lib/site.py", "x\n")
+    write(root, ".gitignore", "*.tmp\n")
+    write(root, "draft.tmp", "x\n")
+    write(root, "sub/.contextdignore", "private/\n")
+    write(root, "sub/private/plan.md", "x\n")
+    write(root, "sub/public/plan.md", "x\n")
+    src = open_source("notes", root, detect_kind(root))
+    paths = set(src.scan())
+    assert src.kind == "folder"
+    assert {"a.md", "sub/public/plan.md"} <= paths
+    assert not {"node_modules/pkg/index.js", ".venv/lib/site.py", "draft.tmp",
+                "sub/private/plan.md"} & paths  # fmt: skip
+
+
+def test_the_deny_list_names_secrets_by_file_and_folder() -> None:
+    for path in [".env", ".env.local", "config/.env.production", "certs/server.pem", "tls.key",
+                 "home/.ssh/config", "id_rsa", "id_ed25519.pub", "store.p12", ".npmrc", ".pypirc",
+                 ".netrc", "gcp/credentials-prod.json", "infra/terraform.tfstate", ".aws/config"]:
+        assert secret_reason(path), path
+    for path in ["src/environment.py", "keys.py", "docs/env.md", "monkey.txt"]:
+        assert secret_reason(path) is None, path

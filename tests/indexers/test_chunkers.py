@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from contextd.embedder import default_model_dir
+from contextd.indexers import ChunkerRegistry, TokenCounter, language_of
+from contextd.indexers.code import TreeSitterChunker
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "languages"
+
+EXPECTED_SYMBOLS = {
+    "sample.py": ["top_level", "Greeter", "Greeter.__init__", "Greeter.greet"],
+    "sample.js": ["readConfig", "parseArgs", "Server", "Server.constructor", "Server.listen"],
+    "sample.ts": ["Options", "Mode", "runTask", "TaskQueue", "TaskQueue.push"],
+    "sample.go": ["Cache", "NewCache", "Cache.Get", "Hello"],
+    "sample.rs": ["Registry", "Registry.new", "Registry.insert", "checksum"],
+    "Sample.java": ["Inventory", "Inventory.Inventory", "Inventory.count", "Shelf", "Shelf.stack"],
+    "sample.c": ["point", "add_points", "greeting"],
+    "sample.cpp": ["geometry", "geometry.Shape", "geometry.scale"],
+    "sample.rb": ["Billing", "Billing.Invoice", "Billing.Invoice.initialize", "Billing.Invoice.parse"],
+}
+
+
+@pytest.fixture(scope="module")
+def counter() -> TokenCounter:
+    return TokenCounter.from_model_dir(default_model_dir())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SYMBOLS))
+def test_each_language_yields_its_symbols(name: str, counter: TokenCounter) -> None:
+    text = (FIXTURES / name).read_text()
+    chunker = TreeSitterChunker(language_of(name), counter)
+    found = chunker.symbols(text)
+    for symbol in EXPECTED_SYMBOLS[name]:
+        assert symbol in found, f"{name}: {symbol} not in {found}"
+    chunks = chunker.chunk(name, text)
+    assert chunks, name
+    covered = {line for c in chunks for line in range(c.start_line, c.end_line + 1)}
+    code_lines = {i for i, line in enumerate(text.splitlines(), 1) if line.strip()}
+    assert code_lines <= covered, f"{name}: lines {sorted(code_lines - covered)} not in any chunk"
+
+
+def test_a_big_class_is_split_into_its_methods(counter: TokenCounter) -> None:
+    body = "\n".join(f"        total += {i} * value  # step {i}" for i in range(60))
+    methods = "\n\n".join(
+        f"    def method_{n}(self, value):\n        total = 0\n{body}\n        return total"
+        for n in range(3)
+    )
+    text = f"class Big:\n    '''Many methods.'''\n\n{methods}\n"
+    chunks = TreeSitterChunker("python", counter).chunk("big.py", text)
+    symbols = {c.symbol for c in chunks}
+    assert {"Big.method_0", "Big.method_1", "Big.method_2"} <= symbols
+    assert all(counter.count(c.embed_text) <= counter.content_limit for c in chunks)
+
+
+def test_markdown_is_cut_at_headings_with_a_heading_path(counter: TokenCounter) -> None:
+    text = "# Guide\n\n" + "\n\n".join(
+        f"## Part {i}\n\n" + " ".join(f"word{j}" for j in range(120)) for i in range(3)
+    )
+    text += "\n\n```sh\n# not a heading\n```\n"
+    chunks = ChunkerRegistry(counter).chunk("guide.md", text)
+    symbols = [c.symbol for c in chunks]
+    assert "Guide > Part 0" in symbols and "Guide > Part 2" in symbols
+    assert not any("not a heading" in s for s in symbols)
+
+
+def test_fixture_markdown_keeps_nested_headings(counter: TokenCounter) -> None:
+    chunks = ChunkerRegistry(counter).chunk("sample.md", (FIXTURES / "sample.md").read_text())
+    assert any("Guide" in c.symbol for c in chunks)
+    assert "pip install thing" in "\n".join(c.text for c in chunks)
+
+
+def test_plain_text_windows_overlap_and_cover_every_line(counter: TokenCounter) -> None:
+    text = "\n".join(f"line {i} of a long plain text file with some words" for i in range(400))
+    chunks = ChunkerRegistry(counter).chunk("notes.txt", text)
+    assert len(chunks) > 3
+    assert chunks[0].start_line == 1 and chunks[-1].end_line == 400
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert b.start_line <= a.end_line + 1, "a gap between windows"
+    assert any(b.start_line <= a.end_line for a, b in zip(chunks, chunks[1:], strict=False))
+
+
+def test_a_single_overlong_line_is_split_not_truncated(counter: TokenCounter) -> None:
+    text = " ".join(f"token{i}" for i in range(5000))
+    chunks = ChunkerRegistry(counter).chunk("data.txt", text)
+    assert len(chunks) > 10
+    assert all(counter.count(c.embed_text) <= counter.content_limit for c in chunks)
+    assert "token4999" in chunks[-1].text and "token0" in chunks[0].text
+
+
+def test_a_parse_that_times_out_falls_back_to_windows(counter: TokenCounter) -> None:
+    text = "\n".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(3000))
+    chunker = TreeSitterChunker("python", counter, timeout_s=1e-6)
+    chunks = chunker.chunk("slow.py", text)
+    assert chunks and all(c.symbol == "" for c in chunks)
+    assert chunks[-1].end_line >= text.count("\n") - 1
+
+
+def test_no_chunk_exceeds_the_model_limit_on_fixtures_and_the_stdlib(counter: TokenCounter) -> None:
+    registry = ChunkerRegistry(counter)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(FIXTURES.iterdir()) + sorted(stdlib.glob("*.py"))[:120]
+    n = 0
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for chunk in registry.chunk(path.name, text):
+            n += 1
+            assert counter.count(chunk.embed_text) <= counter.content_limit, (path, chunk.start_line)
+    assert n > 1000

@@ -1,0 +1,106 @@
+"""Indexing with the real model and a real Chroma store on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contextd.app import App
+from contextd.store import VectorStore
+from tests.conftest import git, write
+
+
+def consistent(app: App, source: str) -> tuple[int, int, int]:
+    """(lost, orphan, duplicate) chunks between catalog and vector store."""
+    in_catalog = app.catalog.chunk_ids(source)
+    stored = app.store.collection.get(where={"source": source}, include=[])["ids"]
+    lost = len(in_catalog - set(stored))
+    orphan = len(set(stored) - in_catalog)
+    duplicate = len(stored) - len(set(stored))
+    return lost, orphan, duplicate
+
+
+def add(app: App, root: Path, name: str = "shop"):
+    return app.catalog.add_source(name, root, "git")
+
+
+def test_a_first_index_embeds_everything_and_a_second_nothing(app: App, repo: Path) -> None:
+    row = add(app, repo)
+    first = app.index(row)
+    assert first.files == 4 and first.chunks >= 4
+    assert first.embedded == first.chunks and first.cached == 0
+    second = app.index(app.catalog.source("shop"))
+    assert (second.embedded, second.changed, second.chunks) == (0, 0, first.chunks)
+    assert consistent(app, "shop") == (0, 0, 0)
+
+
+def test_editing_one_function_re_embeds_only_its_chunk(app: App, repo: Path) -> None:
+    body = "\n".join(f"def helper_{i}(x):\n    '''Helper {i}.'''\n    return x * {i} + len(str(x))\n"
+                     for i in range(12))  # fmt: skip
+    write(repo, "src/helpers.py", body)
+    app.index(add(app, repo))
+    before = {c.chunk.symbol: c.chunk.hash for c in app.catalog.chunks(app.catalog.chunk_ids("shop"))
+              if c.chunk.path == "src/helpers.py"}  # fmt: skip
+    assert len(before) > 1, "the file should be several chunks"
+    write(repo, "src/helpers.py", body.replace("return x * 7 +", "return x * 70 +"))
+    stats = app.index(app.catalog.source("shop"))
+    after = {c.chunk.symbol: c.chunk.hash for c in app.catalog.chunks(app.catalog.chunk_ids("shop"))
+             if c.chunk.path == "src/helpers.py"}  # fmt: skip
+    changed = [s for s in after if before.get(s) != after[s]]
+    assert stats.changed == 1
+    assert stats.embedded == len(changed) == 1 and "helper_7" in changed[0]
+    assert consistent(app, "shop") == (0, 0, 0)
+
+
+def test_deleting_and_renaming_files_removes_their_chunks(app: App, repo: Path) -> None:
+    app.index(add(app, repo))
+    git(repo, "mv", "src/shop/mail.py", "src/shop/email.py")
+    (repo / "web/app.js").unlink()
+    stats = app.index(app.catalog.source("shop"))
+    paths = {c.chunk.path for c in app.catalog.chunks(app.catalog.chunk_ids("shop"))}
+    assert "src/shop/email.py" in paths
+    assert not {"src/shop/mail.py", "web/app.js"} & paths
+    assert stats.embedded == 0, "a renamed file's text is already in the embedding cache"
+    assert stats.deleted == 2
+    assert consistent(app, "shop") == (0, 0, 0)
+
+
+def test_an_interrupted_run_converges_on_the_next(
+    app: App, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.index(add(app, repo))
+    write(repo, "src/shop/cart.py", "def checkout():\n    return 'paid'\n")
+    write(repo, "src/new.py", "def fresh():\n    return 1\n")
+
+    def crash(self: VectorStore, ids: object) -> None:
+        raise KeyboardInterrupt  # stop after the catalog commit, before stale ids go
+
+    monkeypatch.setattr(VectorStore, "delete", crash)
+    with pytest.raises(KeyboardInterrupt):
+        app.index(app.catalog.source("shop"))
+    monkeypatch.undo()
+    assert app.catalog.source("shop").dirty
+    assert consistent(app, "shop")[1] > 0, "the crash should have left orphans"
+    app.index(app.catalog.source("shop"))
+    assert consistent(app, "shop") == (0, 0, 0)
+    assert not app.catalog.source("shop").dirty
+
+
+def test_lost_vectors_are_restored_from_the_cache(app: App, repo: Path) -> None:
+    app.index(add(app, repo))
+    ids = sorted(app.catalog.chunk_ids("shop"))
+    app.store.delete(ids[:2])
+    app.catalog.mark_source("shop", dirty=True)
+    stats = app.index(app.catalog.source("shop"))
+    assert consistent(app, "shop") == (0, 0, 0)
+    assert stats.embedded == 0
+
+
+def test_skipped_files_are_recorded_with_reasons(app: App, repo: Path) -> None:
+    (repo / "logo.png").write_bytes(b"\x89PNG\x00\x00")
+    write(repo, ".env", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n")
+    stats = app.index(add(app, repo))
+    skipped = {p: r for _, p, r in app.catalog.skipped("shop")}
+    assert stats.skipped == 2
+    assert skipped["logo.png"].startswith("binary") and skipped[".env"].startswith("secret")
