@@ -26,12 +26,15 @@ class Source(Protocol):
 
 
 def detect_kind(root: Path) -> str:
-    """"git" when root is the top of a git work tree, else "folder"."""
+    """ "git" when root is the top of a git work tree, else "folder"."""
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
-            capture_output=True, text=True, timeout=10, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "folder"
     if out.returncode == 0 and Path(out.stdout.strip()).resolve() == root.resolve():
@@ -48,7 +51,10 @@ def open_source(name: str, root: Path, kind: str) -> Source:
         "folder": FolderSource,
     }
     if kind not in kinds:
-        raise SourceError(f"Source '{name}' has unknown kind '{kind}'. Run `contextd remove {name}` and add it again.")
+        raise SourceError(
+            f"Source '{name}' has unknown kind '{kind}'. "
+            f"Run `contextd remove {name}` and add it again."
+        )
     if not root.is_dir():
         raise SourceError(
             f"Source '{name}' points at {root}, which is not a directory any more. "

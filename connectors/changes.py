@@ -22,6 +22,7 @@ from contextd.connectors.filters import (
     secret_reason,
     valid_utf8_name,
 )
+
 from contextd.records import Change, ChangeKind, FileState, Skip, Touch, content_hash
 
 Event = Change | Skip | Touch
@@ -71,8 +72,13 @@ def classify(
     if known and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
         return None
     if st.st_size > max_bytes:
-        return Skip(source, rel, f"too large ({st.st_size:,} bytes > {max_bytes:,})",
-                    st.st_size, st.st_mtime_ns)  # fmt: skip
+        return Skip(
+            source,
+            rel,
+            f"too large ({st.st_size:,} bytes > {max_bytes:,})",
+            st.st_size,
+            st.st_mtime_ns,
+        )
     try:
         data, st = _read_regular(path, max_bytes)
     except FileNotFoundError:
@@ -113,8 +119,9 @@ class ScanResult:
         """One item per candidate (None when unchanged), then the deletions."""
         seen: set[str] = set()
         for rel in self.paths:
-            event = classify(self.source.name, self.source.root, rel, self.known.get(rel),
-                             self.max_bytes)  # fmt: skip
+            event = classify(
+                self.source.name, self.source.root, rel, self.known.get(rel), self.max_bytes
+            )
             seen.add(printable_path(rel))
             yield event
         for rel in self.known:

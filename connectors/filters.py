@@ -35,11 +35,30 @@ SECRET_DIRS: frozenset[str] = frozenset({".aws", ".ssh", ".gnupg"})
 # Folders never worth indexing in a plain folder source.
 IGNORED_DIRS: frozenset[str] = frozenset(
     {
-        ".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", ".tox", ".nox",
-        "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist",
-        "target", ".idea", ".gradle", ".next", ".cache", "site-packages", ".eggs",
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".venv",
+        "venv",
+        "env",
+        ".tox",
+        ".nox",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "build",
+        "dist",
+        "target",
+        ".idea",
+        ".gradle",
+        ".next",
+        ".cache",
+        "site-packages",
+        ".eggs",
     }
-)  # fmt: skip
+)
 
 BINARY_SNIFF_BYTES = 8192
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pathspec
-
 from contextd.connectors.filters import IGNORED_DIRS
 
 IGNORE_FILES = (".gitignore", ".contextdignore")

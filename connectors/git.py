@@ -20,10 +20,22 @@ class GitSource:
     def scan(self) -> Iterator[str]:
         try:
             out = subprocess.run(
-                ["git", "-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others",
-                 "--exclude-standard", "--deduplicate"],
-                cwd=self.root, capture_output=True, timeout=300, check=False,
-            )  # fmt: skip
+                [
+                    "git",
+                    "-c",
+                    "core.quotepath=off",
+                    "ls-files",
+                    "-z",
+                    "--cached",
+                    "--others",
+                    "--exclude-standard",
+                    "--deduplicate",
+                ],
+                cwd=self.root,
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SourceError(f"Could not list files of '{self.name}' with git: {exc}.") from None
         if out.returncode != 0:
@@ -32,7 +44,7 @@ class GitSource:
                 f"git could not list files in {self.root}: {message}. "
                 f"Check that it is still a repository, or `contextd remove {self.name}`."
             )
-        seen: set[str] = set()
+        seen: set[bytes] = set()
         for raw in out.stdout.split(b"\0"):
             if raw and raw not in seen:
                 seen.add(raw)
@@ -41,6 +53,10 @@ class GitSource:
     def head(self) -> str | None:
         out = subprocess.run(
             ["git", "rev-parse", "--verify", "-q", "HEAD"],
-            cwd=self.root, capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         return out.stdout.strip() or None

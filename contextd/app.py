@@ -68,10 +68,7 @@ class App:
         for col in client.list_collections():
             if col.name.startswith("contextd-"):
                 client.delete_collection(col.name)
-        with self.catalog.transaction() as db:
-            db.execute("DELETE FROM chunks")
-            db.execute("DELETE FROM files")
-            db.execute("UPDATE sources SET dirty = 0, indexed_at = NULL, indexed_commit = NULL")
+        self.catalog.clear_chunks()
         self.catalog.set_meta(MODEL_KEY, self.embedder.model_id)
         self.__dict__.pop("store", None)
         self.__dict__.pop("indexer", None)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from contextd.errors import SourceError, StoreError
+from contextd.lexical import code_tokens, fts_query
 from contextd.records import Chunk, FileState
 
 SCHEMA = """
@@ -55,6 +56,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     FOREIGN KEY (source, path) REFERENCES files(source, path) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(source, path);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    meta, body, tokenize = "porter unicode61 tokenchars '_.'"
+);                                   -- rowid = chunks.rowid
 CREATE TABLE IF NOT EXISTS vectors (
     model TEXT NOT NULL,
     hash TEXT NOT NULL,
@@ -86,8 +90,9 @@ class Catalog:
     def __init__(self, path: Path, timeout_s: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None,
-                                      check_same_thread=False)  # fmt: skip
+            self.db = sqlite3.connect(
+                path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -156,7 +161,7 @@ class Catalog:
         self.source(name)
         ids = self.chunk_ids(name)
         with self.transaction() as db:
-            db.execute("DELETE FROM chunks WHERE source = ?", (name,))
+            self._drop_chunks(db, "source = ?", (name,))
             db.execute("DELETE FROM files WHERE source = ?", (name,))
             db.execute("DELETE FROM sources WHERE name = ?", (name,))
         return sorted(ids)
@@ -189,6 +194,12 @@ class Catalog:
     def chunk_ids(self, source: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
 
+    def _drop_chunks(self, db: sqlite3.Connection, where: str, args: tuple[str, ...]) -> None:
+        db.execute(
+            f"DELETE FROM chunks_fts WHERE rowid IN (SELECT rowid FROM chunks WHERE {where})", args
+        )
+        db.execute(f"DELETE FROM chunks WHERE {where}", args)
+
     def put_file(
         self,
         db: sqlite3.Connection,
@@ -199,28 +210,67 @@ class Catalog:
         reason: str | None = None,
         chunks: Sequence[tuple[str, Chunk]] = (),
     ) -> None:
-        """Replace one file's row and chunks; call inside `transaction()`."""
-        db.execute("DELETE FROM chunks WHERE source = ? AND path = ?", (source, path))
+        """Replace one file's row, chunks and lexical entries; call inside `transaction()`."""
+        self._drop_chunks(db, "source = ? AND path = ?", (source, path))
         db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (source, path, state.size, state.mtime_ns, state.hash, state.status, reason,
-             language, time.time()),
-        )  # fmt: skip
+            (
+                source,
+                path,
+                state.size,
+                state.mtime_ns,
+                state.hash,
+                state.status,
+                reason,
+                language,
+                time.time(),
+            ),
+        )
         db.executemany(
             "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(cid, source, c.path, c.start_line, c.end_line, c.symbol, c.language, c.hash,
-              c.text) for cid, c in chunks],
-        )  # fmt: skip
+            [
+                (
+                    cid,
+                    source,
+                    c.path,
+                    c.start_line,
+                    c.end_line,
+                    c.symbol,
+                    c.language,
+                    c.hash,
+                    c.text,
+                )
+                for cid, c in chunks
+            ],
+        )
+        if chunks:
+            rowids = dict(
+                db.execute(
+                    "SELECT id, rowid FROM chunks WHERE source = ? AND path = ?", (source, path)
+                ).fetchall()
+            )
+            db.executemany(
+                "INSERT INTO chunks_fts (rowid, meta, body) VALUES (?, ?, ?)",
+                [
+                    (
+                        rowids[cid],
+                        " ".join(code_tokens(f"{c.path} {c.symbol}")),
+                        " ".join(code_tokens(c.text)),
+                    )
+                    for cid, c in chunks
+                ],
+            )
 
-    def touch_file(self, db: sqlite3.Connection, source: str, path: str, size: int,
-                   mtime_ns: int) -> None:  # fmt: skip
+    def touch_file(
+        self, db: sqlite3.Connection, source: str, path: str, size: int, mtime_ns: int
+    ) -> None:
         db.execute(
             "UPDATE files SET size = ?, mtime_ns = ? WHERE source = ? AND path = ?",
             (size, mtime_ns, source, path),
         )
 
     def delete_file(self, db: sqlite3.Connection, source: str, path: str) -> None:
-        db.execute("DELETE FROM chunks WHERE source = ? AND path = ?", (source, path))
+        self._drop_chunks(db, "source = ? AND path = ?", (source, path))
         db.execute("DELETE FROM files WHERE source = ? AND path = ?", (source, path))
 
     def chunks(self, ids: Iterable[str]) -> list[StoredChunk]:
@@ -231,10 +281,44 @@ class Catalog:
             marks = ",".join("?" * len(part))
             for row in self.db.execute(
                 "SELECT id, source, path, language, start_line, end_line, text, symbol "
-                f"FROM chunks WHERE id IN ({marks})", part,
-            ):  # fmt: skip
+                f"FROM chunks WHERE id IN ({marks})",
+                part,
+            ):
                 out.append(StoredChunk(row[0], row[1], Chunk(*row[2:])))
         return out
+
+    def clear_chunks(self) -> None:
+        """Forget every file and chunk (sources stay) before a full rebuild."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM chunks_fts")
+            db.execute("DELETE FROM chunks")
+            db.execute("DELETE FROM files")
+            db.execute("UPDATE sources SET dirty = 0, indexed_at = NULL, indexed_commit = NULL")
+
+    def lexical(
+        self,
+        terms: list[str],
+        limit: int,
+        sources: list[str] | None = None,
+        language: str | None = None,
+    ) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score, higher is better) for chunks matching any of the terms."""
+        if not terms:
+            return []
+        sql = (
+            "SELECT c.id, -bm25(chunks_fts, 3.0, 1.0) AS score FROM chunks_fts "
+            "JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE chunks_fts MATCH ?"
+        )
+        args: list[object] = [fts_query(terms)]
+        if sources:
+            sql += f" AND c.source IN ({','.join('?' * len(sources))})"
+            args += sources
+        if language:
+            sql += " AND c.language = ?"
+            args.append(language)
+        sql += " ORDER BY score DESC LIMIT ?"
+        args.append(limit)
+        return [(i, float(s)) for i, s in self.db.execute(sql, args)]
 
     def skipped(self, source: str | None = None) -> list[tuple[str, str, str]]:
         sql = "SELECT source, path, reason FROM files WHERE status = 'skipped'"

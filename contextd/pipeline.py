@@ -117,7 +117,9 @@ class Indexer:
             log.info("source %s was interrupted; sweeping the store", row.name)
             self.sweep(row.name)
         self.catalog.mark_source(row.name, dirty=True)
-        scan = scan_changes(source, self.catalog.file_states(row.name), self.settings.max_file_bytes)
+        scan = scan_changes(
+            source, self.catalog.file_states(row.name), self.settings.max_file_bytes
+        )
         stats.total_files = len(scan.paths)
         batch = _Batch()
         for event in scan:
@@ -140,7 +142,11 @@ class Indexer:
         commit = source.head() if isinstance(source, GitSource) else None
         self.catalog.mark_source(row.name, dirty=False, indexed_commit=commit, finished=True)
         counts = self.catalog.counts(row.name)
-        stats.files, stats.chunks, stats.skipped = counts["files"], counts["chunks"], counts["skipped"]
+        stats.files, stats.chunks, stats.skipped = (
+            counts["files"],
+            counts["chunks"],
+            counts["skipped"],
+        )
         stats.seconds = time.perf_counter() - started
         if progress:
             progress(stats)
@@ -153,8 +159,9 @@ class Indexer:
             log.exception("chunking %s failed; indexing it as plain windows", change.path)
             from contextd.indexers.text import window_chunks
 
-            chunks = window_chunks(change.path, change.text, language_of(change.path),
-                                   self.chunkers.counter)  # fmt: skip
+            chunks = window_chunks(
+                change.path, change.text, language_of(change.path), self.chunkers.counter
+            )
         seen: dict[str, int] = {}
         out = []
         for chunk in chunks:
@@ -189,15 +196,15 @@ class Indexer:
                 progress(stats)
         return np.stack([cache[c.hash] for c in chunks]) if chunks else np.zeros((0, 1))
 
-    def _flush(
-        self, src: str, batch: _Batch, stats: IndexStats, progress: Progress | None
-    ) -> None:
+    def _flush(self, src: str, batch: _Batch, stats: IndexStats, progress: Progress | None) -> None:
         if not batch:
             return
         pairs = [p for _, chunks in batch.files for p in chunks]
         vectors = self._vectors([c for _, c in pairs], stats, progress)
         old_ids: set[str] = set()
-        for path in [c.path for c, _ in batch.files] + [s.path for s in batch.skips] + batch.deletes:
+        for path in (
+            [c.path for c, _ in batch.files] + [s.path for s in batch.skips] + batch.deletes
+        ):
             old_ids.update(self.catalog.file_chunk_ids(src, path))
         if pairs:
             self.store.upsert(
@@ -209,8 +216,9 @@ class Indexer:
         with self.catalog.transaction() as db:
             for change, chunks in batch.files:
                 state = FileState(change.size, change.mtime_ns, change.hash, "indexed")
-                self.catalog.put_file(db, src, change.path, state, language_of(change.path),
-                                      chunks=chunks)  # fmt: skip
+                self.catalog.put_file(
+                    db, src, change.path, state, language_of(change.path), chunks=chunks
+                )
             for skip in batch.skips:
                 state = FileState(skip.size, skip.mtime_ns, "", "skipped")
                 self.catalog.put_file(db, src, skip.path, state, reason=skip.reason)
@@ -237,9 +245,17 @@ class Indexer:
         if missing:
             chunks = [m.chunk for m in missing]
             vectors = self._vectors(chunks, IndexStats(source), None)
-            self.store.upsert([m.id for m in missing], vectors,
-                              [metadata(source, c) for c in chunks], [c.text for c in chunks])  # fmt: skip
+            self.store.upsert(
+                [m.id for m in missing],
+                vectors,
+                [metadata(source, c) for c in chunks],
+                [c.text for c in chunks],
+            )
         if orphans or missing:
-            log.info("swept %s: %d orphan(s) removed, %d chunk(s) restored", source,
-                     len(orphans), len(missing))  # fmt: skip
+            log.info(
+                "swept %s: %d orphan(s) removed, %d chunk(s) restored",
+                source,
+                len(orphans),
+                len(missing),
+            )
         return len(orphans), len(missing)

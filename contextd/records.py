@@ -72,8 +72,10 @@ class Hit:
     end_line: int
     symbol: str
     language: str
-    score: float
+    score: float  # fused: dense cosine + LEX_WEIGHT x lexical (BM25 relative to the best)
     text: str
+    dense: float = 0.0  # cosine similarity of query and chunk
+    lexical: float = 0.0  # BM25 relative to the best lexical match of this query (0..1)
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,77 @@
-"""Dense retrieval over the vector store, with source, language and path filters."""
+"""Hybrid retrieval: dense (Chroma) and lexical (FTS5) candidates, scored together.
+
+Each candidate from either side gets both signals: its exact cosine to the query (the
+vector comes from the embedding cache) and its BM25 relative to the query's best lexical
+match. The score is the cosine plus a bounded lexical bonus, so a chunk that names what
+was asked (`resolve_redirects` for "redirects") rises without lexical noise swamping
+meaning. Issue 5 replaces this fixed blend with a fitted, calibrated one.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+import numpy as np
+
 from contextd.app import App
 from contextd.errors import ContextdError
+from contextd.lexical import query_terms
 from contextd.records import Hit
 
-MAX_FETCH = 1000
+POOL = 50  # candidates drawn from each side
+MAX_POOL = 1000
+LEX_WEIGHT = 0.15
+# Implementation before tests and changelogs, unless the query asks for those: they
+# mention everything the code does, and an agent asking "how does X work" wants the code.
+SECONDARY_PATH = re.compile(
+    r"(^|/)(tests?|spec|testing)/|(^|/)test_[^/]*$|_test\.[a-z]+$|(^|/)conftest\.py$"
+    r"|(^|/)(history|changelog|changes|news)(\.[a-z]+)?$",
+    re.IGNORECASE,
+)
+SECONDARY_TERMS = frozenset(
+    {
+        "test",
+        "tests",
+        "testing",
+        "spec",
+        "changelog",
+        "history",
+        "news",
+        "changes",
+        "release",
+        "fixture",
+    }
+)
+SECONDARY_PENALTY = 0.1
+# Windows of one definition are one result: its best window, plus a little per extra
+# window that also matched (up to three).
+WINDOW_BONUS = 0.02
+
+
+@dataclass
+class _Candidate:
+    source: str
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    language: str
+    text: str
+    dense: float = 0.0
+    lexical: float = 0.0
 
 
 def _where(sources: list[str] | None, language: str | None) -> dict[str, Any] | None:
     clauses: list[dict[str, Any]] = []
     if sources:
-        clauses.append({"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}})
+        clauses.append(
+            {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
+        )
     if language:
-        clauses.append({"language": language.lower()})
+        clauses.append({"language": language})
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -39,25 +93,69 @@ def search(
     for name in sources or []:
         app.catalog.source(name)  # raises "No source named ..." with the next command
     if not app.catalog.sources():
-        raise ContextdError("Nothing is indexed yet. Run `contextd add PATH`, then `contextd index`.")
+        raise ContextdError(
+            "Nothing is indexed yet. Run `contextd add PATH`, then `contextd index`."
+        )
+    language = language.lower() if language else None
+    pool = min(MAX_POOL, max(POOL, k * (20 if path_glob else 5)))
     vector = app.embedder.embed([query])[0]
-    where = _where(sources, language)
-    fetch = min(MAX_FETCH, k * 20) if path_glob else k
-    hits = []
-    for h in app.store.query(vector, fetch, where):
-        path = str(h.metadata.get("path", ""))
-        if path_glob and not fnmatchcase(path, path_glob):
+
+    found: dict[str, _Candidate] = {}
+    for h in app.store.query(vector, pool, _where(sources, language)):
+        m = h.metadata
+        found[h.id] = _Candidate(
+            str(m.get("source", "")),
+            str(m.get("path", "")),
+            int(m.get("start_line", 0)),
+            int(m.get("end_line", 0)),
+            str(m.get("symbol", "")),
+            str(m.get("language", "")),
+            h.document,
+            dense=1.0 - h.distance,
+        )
+
+    lexical = app.catalog.lexical(query_terms(query), pool, sources, language)
+    best = max((s for _, s in lexical), default=0.0)
+    extra = [i for i, _ in lexical if i not in found]
+    stored = app.catalog.chunks(extra)
+    vectors = app.catalog.cached_vectors(app.embedder.model_id, (s.chunk.hash for s in stored))
+    for s in stored:
+        ch = s.chunk
+        v = vectors.get(ch.hash)
+        cosine = float(np.dot(v, vector)) if v is not None else 0.0
+        found[s.id] = _Candidate(
+            s.source, ch.path, ch.start_line, ch.end_line, ch.symbol, ch.language, ch.text, cosine
+        )
+    for chunk_id, score in lexical:
+        found[chunk_id].lexical = score / best if best > 0 else 0.0
+
+    penalise = not SECONDARY_TERMS & set(query_terms(query))
+    groups: dict[tuple[str, str, str | int], list[tuple[float, _Candidate]]] = {}
+    for c in found.values():
+        if path_glob and not fnmatchcase(c.path, path_glob):
             continue
+        score = c.dense + LEX_WEIGHT * c.lexical
+        if penalise and SECONDARY_PATH.search(c.path):
+            score -= SECONDARY_PENALTY
+        groups.setdefault((c.source, c.path, c.symbol or c.start_line), []).append((score, c))
+    hits = []
+    for windows in groups.values():
+        windows.sort(key=lambda sc: -sc[0])
+        score, c = windows[0]
+        score += WINDOW_BONUS * min(len(windows) - 1, 3)
         hits.append(
             Hit(
-                source=str(h.metadata.get("source", "")),
-                path=path,
-                start_line=int(h.metadata.get("start_line", 0)),
-                end_line=int(h.metadata.get("end_line", 0)),
-                symbol=str(h.metadata.get("symbol", "")),
-                language=str(h.metadata.get("language", "")),
-                score=round(1.0 - h.distance, 4),
-                text=h.document,
+                c.source,
+                c.path,
+                c.start_line,
+                c.end_line,
+                c.symbol,
+                c.language,
+                round(score, 4),
+                c.text,
+                round(c.dense, 4),
+                round(c.lexical, 4),
             )
         )
+    hits.sort(key=lambda h: -h.score)
     return hits[:k]

@@ -9,20 +9,36 @@ from contextd.indexers.code import TreeSitterChunker
 from contextd.indexers.markdown import MarkdownChunker
 from contextd.indexers.text import WindowChunker
 from contextd.indexers.tokens import TokenCounter
+
 from contextd.records import Chunk
 
 # Bump when chunk boundaries change: the store then asks for `contextd reindex`.
 CHUNKER_VERSION = 1
 
 CODE_EXTENSIONS: dict[str, str] = {
-    ".py": "python", ".pyi": "python",
-    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
-    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
-    ".go": "go", ".rs": "rust", ".java": "java",
-    ".c": "c", ".h": "c",
-    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascript",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
+    ".hxx": "cpp",
     ".rb": "ruby",
-}  # fmt: skip
+}
 MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdx"})
 
 

@@ -17,11 +17,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from tree_sitter import Language, Node, Parser, Query
-
 from contextd.indexers.segments import Lines, Segment, to_chunks
 from contextd.indexers.text import window_chunks
 from contextd.indexers.tokens import TokenCounter
+from tree_sitter import Language, Node, Parser, Query
+
 from contextd.records import Chunk
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,9 @@ def _text(node: Node) -> str:
 def _definitions(root: Node, query: Query) -> list[Definition]:
     found: dict[tuple[int, int], Definition] = {}
     for _, captures in _matches(query, root):
-        defs = [n for key, nodes in captures.items() if key.startswith("definition.") for n in nodes]
+        defs = [
+            n for key, nodes in captures.items() if key.startswith("definition.") for n in nodes
+        ]
         names = captures.get("name")
         if not defs or not names:
             continue
@@ -92,8 +94,13 @@ def _definitions(root: Node, query: Query) -> list[Definition]:
         if key in found:
             continue
         end = node.end_point.row + (1 if node.end_point.column > 0 else 0)
-        found[key] = Definition(node.start_point.row, max(end, node.start_point.row + 1), name,
-                                node.start_byte, node.end_byte)  # fmt: skip
+        found[key] = Definition(
+            node.start_point.row,
+            max(end, node.start_point.row + 1),
+            name,
+            node.start_byte,
+            node.end_byte,
+        )
     roots: list[Definition] = []
     stack: list[Definition] = []
     for d in sorted(found.values(), key=lambda d: (d.start_byte, -d.end_byte)):

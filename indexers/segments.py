@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from contextd.indexers.tokens import TokenCounter
+
 from contextd.records import Chunk
 
 SMALL_FRACTION = 4  # a segment under budget/4 tokens is merged into a neighbour when it fits
@@ -84,8 +85,9 @@ def merge_small(segs: list[Segment], lines: Lines, budget: int) -> list[Segment]
             a, b = lines.tokens(prev.start, prev.end), lines.tokens(seg.start, seg.end)
             room = budget + (TINY_TOKENS if min(a, b) < TINY_TOKENS else 0)
             if prev.end == seg.start and a + b <= room and min(a, b) < small:
-                out[-1] = Segment(prev.start, seg.end, _merged_symbol(prev, seg),
-                                  prev.is_def or seg.is_def)  # fmt: skip
+                out[-1] = Segment(
+                    prev.start, seg.end, _merged_symbol(prev, seg), prev.is_def or seg.is_def
+                )
                 continue
         out.append(seg)
     return out
@@ -107,8 +109,10 @@ def to_chunks(
             continue
         text = "\n".join(lines.lines[start:end])
         if end - start == 1 and lines.tokens(start, end) > budget:
-            chunks += [Chunk(path, language, start + 1, start + 1, piece, seg.symbol)
-                       for piece in counter.split(text, budget)]  # fmt: skip
+            chunks += [
+                Chunk(path, language, start + 1, start + 1, piece, seg.symbol)
+                for piece in counter.split(text, budget)
+            ]
         else:
             chunks.append(Chunk(path, language, start + 1, end, text, seg.symbol))
     return enforce_limit(chunks, counter)
@@ -136,19 +140,47 @@ def enforce_limit(chunks: list[Chunk], counter: TokenCounter) -> list[Chunk]:
             symbol = _header_fits(chunk.symbol, counter)
             body = chunk.text.split("\n")
             if symbol != chunk.symbol:
-                retry.append(Chunk(chunk.path, chunk.language, chunk.start_line,
-                                   chunk.end_line, chunk.text, symbol))  # fmt: skip
+                retry.append(
+                    Chunk(
+                        chunk.path,
+                        chunk.language,
+                        chunk.start_line,
+                        chunk.end_line,
+                        chunk.text,
+                        symbol,
+                    )
+                )
             elif len(body) > 1:
                 half = len(body) // 2
                 mid = chunk.start_line + half
-                retry.append(Chunk(chunk.path, chunk.language, chunk.start_line, mid - 1,
-                                   "\n".join(body[:half]), symbol))  # fmt: skip
-                retry.append(Chunk(chunk.path, chunk.language, mid, chunk.end_line,
-                                   "\n".join(body[half:]), symbol))  # fmt: skip
+                retry.append(
+                    Chunk(
+                        chunk.path,
+                        chunk.language,
+                        chunk.start_line,
+                        mid - 1,
+                        "\n".join(body[:half]),
+                        symbol,
+                    )
+                )
+                retry.append(
+                    Chunk(
+                        chunk.path,
+                        chunk.language,
+                        mid,
+                        chunk.end_line,
+                        "\n".join(body[half:]),
+                        symbol,
+                    )
+                )
             else:
                 budget = max(8, limit - counter.count(symbol) - 2)
-                retry += [Chunk(chunk.path, chunk.language, chunk.start_line, chunk.end_line,
-                                piece, symbol) for piece in counter.split(chunk.text, budget)]  # fmt: skip
+                retry += [
+                    Chunk(
+                        chunk.path, chunk.language, chunk.start_line, chunk.end_line, piece, symbol
+                    )
+                    for piece in counter.split(chunk.text, budget)
+                ]
         pending = retry
     out.sort(key=lambda c: (c.start_line, c.end_line))
     return out

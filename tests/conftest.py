@@ -33,8 +33,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     threads_before = set(threading.enumerate())
     yield home
     common.reset()
-    leaked = [t for t in set(threading.enumerate()) - threads_before
-              if t.is_alive() and not t.daemon]  # fmt: skip
+    leaked = [
+        t for t in set(threading.enumerate()) - threads_before if t.is_alive() and not t.daemon
+    ]
     assert not leaked, f"threads leaked: {leaked}"
 
 
@@ -53,10 +54,21 @@ def shared_model(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def git(cwd: Path, *args: str) -> str:
     out = subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com",
-         "-c", "commit.gpgsign=false", *args],
-        cwd=cwd, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "git",
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout
 
 
@@ -97,16 +109,16 @@ def parse_address(text):
     street, city, postcode = [p.strip() for p in text.split(",")]
     return street, city, postcode
 ''',
-    "web/app.js": '''function renderBasket(items) {
+    "web/app.js": """function renderBasket(items) {
   return items.map((item) => `<li>${item.name}</li>`).join("");
 }
-''',
-    "docs/guide.md": '''# Shop guide
+""",
+    "docs/guide.md": """# Shop guide
 
 ## Refunds
 
 Customers may return goods within thirty days for a full refund.
-''',
+""",
 }
 
 

@@ -36,17 +36,25 @@ def test_a_first_index_embeds_everything_and_a_second_nothing(app: App, repo: Pa
 
 
 def test_editing_one_function_re_embeds_only_its_chunk(app: App, repo: Path) -> None:
-    body = "\n".join(f"def helper_{i}(x):\n    '''Helper {i}.'''\n    return x * {i} + len(str(x))\n"
-                     for i in range(12))  # fmt: skip
+    body = "\n".join(
+        f"def helper_{i}(x):\n    '''Helper {i}.'''\n    return x * {i} + len(str(x))\n"
+        for i in range(12)
+    )
     write(repo, "src/helpers.py", body)
     app.index(add(app, repo))
-    before = {c.chunk.symbol: c.chunk.hash for c in app.catalog.chunks(app.catalog.chunk_ids("shop"))
-              if c.chunk.path == "src/helpers.py"}  # fmt: skip
+    before = {
+        c.chunk.symbol: c.chunk.hash
+        for c in app.catalog.chunks(app.catalog.chunk_ids("shop"))
+        if c.chunk.path == "src/helpers.py"
+    }
     assert len(before) > 1, "the file should be several chunks"
     write(repo, "src/helpers.py", body.replace("return x * 7 +", "return x * 70 +"))
     stats = app.index(app.catalog.source("shop"))
-    after = {c.chunk.symbol: c.chunk.hash for c in app.catalog.chunks(app.catalog.chunk_ids("shop"))
-             if c.chunk.path == "src/helpers.py"}  # fmt: skip
+    after = {
+        c.chunk.symbol: c.chunk.hash
+        for c in app.catalog.chunks(app.catalog.chunk_ids("shop"))
+        if c.chunk.path == "src/helpers.py"
+    }
     changed = [s for s in after if before.get(s) != after[s]]
     assert stats.changed == 1
     assert stats.embedded == len(changed) == 1 and "helper_7" in changed[0]

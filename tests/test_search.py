@@ -38,7 +38,9 @@ def test_the_relevant_chunk_ranks_first(indexed: App, query: str, path: str, sym
 def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Path) -> None:
     hits = search(indexed, "render the basket items", k=5, path_glob="src/*")
     assert hits and all(h.path.startswith("src/") for h in hits)
-    assert {h.language for h in search(indexed, "basket", k=5, language="javascript")} == {"javascript"}
+    assert {h.language for h in search(indexed, "basket", k=5, language="javascript")} == {
+        "javascript"
+    }
     other = tmp_path / "other"
     write(other, "basket.py", "def basket():\n    return []\n")
     indexed.index(indexed.catalog.add_source("other", other, "folder"))

@@ -72,8 +72,13 @@ def reindex(
 
 def _head(root: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", root, "rev-parse", "-q", "--verify", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=False)  # fmt: skip
+        out = subprocess.run(
+            ["git", "-C", root, "rev-parse", "-q", "--verify", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None
@@ -86,14 +91,21 @@ def status(
     """What is indexed, per source, and (with --skipped) what was left out and why."""
     with opened_app() as app:
         s = app.settings
-        rows = []
-        for r in app.catalog.sources():
-            head = _head(str(r.root)) if r.kind == "git" else None
-            rows.append({
-                "name": r.name, "kind": r.kind, "root": str(r.root), **app.catalog.counts(r.name),
-                "indexed_at": r.indexed_at, "indexed_commit": r.indexed_commit, "head": head,
-                "interrupted": r.dirty,
-            })  # fmt: skip
+        rows: list[dict[str, Any]] = []
+        for src in app.catalog.sources():
+            head = _head(str(src.root)) if src.kind == "git" else None
+            rows.append(
+                {
+                    "name": src.name,
+                    "kind": src.kind,
+                    "root": str(src.root),
+                    **app.catalog.counts(src.name),
+                    "indexed_at": src.indexed_at,
+                    "indexed_commit": src.indexed_commit,
+                    "head": head,
+                    "interrupted": src.dirty,
+                }
+            )
         left_out = [{"source": a, "path": b, "reason": c} for a, b, c in app.catalog.skipped()]
     data: dict[str, Any] = {"home": str(s.home), "model": s.model, "sources": rows}
     if skipped:
@@ -103,11 +115,21 @@ def status(
         return
     console.print(f"home: {s.home}\nmodel: {s.model}")
     for r in rows:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["indexed_at"])) if r["indexed_at"] else "never"
-        line = (f"[bold]{r['name']}[/] ({r['kind']}) {r['files']} files, {r['chunks']} chunks, "
-                f"{r['skipped']} skipped · indexed {when}")  # fmt: skip
+        when = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(r["indexed_at"]))
+            if r["indexed_at"]
+            else "never"
+        )
+        line = (
+            f"[bold]{r['name']}[/] ({r['kind']}) {r['files']} files, {r['chunks']} chunks, "
+            f"{r['skipped']} skipped · indexed {when}"
+        )
         if r["kind"] == "git" and r["indexed_commit"]:
-            fresh = "up to date" if r["indexed_commit"] == r["head"] else f"HEAD is {str(r['head'])[:10]}"
+            fresh = (
+                "up to date"
+                if r["indexed_commit"] == r["head"]
+                else f"HEAD is {str(r['head'])[:10]}"
+            )
             line += f" at {r['indexed_commit'][:10]} ({fresh})"
         if r["interrupted"]:
             line += " · [yellow]last run was interrupted: run `contextd index`[/]"

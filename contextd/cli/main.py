@@ -36,8 +36,11 @@ app.command()(indexing.reindex)
 
 def run(argv: Sequence[str] | None = None) -> int:
     try:
-        result = app(args=list(argv) if argv is not None else None, standalone_mode=False,
-                     prog_name="contextd")  # fmt: skip
+        result = app(
+            args=list(argv) if argv is not None else None,
+            standalone_mode=False,
+            prog_name="contextd",
+        )
         return result if isinstance(result, int) else 0
     except ContextdError as exc:
         err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
@@ -56,8 +59,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             where = str(settings().log_path)
         except ContextdError:
             where = "the log"
-        err_console.print(f"[red]unexpected error:[/] {type(exc).__name__}: {exc}. "
-                          f"The traceback is in {where}; please report it.")  # fmt: skip
+        err_console.print(
+            f"[red]unexpected error:[/] {type(exc).__name__}: {exc}. "
+            f"The traceback is in {where}; please report it."
+        )
         return 3
 
 

@@ -14,11 +14,33 @@ from contextd.records import Hit
 from contextd.search import search as run_search
 
 SNIPPET_LINES = 6
-STOPWORDS = frozenset("the and for how are is was what where when which with does this that from into".split())
+STOPWORDS = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "how",
+        "are",
+        "is",
+        "was",
+        "what",
+        "where",
+        "when",
+        "which",
+        "with",
+        "does",
+        "this",
+        "that",
+        "from",
+        "into",
+    ]
+)
 
 
 def _terms(query: str) -> list[str]:
-    return [w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]{2,}", query) if w.lower() not in STOPWORDS]
+    return [
+        w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]{2,}", query) if w.lower() not in STOPWORDS
+    ]
 
 
 def snippet(text: str, terms: list[str], n: int = SNIPPET_LINES) -> tuple[int, list[str]]:
@@ -51,8 +73,12 @@ def _print_hit(rank: int, hit: Hit, terms: list[str]) -> None:
 def search(
     query: Annotated[str, typer.Argument(help="What you are looking for, in words or code.")],
     k: Annotated[int, typer.Option("-k", help="How many results.")] = 8,
-    source: Annotated[list[str] | None, typer.Option("--source", help="Only these sources.")] = None,
-    path: Annotated[str | None, typer.Option("--path", help="Only paths matching this glob.")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only these sources.")
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option("--path", help="Only paths matching this glob.")
+    ] = None,
     lang: Annotated[str | None, typer.Option("--lang", help="Only this language.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:

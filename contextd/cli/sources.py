@@ -45,15 +45,25 @@ def sources(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the sources with what is indexed of each."""
     with opened_app() as app:
         rows = [
-            {"name": r.name, "kind": r.kind, "root": str(r.root), **app.catalog.counts(r.name),
-             "indexed_commit": r.indexed_commit, "indexed_at": r.indexed_at}
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "root": str(r.root),
+                **app.catalog.counts(r.name),
+                "indexed_commit": r.indexed_commit,
+                "indexed_at": r.indexed_at,
+            }
             for r in app.catalog.sources()
-        ]  # fmt: skip
+        ]
     if as_json:
         print_json(rows)
         return
     if not rows:
         console.print("No sources yet. Run `contextd add PATH`.")
     for r in rows:
-        state = "never indexed" if r["indexed_at"] is None else f"{r['files']} files, {r['chunks']} chunks"
+        state = (
+            "never indexed"
+            if r["indexed_at"] is None
+            else f"{r['files']} files, {r['chunks']} chunks"
+        )
         console.print(f"[bold]{r['name']}[/]  {r['kind']}  {r['root']}  ({state})")

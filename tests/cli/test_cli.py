@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from contextd.cli.main import run
-from tests.conftest import write
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,13 +35,17 @@ def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
     code, out, _ = cli(capsys, "search", "email the receipt", "-k", "2", "--json")
     results = json.loads(out)
     assert code == 0 and len(results) == 2
-    assert {"source", "path", "start_line", "end_line", "symbol", "score", "text"} <= set(results[0])
+    assert {"source", "path", "start_line", "end_line", "symbol", "score", "text"} <= set(
+        results[0]
+    )
     assert results[0]["path"] == "src/shop/mail.py"
 
     code, out, _ = cli(capsys, "search", "email the receipt", "-k", "1")
     assert code == 0 and "src/shop/mail.py:" in out and "send_receipt_email" in out
 
-    code, out, _ = cli(capsys, "search", "receipt", "--lang", "javascript", "--path", "web/*", "--json")
+    code, out, _ = cli(
+        capsys, "search", "receipt", "--lang", "javascript", "--path", "web/*", "--json"
+    )
     assert all(r["path"].startswith("web/") for r in json.loads(out))
 
     (repo / "logo.png").write_bytes(b"\x89PNG\x00")
@@ -73,8 +76,12 @@ def test_a_broken_setting_is_a_clear_error(monkeypatch, capsys) -> None:
 
 
 def test_a_model_that_cannot_load_offline_says_how_to_fix_it(repo: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "CONTEXTD_HOME": str(tmp_path / "h"), "HF_HUB_OFFLINE": "1",
-           "CONTEXTD_MODEL": "someone/not-a-real-model-xyz"}  # fmt: skip
+    env = {
+        **os.environ,
+        "CONTEXTD_HOME": str(tmp_path / "h"),
+        "HF_HUB_OFFLINE": "1",
+        "CONTEXTD_MODEL": "someone/not-a-real-model-xyz",
+    }
     contextd = [sys.executable, "-m", "contextd"]
     subprocess.run([*contextd, "add", str(repo)], env=env, check=True, capture_output=True)
     out = subprocess.run([*contextd, "index"], env=env, capture_output=True, text=True)
@@ -87,8 +94,14 @@ def test_a_model_that_cannot_load_offline_says_how_to_fix_it(repo: Path, tmp_pat
 def test_make_run_from_the_readme_indexes_and_searches_this_repository(tmp_path: Path) -> None:
     env = {**os.environ, "CONTEXTD_HOME": str(tmp_path / "h")}
     venv = Path(sys.prefix)
-    out = subprocess.run(["make", "-s", "run", f"VENV={venv}"], cwd=REPO_ROOT, env=env,
-                         capture_output=True, text=True, timeout=900)  # fmt: skip
+    out = subprocess.run(
+        ["make", "-s", "run", f"VENV={venv}"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr
     assert "contextd:" in out.stdout and "chunks" in out.stdout
     assert "1. " in out.stdout and ".py:" in out.stdout

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from contextd.connectors.base import detect_kind, open_source
 from contextd.connectors.filters import secret_reason
+
 from tests.conftest import git, write
 
 
@@ -34,14 +35,30 @@ def test_a_folder_source_honours_builtin_ignores_and_ignore_files(tmp_path: Path
     paths = set(src.scan())
     assert src.kind == "folder"
     assert {"a.md", "sub/public/plan.md"} <= paths
-    assert not {"node_modules/pkg/index.js", ".venv/lib/site.py", "draft.tmp",
-                "sub/private/plan.md"} & paths  # fmt: skip
+    assert (
+        not {"node_modules/pkg/index.js", ".venv/lib/site.py", "draft.tmp", "sub/private/plan.md"}
+        & paths
+    )
 
 
 def test_the_deny_list_names_secrets_by_file_and_folder() -> None:
-    for path in [".env", ".env.local", "config/.env.production", "certs/server.pem", "tls.key",
-                 "home/.ssh/config", "id_rsa", "id_ed25519.pub", "store.p12", ".npmrc", ".pypirc",
-                 ".netrc", "gcp/credentials-prod.json", "infra/terraform.tfstate", ".aws/config"]:
+    for path in [
+        ".env",
+        ".env.local",
+        "config/.env.production",
+        "certs/server.pem",
+        "tls.key",
+        "home/.ssh/config",
+        "id_rsa",
+        "id_ed25519.pub",
+        "store.p12",
+        ".npmrc",
+        ".pypirc",
+        ".netrc",
+        "gcp/credentials-prod.json",
+        "infra/terraform.tfstate",
+        ".aws/config",
+    ]:
         assert secret_reason(path), path
     for path in ["src/environment.py", "keys.py", "docs/env.md", "monkey.txt"]:
         assert secret_reason(path) is None, path

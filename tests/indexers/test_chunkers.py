@@ -4,10 +4,10 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
-from contextd.embedder import default_model_dir
 from contextd.indexers import ChunkerRegistry, TokenCounter, language_of
 from contextd.indexers.code import TreeSitterChunker
+
+from contextd.embedder import default_model_dir
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "languages"
 
@@ -20,7 +20,12 @@ EXPECTED_SYMBOLS = {
     "Sample.java": ["Inventory", "Inventory.Inventory", "Inventory.count", "Shelf", "Shelf.stack"],
     "sample.c": ["point", "add_points", "greeting"],
     "sample.cpp": ["geometry", "geometry.Shape", "geometry.scale"],
-    "sample.rb": ["Billing", "Billing.Invoice", "Billing.Invoice.initialize", "Billing.Invoice.parse"],
+    "sample.rb": [
+        "Billing",
+        "Billing.Invoice",
+        "Billing.Invoice.initialize",
+        "Billing.Invoice.parse",
+    ],
 }
 
 
@@ -108,5 +113,8 @@ def test_no_chunk_exceeds_the_model_limit_on_fixtures_and_the_stdlib(counter: To
         text = path.read_text(encoding="utf-8", errors="replace")
         for chunk in registry.chunk(path.name, text):
             n += 1
-            assert counter.count(chunk.embed_text) <= counter.content_limit, (path, chunk.start_line)
+            assert counter.count(chunk.embed_text) <= counter.content_limit, (
+                path,
+                chunk.start_line,
+            )
     assert n > 1000

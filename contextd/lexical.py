@@ -1,0 +1,120 @@
+"""Code-aware tokens for the lexical (FTS5) index.
+
+Identifiers are split at `snake_case`, `camelCase` and dots, and also kept whole, so
+`resolve_redirects` matches "redirects", "resolve_redirects" and "resolve redirects".
+The FTS5 table applies the Porter stemmer on top ("redirects" ~ "redirect").
+"""
+
+from __future__ import annotations
+
+import re
+
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|[0-9]+")
+CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+MAX_TOKEN = 64
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "may",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "should",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "use",
+        "used",
+        "using",
+        "get",
+        "gets",
+    ]
+)
+
+
+def split_identifier(word: str) -> list[str]:
+    parts: list[str] = []
+    for piece in re.split(r"[._]+", word):
+        parts += CAMEL.findall(piece)
+    return [p.lower() for p in parts if p]
+
+
+def code_tokens(text: str) -> list[str]:
+    out: list[str] = []
+    for m in WORD.finditer(text):
+        word = m.group()
+        if len(word) > MAX_TOKEN:
+            continue
+        parts = split_identifier(word)
+        if len(parts) > 1 or word.lower() not in parts:
+            out.append(word.lower())
+        out += parts
+    return out
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct tokens of a query worth matching (stopwords dropped)."""
+    seen: dict[str, None] = {}
+    for token in code_tokens(query):
+        if token not in STOPWORDS and len(token) > 1:
+            seen.setdefault(token, None)
+    return list(seen)
+
+
+def fts_query(terms: list[str]) -> str:
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)

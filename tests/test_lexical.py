@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from contextd.app import App
+from contextd.lexical import code_tokens, query_terms
+from contextd.search import search
+from tests.conftest import write
+
+
+def test_identifiers_are_split_and_kept_whole() -> None:
+    tokens = code_tokens("def resolve_redirects(self): return os.path.join(HTTPAdapter, getURL2)")
+    assert {"resolve_redirects", "resolve", "redirects"} <= set(tokens)
+    assert {"os.path.join", "os", "path", "join"} <= set(tokens)
+    assert {"httpadapter", "http", "adapter"} <= set(tokens)
+    assert {"geturl2", "get", "url", "2"} <= set(tokens)
+
+
+def test_query_terms_drop_stopwords() -> None:
+    assert query_terms("how are redirects followed") == ["redirects", "followed"]
+
+
+def test_an_exact_identifier_finds_its_definition_first(app: App, repo: Path) -> None:
+    write(repo, "src/shop/tax.py", "def compute_vat_surcharge(amount):\n    return amount * 0.2\n")
+    app.index(app.catalog.add_source("shop", repo, "git"))
+    top = search(app, "compute_vat_surcharge", k=3)[0]
+    assert top.path == "src/shop/tax.py" and top.lexical == 1.0
+
+
+def test_the_lexical_index_follows_edits_and_deletes(app: App, repo: Path) -> None:
+    app.index(app.catalog.add_source("shop", repo, "git"))
+    assert app.catalog.lexical(["parse_address"], 5)
+    (repo / "src/shop/mail.py").unlink()
+    app.index(app.catalog.source("shop"))
+    assert app.catalog.lexical(["parse_address"], 5) == []
+    fts_rows = app.catalog.db.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0]
+    assert fts_rows == len(app.catalog.chunk_ids("shop"))
+
+
+def test_windows_of_one_function_come_back_as_one_result(app: App, repo: Path) -> None:
+    steps = "\n".join(
+        f"    total = total + step_{i}(order)  # apply pricing rule {i}" for i in range(80)
+    )
+    write(
+        repo,
+        "src/shop/pricing.py",
+        f"def apply_pricing_rules(order):\n    total = 0\n{steps}\n    return total\n",
+    )
+    app.index(app.catalog.add_source("shop", repo, "git"))
+    hits = search(app, "apply pricing rules to the order", k=8)
+    assert [h.symbol for h in hits].count("apply_pricing_rules") == 1
+
+
+def test_tests_rank_below_code_unless_asked_for(app: App, repo: Path) -> None:
+    write(
+        repo,
+        "tests/test_cart.py",
+        "def test_total_price_sums_items():\n    cart = Cart()\n"
+        "    cart.add_item('a', 2)\n    assert cart.total_price() == 2\n",
+    )
+    app.index(app.catalog.add_source("shop", repo, "git"))
+    assert search(app, "total price of the cart items", k=1)[0].path == "src/shop/cart.py"
+    assert search(app, "test for the total price", k=1)[0].path == "tests/test_cart.py"
