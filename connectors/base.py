@@ -8,7 +8,7 @@ change detection) is shared and lives in `changes.py`.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -20,8 +20,9 @@ class Source(Protocol):
     root: Path
     kind: str
 
-    def scan(self) -> Iterator[str]:
-        """Yield candidate file paths relative to root, posix-style."""
+    def scan(self, paths: Collection[str] | None = None) -> Iterator[str]:
+        """Yield candidate file paths relative to root, posix-style; with `paths`, only
+        those and files below those folders."""
         ...
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from contextd.connectors.filters import (
     secret_reason,
     valid_utf8_name,
 )
+from contextd.connectors.scope import Scope
 
 from contextd.records import Change, ChangeKind, FileState, Skip, Touch, content_hash
 
@@ -110,10 +111,12 @@ class ScanResult:
     source: Source
     known: Mapping[str, FileState]
     max_bytes: int
+    scope: Collection[str] | None = None  # only these paths (and below), or everything
     paths: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.paths = list(self.source.scan())
+        self.paths = list(self.source.scan(self.scope))
+        self._in_scope = Scope(self.scope) if self.scope is not None else None
 
     def __iter__(self) -> Iterator[Event | None]:
         """One item per candidate (None when unchanged), then the deletions."""
@@ -125,9 +128,14 @@ class ScanResult:
             seen.add(printable_path(rel))
             yield event
         for rel in self.known:
-            if rel not in seen:
+            if rel not in seen and (self._in_scope is None or rel in self._in_scope):
                 yield Change(self.source.name, rel, ChangeKind.DELETED)
 
 
-def scan_changes(source: Source, known: Mapping[str, FileState], max_bytes: int) -> ScanResult:
-    return ScanResult(source, known, max_bytes)
+def scan_changes(
+    source: Source,
+    known: Mapping[str, FileState],
+    max_bytes: int,
+    scope: Collection[str] | None = None,
+) -> ScanResult:
+    return ScanResult(source, known, max_bytes, scope)

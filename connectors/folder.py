@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pathspec
 from contextd.connectors.filters import IGNORED_DIRS
+from contextd.connectors.scope import Scope
 
 IGNORE_FILES = (".gitignore", ".contextdignore")
 
@@ -29,7 +30,18 @@ class FolderSource:
         self.name = name
         self.root = root
 
-    def scan(self) -> Iterator[str]:
+    def scan(self, paths: Collection[str] | None = None) -> Iterator[str]:
+        """Candidate files; with `paths`, only those (and files under those folders).
+
+        A folder is always walked from its root, so nested ignore files keep applying;
+        listing is cheap next to reading.
+        """
+        scope = Scope(paths) if paths is not None else None
+        for rel in self._walk():
+            if scope is None or rel in scope:
+                yield rel
+
+    def _walk(self) -> Iterator[str]:
         # Each folder's ignore files apply to everything below it, relative to it.
         specs: dict[str, list[tuple[str, pathspec.PathSpec]]] = {"": []}
         root = str(self.root)

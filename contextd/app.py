@@ -5,6 +5,7 @@ Commands that only read the catalog (sources, status) never load the model or Ch
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import cached_property
 from pathlib import Path
 
@@ -22,7 +23,7 @@ MODEL_KEY = "model_id"
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.catalog = Catalog(settings.catalog_path)
 
     @cached_property
@@ -46,8 +47,14 @@ class App:
     def indexer(self) -> Indexer:
         return Indexer(self.settings, self.catalog, self.store, self.embedder)
 
-    def index(self, row: SourceRow, progress: Progress | None = None) -> IndexStats:
-        return self.indexer.index(row, progress)
+    def index(
+        self,
+        row: SourceRow,
+        progress: Progress | None = None,
+        scope: Collection[str] | None = None,
+        commit: str | None = None,
+    ) -> IndexStats:
+        return self.indexer.index(row, progress, scope, commit)
 
     def forget(self, name: str) -> int:
         """Remove a source from the catalog and its vectors from the store."""

@@ -8,6 +8,7 @@ with itself, and `Indexer.sweep` makes the vector store agree with it after a cr
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS sources (
     added_at REAL NOT NULL,
     indexed_at REAL,
     indexed_commit TEXT,
-    dirty INTEGER NOT NULL DEFAULT 0
+    dirty INTEGER NOT NULL DEFAULT 0,
+    reconciled_at REAL               -- last full scan
 );
 CREATE TABLE IF NOT EXISTS files (
     source TEXT NOT NULL REFERENCES sources(name) ON DELETE CASCADE,
@@ -77,6 +79,7 @@ class SourceRow:
     indexed_at: float | None
     indexed_commit: str | None
     dirty: bool
+    reconciled_at: float | None
 
 
 @dataclass(frozen=True)
@@ -87,24 +90,55 @@ class StoredChunk:
 
 
 class Catalog:
+    """One SQLite connection per thread over a WAL database: readers never block the writer."""
+
     def __init__(self, path: Path, timeout_s: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self.db.executescript(SCHEMA)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
         try:
-            self.db = sqlite3.connect(
-                path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
             )
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreError(
+                    f"The catalog at {self.path} is locked by another process ({exc}). "
+                    "Close whatever holds it, or run `contextd stop`, then try again."
+                ) from None
+            raise StoreError(f"The catalog at {self.path} cannot be opened ({exc}).") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(
-                f"The catalog at {path} cannot be opened ({exc}). If it is damaged, move it "
-                "aside and run `contextd reindex`; it is rebuilt from your files."
+                f"The catalog at {self.path} cannot be opened ({exc}). If it is damaged, move "
+                "it aside and run `contextd reindex`; it is rebuilt from your files."
             ) from None
+        with self._guard:
+            self._all.append(conn)
+        return conn
 
     def close(self) -> None:
-        self.db.close()
+        with self._guard:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -167,15 +201,25 @@ class Catalog:
         return sorted(ids)
 
     def mark_source(
-        self, name: str, *, dirty: bool, indexed_commit: str | None = None, finished: bool = False
+        self,
+        name: str,
+        *,
+        dirty: bool,
+        indexed_commit: str | None = None,
+        reconciled: bool = False,
     ) -> None:
-        if finished:
-            self.db.execute(
-                "UPDATE sources SET dirty = ?, indexed_at = ?, indexed_commit = ? WHERE name = ?",
-                (int(dirty), time.time(), indexed_commit, name),
-            )
-        else:
-            self.db.execute("UPDATE sources SET dirty = ? WHERE name = ?", (int(dirty), name))
+        """Set the dirty flag; clearing it records the end of a run (and its commit)."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("UPDATE sources SET dirty = ? WHERE name = ?", (int(dirty), name))
+            if not dirty:
+                db.execute("UPDATE sources SET indexed_at = ? WHERE name = ?", (now, name))
+            if indexed_commit:
+                db.execute(
+                    "UPDATE sources SET indexed_commit = ? WHERE name = ?", (indexed_commit, name)
+                )
+            if reconciled:
+                db.execute("UPDATE sources SET reconciled_at = ? WHERE name = ?", (now, name))
 
     # -- files and chunks -------------------------------------------------------------------
 
@@ -293,7 +337,10 @@ class Catalog:
             db.execute("DELETE FROM chunks_fts")
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM files")
-            db.execute("UPDATE sources SET dirty = 0, indexed_at = NULL, indexed_commit = NULL")
+            db.execute(
+                "UPDATE sources SET dirty = 0, indexed_at = NULL, indexed_commit = NULL, "
+                "reconciled_at = NULL"
+            )
 
     def lexical(
         self,
@@ -363,5 +410,7 @@ class Catalog:
 
 
 def _source_row(row: tuple) -> SourceRow:
-    name, root, kind, added_at, indexed_at, commit, dirty = row
-    return SourceRow(name, Path(root), kind, added_at, indexed_at, commit, bool(dirty))
+    name, root, kind, added_at, indexed_at, commit, dirty, reconciled_at = row
+    return SourceRow(
+        name, Path(root), kind, added_at, indexed_at, commit, bool(dirty), reconciled_at
+    )

@@ -6,7 +6,8 @@
      ├── ModelUnavailable         the embedding model cannot be loaded
      ├── StoreError               the vector store or catalog cannot be used
      │    └── StoreMismatch       the index was built with another model or chunker
-     └── IndexingError            an index run could not complete
+     ├── IndexingError            an index run could not complete
+     └── DaemonError              the daemon cannot start, or does not answer
 
 Anything that is not a ContextdError is a bug: the CLI logs its traceback and says where.
 """
@@ -39,4 +40,8 @@ class StoreMismatch(StoreError):
 
 
 class IndexingError(ContextdError):
+    pass
+
+
+class DaemonError(ContextdError):
     pass

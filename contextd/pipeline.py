@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -109,16 +109,29 @@ class Indexer:
         self.embedder = embedder
         self.chunkers = ChunkerRegistry(embedder.token_counter(), settings.parse_timeout_s)
 
-    def index(self, row: SourceRow, progress: Progress | None = None) -> IndexStats:
+    def index(
+        self,
+        row: SourceRow,
+        progress: Progress | None = None,
+        scope: Collection[str] | None = None,
+        commit: str | None = None,
+    ) -> IndexStats:
+        """Bring a source (or, with `scope`, those paths of it) in line with the disk.
+
+        A full run records the HEAD it started from; a scoped run records `commit` when
+        given (a git event whose scope is everything changed since the recorded commit).
+        """
         started = time.perf_counter()
         stats = IndexStats(row.name)
         source = open_source(row.name, row.root, row.kind)
+        if scope is None and isinstance(source, GitSource):
+            commit = source.head()
         if row.dirty:
             log.info("source %s was interrupted; sweeping the store", row.name)
             self.sweep(row.name)
         self.catalog.mark_source(row.name, dirty=True)
         scan = scan_changes(
-            source, self.catalog.file_states(row.name), self.settings.max_file_bytes
+            source, self.catalog.file_states(row.name), self.settings.max_file_bytes, scope
         )
         stats.total_files = len(scan.paths)
         batch = _Batch()
@@ -139,8 +152,9 @@ class Indexer:
             elif progress and stats.scanned % 50 == 0:
                 progress(stats)
         self._flush(row.name, batch, stats, progress)
-        commit = source.head() if isinstance(source, GitSource) else None
-        self.catalog.mark_source(row.name, dirty=False, indexed_commit=commit, finished=True)
+        self.catalog.mark_source(
+            row.name, dirty=False, indexed_commit=commit, reconciled=scope is None
+        )
         counts = self.catalog.counts(row.name)
         stats.files, stats.chunks, stats.skipped = (
             counts["files"],

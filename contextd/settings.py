@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(default=1024 * 1024, ge=1)
     parse_timeout_s: float = Field(default=5.0, gt=0)
 
+    settle_ms: int = Field(default=200, ge=0, le=60_000)
+    """Quiet period after a file event before the daemon indexes."""
+    reconcile_interval_s: float = Field(default=300.0, gt=0)
+    """Full reconcile scan period, catching anything events missed."""
+    watch: Literal["auto", "polling"] = "auto"
+    polling_interval_s: float = Field(default=2.0, gt=0)
+
     @field_validator("home")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -51,6 +58,10 @@ class Settings(BaseSettings):
     @property
     def log_path(self) -> Path:
         return self.home / "logs" / "contextd.log"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.home / "spool"
 
 
 def load_settings() -> Settings:

@@ -1,4 +1,10 @@
-"""What every command shares: settings, the app, consoles, progress display."""
+"""What every command shares: settings, consoles, progress, and `execute`.
+
+`execute` sends an operation to the running daemon when there is one (warm model, one
+writer); otherwise it takes the data-dir lock and runs the operation in this process.
+Only light modules are imported here, so a command answered by the daemon never loads
+numpy, Chroma or torch.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,23 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from contextd.app import App
-from contextd.pipeline import IndexStats
+from contextd import rpc
+from contextd.errors import DaemonError
+from contextd.lock import DataDirLock, read_info
 from contextd.settings import Settings, load_settings
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+LOCK_WAIT_S = 5.0
+LONG_OPS = frozenset({"index", "reindex", "add", "remove"})
 
 _settings: Settings | None = None
 
@@ -37,32 +47,58 @@ def reset() -> None:
     _settings = None
 
 
-def configure_logging(s: Settings) -> None:
+def configure_logging(s: Settings, stderr: bool = False) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_contextd", False):
             root.removeHandler(h)
+    handlers: list[logging.Handler] = []
     try:
         s.log_path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(s.log_path, encoding="utf-8")
+        handlers.append(logging.FileHandler(s.log_path, encoding="utf-8"))
     except OSError:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler._contextd = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
+        stderr = True
+    if stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._contextd = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
     root.setLevel(logging.INFO)
     for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@contextmanager
-def opened_app() -> Iterator[App]:
-    app = App(settings())
+def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | None = None) -> Any:
+    s = settings()
     try:
-        yield app
+        return rpc.call(
+            s.home, op, args, timeout=None if op in LONG_OPS else 60, on_progress=progress
+        )
+    except rpc.DaemonUnavailable:
+        pass
+    lock = DataDirLock(s.home)
+    if not lock.acquire(wait_s=LOCK_WAIT_S):
+        info = read_info(s.home)
+        if info:
+            raise DaemonError(
+                f"The contextd daemon (pid {info['pid']}) is not answering. Wait for it to "
+                "finish starting, check `contextd logs`, or run `contextd stop`."
+            )
+        raise DaemonError(
+            f"Another contextd command is working on {s.home}. Wait for it, then try again."
+        )
+    try:
+        from contextd import ops
+        from contextd.app import App
+
+        app = App(s)
+        try:
+            return ops.run(app, op, args, progress)
+        finally:
+            app.close()
     finally:
-        app.close()
+        lock.release()
 
 
 def print_json(data: Any) -> None:
@@ -70,8 +106,8 @@ def print_json(data: Any) -> None:
 
 
 @contextmanager
-def index_progress(label: str, enabled: bool) -> Iterator[Any]:
-    """A live progress bar on a terminal; a no-op callback elsewhere."""
+def index_progress(enabled: bool) -> Iterator[Callable[[dict], None] | None]:
+    """A live progress bar on a terminal; nothing elsewhere."""
     if not enabled or not err_console.is_terminal:
         yield None
         return
@@ -84,17 +120,17 @@ def index_progress(label: str, enabled: bool) -> Iterator[Any]:
         console=err_console,
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=None, detail="scanning")
+        task = bar.add_task("indexing", total=None, detail="scanning")
         started = time.perf_counter()
 
-        def update(stats: IndexStats) -> None:
-            rate = stats.embedded / max(1e-9, time.perf_counter() - started)
+        def update(p: dict) -> None:
+            rate = p["embedded"] / max(1e-9, time.perf_counter() - started)
             bar.update(
                 task,
-                total=stats.total_files or None,
-                completed=stats.scanned,
-                description=stats.source,
-                detail=f"{stats.embedded} embedded ({rate:.0f}/s) · {stats.cached} cached",
+                total=p.get("total_files") or None,
+                completed=p["scanned"],
+                description=p["source"],
+                detail=f"{p['embedded']} embedded ({rate:.0f}/s) · {p['cached']} cached",
             )
 
         yield update

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import click
 import typer
 
-from contextd.cli import indexing, search, sources
+from contextd.cli import daemon, hooks, indexing, search, sources
 from contextd.cli.common import err_console, settings
 from contextd.errors import ContextdError
 
@@ -32,6 +32,11 @@ app.command()(sources.sources)
 app.command()(sources.remove)
 app.command()(indexing.status)
 app.command()(indexing.reindex)
+app.command()(daemon.start)
+app.command()(daemon.stop)
+app.command()(daemon.daemon)
+app.command()(daemon.logs)
+app.add_typer(hooks.app, name="hooks")
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
-from contextd.cli.common import console, opened_app, print_json
-from contextd.records import Hit
-from contextd.search import search as run_search
+from contextd.cli.common import console, execute, print_json
 
 SNIPPET_LINES = 6
 STOPWORDS = frozenset(
@@ -52,17 +49,17 @@ def snippet(text: str, terms: list[str], n: int = SNIPPET_LINES) -> tuple[int, l
     return best, lines[best : best + n]
 
 
-def _print_hit(rank: int, hit: Hit, terms: list[str]) -> None:
+def _print_hit(rank: int, hit: dict[str, Any], terms: list[str]) -> None:
     head = Text(f"{rank}. ", style="dim")
-    head.append(f"{hit.path}:{hit.start_line}-{hit.end_line}", style="bold cyan")
-    if hit.symbol:
-        head.append(f"  {hit.symbol}", style="magenta")
-    head.append(f"  score {hit.score:.3f}", style="green")
-    head.append(f"  [{hit.source}]", style="dim")
+    head.append(f"{hit['path']}:{hit['start_line']}-{hit['end_line']}", style="bold cyan")
+    if hit["symbol"]:
+        head.append(f"  {hit['symbol']}", style="magenta")
+    head.append(f"  score {hit['score']:.3f}", style="green")
+    head.append(f"  [{hit['source']}]", style="dim")
     console.print(head)
-    offset, lines = snippet(hit.text, terms)
+    offset, lines = snippet(hit["text"], terms)
     for i, line in enumerate(lines):
-        body = Text(f"  {hit.start_line + offset + i:>5} │ ", style="dim")
+        body = Text(f"  {hit['start_line'] + offset + i:>5} │ ", style="dim")
         code = Text(line.expandtabs(4)[:160])
         if terms:
             code.highlight_words(terms, style="bold yellow", case_sensitive=False)
@@ -83,10 +80,10 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Search the index."""
-    with opened_app() as app:
-        hits = run_search(app, query, k=k, sources=source, path_glob=path, language=lang)
+    args = {"query": query, "k": k, "sources": source, "path_glob": path, "language": lang}
+    hits = execute("search", args)
     if as_json:
-        print_json([asdict(h) for h in hits])
+        print_json(hits)
         return
     if not hits:
         console.print("No results. Check `contextd status`, or widen --source/--path/--lang.")

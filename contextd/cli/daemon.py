@@ -1,0 +1,120 @@
+"""`contextd start`, `stop`, `daemon` (foreground) and `logs`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from typing import Annotated
+
+import typer
+
+from contextd import rpc
+from contextd.cli.common import configure_logging, console, settings
+from contextd.errors import DaemonError
+from contextd.lock import read_info
+
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+
+
+def daemon() -> None:
+    """Run the daemon in the foreground (for systemd, launchd, or a terminal)."""
+    from contextd.daemon import Daemon
+
+    s = settings()
+    configure_logging(s, stderr=True)
+    Daemon(s).run()
+
+
+def start() -> None:
+    """Start the daemon in the background; returns once it answers."""
+    s = settings()
+    running = rpc.ping(s.home)
+    if running:
+        console.print(f"contextd is already running (pid {running['pid']}).")
+        return
+    s.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(s.log_path.with_name("daemon.stderr"), "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "contextd", "daemon"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        info = rpc.ping(s.home, timeout=1.0)
+        if info:
+            console.print(f"contextd started (pid {info['pid']}); logs: `contextd logs`.")
+            return
+        code = proc.poll()
+        if code is not None:
+            tail = _tail(s.log_path.with_name("daemon.stderr"), 3) or _tail(s.log_path, 3)
+            reason = tail[-1].strip() if tail else f"exit code {code}"
+            raise DaemonError(f"The daemon exited while starting: {reason}. See `contextd logs`.")
+        time.sleep(0.05)
+    raise DaemonError(
+        f"The daemon did not answer within {START_TIMEOUT_S:.0f}s. See `contextd logs`."
+    )
+
+
+def stop() -> None:
+    """Stop the daemon (it finishes the batch it is writing first)."""
+    s = settings()
+    info = read_info(s.home)
+    try:
+        reply = rpc.call(s.home, "stop", timeout=5)
+        pid = int(reply["pid"])
+    except (rpc.DaemonUnavailable, DaemonError):
+        if not info:
+            console.print("contextd is not running.")
+            return
+        pid = int(info["pid"])
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            console.print(f"contextd stopped (pid {pid}).")
+            return
+        time.sleep(0.05)
+    raise DaemonError(
+        f"The daemon (pid {pid}) did not stop in {STOP_TIMEOUT_S:.0f}s; "
+        f"`kill {pid}` ends it (the index recovers at the next start)."
+    )
+
+
+def _tail(path: os.PathLike[str] | str, n: int) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return list(deque(f, maxlen=n))
+    except OSError:
+        return []
+
+
+def logs(
+    lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 50,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
+) -> None:
+    """Show the daemon's log."""
+    path = settings().log_path
+    for line in _tail(path, lines):
+        sys.stdout.write(line)
+    if not follow:
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        f.seek(0, os.SEEK_END)
+        while True:
+            line = f.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)

@@ -1,0 +1,178 @@
+"""The daemon: the one process that writes the store, kept warm for every client.
+
+    RPC threads (socket) ──► ops (reads: search, status; writes go to the worker)
+    watchdog thread ──► Worker.paths_changed ──┐
+    git hooks ──► socket "notify" / spool ─────┼──► Worker (settle, coalesce, index)
+    reconcile timer, start-up reconcile ───────┘
+
+Start-up order: take the data-dir lock (a second daemon refuses at once), open the store,
+start the worker and watchers, queue a full reconcile and the spooled hook notes, then
+answer on the socket. Shutdown (SIGTERM, SIGINT or `contextd stop`) joins every thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from contextd import ops
+from contextd.app import App, resolve_root
+from contextd.connectors.watch import Watchers
+from contextd.errors import DaemonError
+from contextd.lock import DataDirLock, clear_info, read_info, write_info
+from contextd.rpc import Emit, RpcServer
+from contextd.settings import Settings
+from contextd.worker import Call, GitMoved, Reconcile, Worker
+
+log = logging.getLogger(__name__)
+
+WRITE_OPS = frozenset({"add", "remove", "index", "reindex"})
+
+
+def already_running(home: Path) -> DaemonError:
+    info = read_info(home)
+    if info:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["started_at"]))
+        who = f"pid {info['pid']}, started {since}"
+    else:
+        who = "another contextd process holds its lock"
+    return DaemonError(
+        f"A contextd daemon is already running on {home} ({who}). "
+        "Use it (`contextd status`), or run `contextd stop` first."
+    )
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.home
+        self.stop_event = threading.Event()
+        self.started_at = time.time()
+        self.lock = DataDirLock(self.home)
+
+    def run(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if not self.lock.acquire():
+            raise already_running(self.home)
+        try:
+            self._serve()
+        finally:
+            clear_info(self.home)
+            self.lock.release()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _serve(self) -> None:
+        self.app = App(self.settings)
+        _ = self.app.indexer  # open the store and chunkers now: fail before saying "ready"
+        self.worker = Worker(
+            self.app, self.settings.settle_ms / 1000, self.settings.reconcile_interval_s
+        )
+        self.watchers = Watchers(
+            self.worker.paths_changed,
+            self.settings.polling_interval_s,
+            force_polling=self.settings.watch == "polling",
+        )
+        server = RpcServer(self.home, self.dispatch)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop_event.set())
+        self.worker.start()
+        self.watchers.start()
+        try:
+            for row in self.app.catalog.sources():
+                self._watch(row.name, row.root)
+            self.worker.submit(Reconcile(None))
+            self._drain_spool()
+            self.worker.submit(Call(self.app.embedder.load))
+            server.start()
+            write_info(
+                self.home, pid=os.getpid(), started_at=self.started_at, socket=str(server.path)
+            )
+            log.info("daemon ready (pid %d) on %s", os.getpid(), server.path)
+            while not self.stop_event.wait(0.5):
+                pass
+        finally:
+            log.info("daemon stopping")
+            server.close()
+            self.watchers.stop()
+            self.worker.stop()
+            self.worker.join(timeout=30)
+            self.app.close()
+
+    def _watch(self, name: str, root: Path) -> None:
+        try:
+            self.watchers.watch(name, root)
+        except OSError as exc:
+            self.worker.state(name).errors.append(f"cannot watch {root}: {exc}")
+            log.error("cannot watch %s (%s); relying on reconcile scans", root, exc)
+
+    def _drain_spool(self) -> None:
+        spool = self.settings.spool_path
+        if not spool.is_dir():
+            return
+        for note in sorted(spool.glob("*.json")):
+            try:
+                self._notify(json.loads(note.read_text()))
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("unreadable spooled note %s: %s", note.name, exc)
+            note.unlink(missing_ok=True)
+
+    def _notify(self, args: dict[str, Any]) -> list[str]:
+        root = resolve_root(Path(str(args["root"])))
+        names = [r.name for r in self.app.catalog.sources() if r.root == root]
+        for name in names:
+            self.worker.state(name).last_event = time.time()
+            self.worker.submit(GitMoved(name))
+        return names
+
+    # -- requests ------------------------------------------------------------------------
+
+    def dispatch(self, op: str, args: dict[str, Any], emit: Emit) -> Any:
+        if op == "ping":
+            return {"pid": os.getpid(), "started_at": self.started_at, "home": str(self.home)}
+        if op == "notify":
+            return {"sources": self._notify(args)}
+        if op == "stop":
+            self.stop_event.set()
+            return {"stopping": True, "pid": os.getpid()}
+        if op == "status":
+            return self._status(bool(args.get("skipped")))
+        if op in WRITE_OPS:
+            result = self.worker.call(lambda: ops.run(self.app, op, args, emit))
+            self._after_write(op, result)
+            return result
+        return ops.run(self.app, op, args, emit)
+
+    def _after_write(self, op: str, result: Any) -> None:
+        if op == "add":
+            self._watch(result["name"], Path(result["root"]))
+            self.worker.submit(Reconcile(result["name"]))
+        elif op == "remove":
+            self.watchers.unwatch(result["name"])
+
+    def _status(self, skipped: bool) -> dict[str, Any]:
+        data = ops.status(self.app, skipped)
+        data["daemon"] = {
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "model_loaded": self.app.embedder.loaded,
+        }
+        for row in data["sources"]:
+            state = self.worker.state(row["name"])
+            row |= {
+                "pending": len(state.pending),
+                "busy": state.busy,
+                "last_event": state.last_event,
+                "errors": list(state.errors),
+                "watch": self.watchers.mode(row["name"]),
+            }
+        return data

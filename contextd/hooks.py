@@ -1,0 +1,100 @@
+"""Install and uninstall contextd's git hooks, in the manner of pre-commit.
+
+The hooks folder is the one git really uses (`git rev-parse --git-path hooks`), so
+`core.hooksPath`, worktrees and submodules are honoured. A hook that is already there and
+is not ours is moved aside to `<hook>.contextd-legacy` and run first by ours; uninstalling
+moves it back, byte for byte. Our hooks carry an ID line so we never touch anyone else's.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from importlib import resources
+from pathlib import Path
+
+from contextd.connectors.git import git
+from contextd.errors import SourceError
+
+HOOKS = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
+ID_LINE = "# contextd-hook:"
+LEGACY_SUFFIX = ".contextd-legacy"
+
+
+def hooks_dir(repo: Path) -> Path:
+    out = git(repo, "rev-parse", "--git-path", "hooks", timeout=10).decode().strip()
+    path = Path(out)
+    return (repo / path).resolve() if not path.is_absolute() else path
+
+
+def is_ours(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return ID_LINE.encode() in head
+
+
+def render(hook: str, home: Path) -> str:
+    template = resources.files("contextd.resources").joinpath("hook-tmpl").read_text()
+    notify = Path(__file__).with_name("hook_notify.py")
+    return (
+        template.replace("@PYTHON@", sys.executable)
+        .replace("@NOTIFY@", str(notify))
+        .replace("@HOME@", str(home))
+        .replace("@HOOK@", hook)
+    )
+
+
+def install(repo: Path, home: Path) -> list[Path]:
+    """Install (or refresh) our hooks; returns the hook files written."""
+    directory = hooks_dir(repo)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SourceError(f"Cannot create the hooks folder {directory}: {exc.strerror}.") from None
+    written = []
+    for hook in HOOKS:
+        path = directory / hook
+        legacy = directory / (hook + LEGACY_SUFFIX)
+        if (path.exists() or path.is_symlink()) and not is_ours(path):
+            if legacy.exists():
+                raise SourceError(
+                    f"{path} is not contextd's and {legacy.name} already exists; move one of "
+                    "them away, then run `contextd hooks install` again."
+                )
+            os.replace(path, legacy)
+        tmp = path.with_name(f".{hook}.contextd-tmp")
+        tmp.write_text(render(hook, home))
+        mode = tmp.stat().st_mode
+        tmp.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def uninstall(repo: Path) -> list[Path]:
+    """Remove our hooks and put back whatever was there before; returns paths touched."""
+    directory = hooks_dir(repo)
+    touched = []
+    for hook in HOOKS:
+        path = directory / hook
+        legacy = directory / (hook + LEGACY_SUFFIX)
+        if not is_ours(path):
+            continue
+        if legacy.exists() or legacy.is_symlink():
+            os.replace(legacy, path)
+        else:
+            path.unlink()
+        touched.append(path)
+    return touched
+
+
+def installed(repo: Path) -> list[str]:
+    try:
+        directory = hooks_dir(repo)
+    except SourceError:
+        return []
+    return [h for h in HOOKS if is_ours(directory / h)]

@@ -1,0 +1,74 @@
+"""One writer per data dir: an exclusive flock held for the life of the writer.
+
+The daemon holds it while it runs; a command run with no daemon holds it while it works.
+`daemon.json` beside it names the daemon that holds it (pid, start time, socket).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+LOCK_NAME = "contextd.lock"
+INFO_NAME = "daemon.json"
+
+
+class DataDirLock:
+    def __init__(self, home: Path) -> None:
+        self.path = home / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self, wait_s: float = 0.0) -> bool:
+        """Take the lock, waiting up to wait_s; False if another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.05)
+                continue
+            self._fd = fd
+            return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+
+def write_info(home: Path, **info: Any) -> None:
+    path = home / INFO_NAME
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def read_info(home: Path) -> dict[str, Any] | None:
+    """What the last daemon wrote of itself, if its process is still alive."""
+    try:
+        info = json.loads((home / INFO_NAME).read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return dict(info)
+
+
+def clear_info(home: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (home / INFO_NAME).unlink()

@@ -1,0 +1,173 @@
+"""The operations behind every command, run either in the daemon or in-process.
+
+Each takes an App and plain arguments and returns plain data (JSON-able), so the CLI
+shows the same thing whether the warm daemon answered or the command did the work itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from contextd import hooks
+from contextd.app import App, resolve_root
+from contextd.connectors.base import detect_kind
+from contextd.errors import ContextdError, SourceError
+from contextd.pipeline import IndexStats
+from contextd.search import search as run_search
+
+Progress = Callable[[dict[str, Any]], None]
+SUMMED = ("files", "chunks", "skipped", "changed", "deleted", "embedded", "cached")
+
+
+def progress_of(stats: IndexStats) -> dict[str, Any]:
+    return {**stats.as_dict(), "total_files": stats.total_files}
+
+
+def add(app: App, path: str, name: str | None = None, install_hooks: bool = True) -> dict:
+    root = resolve_root(Path(path))
+    if not root.is_dir():
+        raise SourceError(f"{path} is not a directory. Give the path of a repository or folder.")
+    name = name or root.name
+    if not name or "/" in name or name.startswith("."):
+        raise SourceError(f"'{name}' cannot name a source. Pass --name with a plain word.")
+    existing = app.catalog.source_by_root(root)
+    if existing and existing.name == name:
+        row, created = existing, False
+    else:
+        row, created = app.catalog.add_source(name, root, detect_kind(root)), True
+    installed: list[str] = []
+    if row.kind == "git" and install_hooks:
+        hooks.install(row.root, app.settings.home)
+        installed = hooks.installed(row.root)
+    return {
+        "name": row.name,
+        "kind": row.kind,
+        "root": str(row.root),
+        "created": created,
+        "hooks": installed,
+    }
+
+
+def remove(app: App, source: str) -> dict:
+    row = app.catalog.source(source)
+    if row.kind == "git" and row.root.is_dir():
+        hooks.uninstall(row.root)
+    return {"name": source, "chunks": app.forget(source)}
+
+
+def summarize(results: list[IndexStats], seconds: float) -> dict[str, Any]:
+    total: dict[str, Any] = {k: sum(getattr(r, k) for r in results) for k in SUMMED}
+    embed_s = sum(r.embed_seconds for r in results)
+    total |= {
+        "seconds": round(seconds, 3),
+        "embed_seconds": round(embed_s, 3),
+        "embed_rate": round(total["embedded"] / embed_s, 1) if embed_s else 0.0,
+        "sources": [r.as_dict() for r in results],
+    }
+    return total
+
+
+def index(app: App, sources: list[str] | None = None, progress: Progress | None = None) -> dict:
+    started = time.perf_counter()
+    rows = [app.catalog.source(n) for n in sources] if sources else app.catalog.sources()
+    report = (lambda st: progress(progress_of(st))) if progress else None
+    results = [app.index(row, report) for row in rows]
+    return summarize(results, time.perf_counter() - started)
+
+
+def reindex(app: App, progress: Progress | None = None) -> dict:
+    app.reset_index()
+    return index(app, None, progress)
+
+
+def search(
+    app: App,
+    query: str,
+    k: int = 8,
+    sources: list[str] | None = None,
+    path_glob: str | None = None,
+    language: str | None = None,
+) -> list[dict]:
+    hits = run_search(app, query, k=k, sources=sources, path_glob=path_glob, language=language)
+    return [asdict(h) for h in hits]
+
+
+def _head(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "-q", "--verify", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def sources(app: App) -> list[dict]:
+    return [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "root": str(r.root),
+            **app.catalog.counts(r.name),
+            "indexed_commit": r.indexed_commit,
+            "indexed_at": r.indexed_at,
+            "reconciled_at": r.reconciled_at,
+            "interrupted": r.dirty,
+        }
+        for r in app.catalog.sources()
+    ]
+
+
+def status(app: App, skipped: bool = False) -> dict:
+    rows = sources(app)
+    for row in rows:
+        row["head"] = _head(Path(row["root"])) if row["kind"] == "git" else None
+    data: dict[str, Any] = {
+        "home": str(app.settings.home),
+        "model": app.settings.model,
+        "daemon": None,
+        "sources": rows,
+    }
+    if skipped:
+        data["skipped"] = [
+            {"source": a, "path": b, "reason": c} for a, b, c in app.catalog.skipped()
+        ]
+    return data
+
+
+def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = None) -> Any:
+    """Dispatch one operation by name (the daemon's socket and the in-process path)."""
+    if op == "add":
+        return add(app, args["path"], args.get("name"), args.get("hooks", True))
+    if op == "remove":
+        return remove(app, args["source"])
+    if op == "index":
+        return index(app, args.get("sources"), progress)
+    if op == "reindex":
+        return reindex(app, progress)
+    if op == "search":
+        return search(
+            app,
+            args["query"],
+            int(args.get("k", 8)),
+            args.get("sources"),
+            args.get("path_glob"),
+            args.get("language"),
+        )
+    if op == "sources":
+        return sources(app)
+    if op == "status":
+        return status(app, bool(args.get("skipped")))
+    raise ContextdError(
+        f"Unknown operation '{op}'. Is the daemon a different version? "
+        "Run `contextd stop`, then `contextd start`."
+    )

@@ -1,0 +1,173 @@
+"""The daemon's local socket: one JSON request line, zero or more progress lines, one reply.
+
+The socket lives under $CONTEXTD_HOME with mode 0600 (its folder too). When that path is
+too long for a Unix socket (108 bytes), it lives in a private 0700 folder under the temp
+dir named for the data dir instead, so every client can still compute where it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import socketserver
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from contextd.errors import ContextdError
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "daemon.sock"
+MAX_UNIX_PATH = 100
+MAX_REQUEST = 1 << 20
+
+
+class DaemonUnavailable(Exception):
+    """No daemon answers on the socket (not running, starting, or frozen)."""
+
+
+class RemoteError(ContextdError):
+    """A known error raised by the daemon, carried back to the command."""
+
+
+def socket_path(home: Path) -> Path:
+    """Where the daemon of this data dir listens. Kept in sync with hook_notify.py."""
+    path = home / SOCKET_NAME
+    if len(os.fsencode(path)) <= MAX_UNIX_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(home)).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"contextd-{os.getuid()}-{digest}" / SOCKET_NAME
+
+
+Emit = Callable[[dict[str, Any]], None]
+Handler = Callable[[str, dict[str, Any], Emit], Any]
+
+
+class _RequestHandler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        line = self.rfile.readline(MAX_REQUEST + 1)
+        if not line:
+            return
+        try:
+            if len(line) > MAX_REQUEST:
+                raise ContextdError("The request is too large.")
+            request = json.loads(line)
+            op, args = str(request["op"]), dict(request.get("args") or {})
+        except (ValueError, KeyError, TypeError) as exc:
+            self._send({"ok": False, "error": f"Malformed request ({exc}).", "kind": "protocol"})
+            return
+        except ContextdError as exc:
+            self._send({"ok": False, "error": str(exc), "kind": "ContextdError"})
+            return
+        try:
+            result = self.server.handler(op, args, lambda p: self._send({"progress": p}))
+        except ContextdError as exc:
+            self._send({"ok": False, "error": str(exc), "kind": type(exc).__name__})
+        except Exception as exc:
+            log.exception("request %s failed", op)
+            self._send({"ok": False, "error": f"{type(exc).__name__}: {exc}", "kind": "bug"})
+        else:
+            self._send({"ok": True, "result": result})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            self.wfile.write(json.dumps(message, default=str).encode() + b"\n")
+            self.wfile.flush()
+        except OSError:
+            pass  # the client went away; nothing to tell it
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, path: Path, handler: Handler) -> None:
+        self.handler = handler
+        super().__init__(str(path), _RequestHandler)
+
+
+class RpcServer:
+    """Serves requests on its own thread until `close()`."""
+
+    def __init__(self, home: Path, handler: Handler) -> None:
+        self.path = socket_path(home)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            self.path.unlink()  # stale: we hold the data dir lock, so no live daemon owns it
+        old = os.umask(0o177)
+        try:
+            self._server = _Server(self.path, handler)
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="contextd-rpc", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _exchange(home: Path, op: str, args: dict[str, Any], timeout: float | None) -> Iterator[dict]:
+    path = socket_path(home)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(2.0)
+    try:
+        sock.connect(str(path))
+    except OSError as exc:
+        sock.close()
+        raise DaemonUnavailable(str(exc)) from None
+    sock.settimeout(timeout)
+    with sock, sock.makefile("rb") as reader:
+        try:
+            sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+            for line in reader:
+                yield json.loads(line)
+        except TimeoutError:
+            raise DaemonUnavailable(f"the daemon did not answer {op} within {timeout}s") from None
+        except OSError as exc:
+            raise DaemonUnavailable(str(exc)) from None
+
+
+def call(
+    home: Path,
+    op: str,
+    args: dict[str, Any] | None = None,
+    timeout: float | None = 30.0,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:
+    """Send one request and return its result; a daemon-side known error is re-raised."""
+    for message in _exchange(home, op, args or {}, timeout):
+        if "progress" in message:
+            if on_progress:
+                on_progress(message["progress"])
+            continue
+        if message.get("ok"):
+            return message.get("result")
+        raise RemoteError(str(message.get("error")))
+    raise DaemonUnavailable(f"the daemon closed the connection during {op}")
+
+
+def ping(home: Path, timeout: float = 2.0) -> dict[str, Any] | None:
+    try:
+        result = call(home, "ping", timeout=timeout)
+    except (DaemonUnavailable, ContextdError):
+        return None
+    return result if isinstance(result, dict) else None
