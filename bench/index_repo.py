@@ -83,9 +83,8 @@ def main() -> None:
         edit_s, out = run([*CONTEXTD, "index", "bench", "--json"], env)
         edit = json.loads(out)
 
-        from contextd.indexers.tokens import TokenCounter
-
         from contextd.embedder import default_model_dir
+        from contextd.indexers.tokens import TokenCounter
 
         counter = TokenCounter.from_model_dir(default_model_dir())
         rows = db.execute("SELECT symbol, text FROM chunks").fetchall()

@@ -18,12 +18,12 @@ from contextd.connectors.base import Source
 from contextd.connectors.filters import (
     decode_text,
     is_binary,
+    is_temp_file,
     printable_path,
     secret_reason,
     valid_utf8_name,
 )
 from contextd.connectors.scope import Scope
-
 from contextd.records import Change, ChangeKind, FileState, Skip, Touch, content_hash
 
 Event = Change | Skip | Touch
@@ -59,6 +59,8 @@ def classify(
     reason = secret_reason(rel)
     if reason:
         return Skip(source, rel, reason)
+    if is_temp_file(rel.rsplit("/", 1)[-1]):
+        return Skip(source, rel, "editor swap or temp file")
     path = root / rel
     try:
         st = os.lstat(path)

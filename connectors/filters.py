@@ -60,6 +60,13 @@ IGNORED_DIRS: frozenset[str] = frozenset(
     }
 )
 
+# Editors' swap, backup and temporary files, and partial downloads: never indexed.
+TEMP_PATTERNS: tuple[str, ...] = (
+    "*.swp", "*.swo", "*.swx", ".*.sw?", "*~", ".#*", "#*#", "4913", "*.tmp", "*.temp",
+    "*.kate-swp", "*___jb_tmp___", "*___jb_old___", "*.crdownload", "*.part", ".~lock.*#",
+    ".goutputstream-*",
+)  # fmt: skip
+
 BINARY_SNIFF_BYTES = 8192
 
 
@@ -74,6 +81,11 @@ def secret_reason(path: str) -> str | None:
         if fnmatchcase(name, pattern):
             return f"secret (deny-list: {pattern})"
     return None
+
+
+def is_temp_file(name: str) -> bool:
+    """An editor's swap or temp file (by its base name)."""
+    return any(fnmatchcase(name, pattern) for pattern in TEMP_PATTERNS)
 
 
 def is_binary(head: bytes) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pathspec
+
 from contextd.connectors.filters import IGNORED_DIRS
 from contextd.connectors.scope import Scope
 

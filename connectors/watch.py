@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -22,38 +21,14 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from contextd.connectors.filters import is_temp_file
+
 log = logging.getLogger(__name__)
 
-# Editors' swap, backup and temporary files, and partial downloads.
-TEMP_PATTERNS = (
-    "*.swp",
-    "*.swo",
-    "*.swx",
-    ".*.sw?",
-    "*~",
-    ".#*",
-    "#*#",
-    "4913",
-    "*.tmp",
-    "*.temp",
-    "*.kate-swp",
-    "*___jb_tmp___",
-    "*___jb_old___",
-    "*.crdownload",
-    "*.part",
-    ".~lock.*#",
-    "*.orig.tmp",
-    ".goutputstream-*",
-    "*.bak.tmp",
-)
 IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
 LIMIT_ERRORS = frozenset({errno.ENOSPC, errno.EMFILE})
 
 Emit = Callable[[str, set[str]], None]
-
-
-def is_temp_file(name: str) -> bool:
-    return any(fnmatchcase(name, pattern) for pattern in TEMP_PATTERNS)
 
 
 class _Handler(FileSystemEventHandler):

@@ -9,7 +9,6 @@ from contextd.indexers.code import TreeSitterChunker
 from contextd.indexers.markdown import MarkdownChunker
 from contextd.indexers.text import WindowChunker
 from contextd.indexers.tokens import TokenCounter
-
 from contextd.records import Chunk
 
 # Bump when chunk boundaries change: the store then asks for `contextd reindex`.

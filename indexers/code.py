@@ -17,11 +17,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from tree_sitter import Language, Node, Parser, Query
+
 from contextd.indexers.segments import Lines, Segment, to_chunks
 from contextd.indexers.text import window_chunks
 from contextd.indexers.tokens import TokenCounter
-from tree_sitter import Language, Node, Parser, Query
-
 from contextd.records import Chunk
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ import re
 
 from contextd.indexers.segments import Lines, Segment, to_chunks
 from contextd.indexers.tokens import TokenCounter
-
 from contextd.records import Chunk
 
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")

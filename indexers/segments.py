@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from contextd.indexers.tokens import TokenCounter
-
 from contextd.records import Chunk
 
 SMALL_FRACTION = 4  # a segment under budget/4 tokens is merged into a neighbour when it fits

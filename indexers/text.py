@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from contextd.indexers.segments import Lines, Segment, to_chunks
 from contextd.indexers.tokens import TokenCounter
-
 from contextd.records import Chunk
 
 

@@ -52,7 +52,7 @@ def shared_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app_module, "SentenceTransformerEmbedder", make)
 
 
-def git(cwd: Path, *args: str) -> str:
+def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     out = subprocess.run(
         [
             "git",
@@ -68,6 +68,7 @@ def git(cwd: Path, *args: str) -> str:
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return out.stdout
 

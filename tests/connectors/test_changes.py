@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from contextd.connectors import changes, open_source, scan_changes
 
+from contextd.connectors import changes, open_source, scan_changes
 from contextd.records import Change, ChangeKind, FileState, Skip, Touch
 from tests.conftest import write
 

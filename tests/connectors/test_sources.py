@@ -4,7 +4,6 @@ from pathlib import Path
 
 from contextd.connectors.base import detect_kind, open_source
 from contextd.connectors.filters import secret_reason
-
 from tests.conftest import git, write
 
 

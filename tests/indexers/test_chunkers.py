@@ -4,10 +4,10 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from contextd.indexers import ChunkerRegistry, TokenCounter, language_of
-from contextd.indexers.code import TreeSitterChunker
 
 from contextd.embedder import default_model_dir
+from contextd.indexers import ChunkerRegistry, TokenCounter, language_of
+from contextd.indexers.code import TreeSitterChunker
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "languages"
 

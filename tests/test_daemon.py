@@ -1,0 +1,174 @@
+"""A real daemon process, real watchdog and real git: the index follows what people do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git as run_git
+from tests.conftest import write
+from tests.daemon_helpers import (
+    CONTEXTD,
+    contextd,
+    start_daemon,
+    stop_daemon,
+    wait_converged,
+)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    env = start_daemon(tmp_path_factory.mktemp("d") / "home")
+    yield env
+    stop_daemon(env)
+
+
+@pytest.fixture(scope="module")
+def hooks_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A daemon that polls once an hour: only git hooks can tell it anything."""
+    env = start_daemon(tmp_path_factory.mktemp("h") / "home", watch="polling",
+                       polling_interval_s="3600")  # fmt: skip
+    yield env
+    stop_daemon(env)
+
+
+def new_repo(tmp_path: Path, env: dict[str, str], name: str) -> tuple[Path, callable]:
+    root = tmp_path / name
+    root.mkdir()
+
+    def g(*args: str) -> str:
+        return run_git(root, *args, env={**os.environ, **env})
+
+    g("init", "-q", "-b", "main")
+    write(root, "app/core.py", "def handle(request):\n    return request\n")
+    write(root, "README.md", "# Project\n\nA sample.\n")
+    g("add", "-A")
+    g("commit", "-q", "-m", "initial")
+    contextd(env, "add", str(root), "--name", name)
+    wait_converged(env, name, root)
+    return root, g
+
+
+def test_commit_amend_and_delete_recreate_converge(daemon, tmp_path: Path) -> None:
+    root, g = new_repo(tmp_path, daemon, "basic")
+    write(root, "app/billing.py", "def invoice(order):\n    return order.total\n")
+    g("add", "-A")
+    g("commit", "-q", "-m", "billing")
+    wait_converged(daemon, "basic", root)
+    write(root, "app/billing.py", "def invoice(order):\n    return order.total * 1.2\n")
+    g("commit", "-q", "-a", "--amend", "--no-edit")
+    wait_converged(daemon, "basic", root)
+    (root / "app/core.py").unlink()
+    wait_converged(daemon, "basic", root)
+    write(root, "app/core.py", "def handle(request):\n    return 'new'\n")
+    wait_converged(daemon, "basic", root)
+
+
+def test_branches_merge_reset_and_stash_converge(daemon, tmp_path: Path) -> None:
+    root, g = new_repo(tmp_path, daemon, "branches")
+    g("checkout", "-q", "-b", "feature")
+    write(root, "app/feature.py", "def shiny():\n    return 42\n")
+    write(root, "app/core.py", "def handle(request):\n    return request.upper()\n")
+    g("add", "-A")
+    g("commit", "-q", "-m", "feature")
+    wait_converged(daemon, "branches", root)
+    g("checkout", "-q", "main")
+    wait_converged(daemon, "branches", root)
+    g("merge", "-q", "--no-ff", "-m", "merge feature", "feature")
+    wait_converged(daemon, "branches", root)
+    g("reset", "-q", "--hard", "HEAD~1")
+    wait_converged(daemon, "branches", root)
+    write(root, "README.md", "# Project\n\nWork in progress.\n")
+    g("stash", "-q")
+    wait_converged(daemon, "branches", root)
+    g("stash", "pop", "-q")
+    wait_converged(daemon, "branches", root)
+
+
+def test_pull_rebase_converges(daemon, tmp_path: Path) -> None:
+    root, g = new_repo(tmp_path, daemon, "rebased")
+    upstream = tmp_path / "upstream.git"
+    run_git(tmp_path, "init", "-q", "--bare", "-b", "main", str(upstream))
+    g("remote", "add", "origin", str(upstream))
+    g("push", "-q", "origin", "main")
+    other = tmp_path / "other"
+    run_git(tmp_path, "clone", "-q", str(upstream), str(other))
+    write(other, "app/remote.py", "def from_upstream():\n    return 'hi'\n")
+    run_git(other, "add", "-A")
+    run_git(other, "commit", "-q", "-m", "upstream work")
+    run_git(other, "push", "-q", "origin", "main")
+    write(root, "app/local.py", "def local_work():\n    return 1\n")
+    g("add", "-A")
+    g("commit", "-q", "-m", "local work")
+    g("pull", "-q", "--rebase", "origin", "main")
+    assert (root / "app/remote.py").exists()
+    wait_converged(daemon, "rebased", root)
+
+
+def test_an_atomic_save_is_indexed_and_temp_files_never_are(daemon, tmp_path: Path) -> None:
+    root, _ = new_repo(tmp_path, daemon, "editor")
+    target = root / "app/core.py"
+    for tmp_name in ("core.py.tmp", ".core.py.swp", "core.py~", "4913"):
+        tmp = root / "app" / tmp_name
+        tmp.write_text("def handle(request):\n    return 'saved atomically'\n")
+        if tmp_name == "core.py.tmp":
+            os.replace(tmp, target)
+    wait_converged(daemon, "editor", root)
+    home = Path(daemon["CONTEXTD_HOME"])
+    from tests.daemon_helpers import indexed
+
+    assert "saved atomically" in target.read_text()
+    assert set(indexed(home, "editor")) == {"app/core.py", "README.md"}
+
+
+def test_hooks_alone_carry_commits_merges_checkouts_and_rebases(hooks_only, tmp_path) -> None:
+    env = hooks_only
+    root, g = new_repo(tmp_path, env, "hooked")
+    write(root, "app/first.py", "def first():\n    return 1\n")
+    g("add", "-A")
+    g("commit", "-q", "-m", "first")
+    wait_converged(env, "hooked", root)
+    g("checkout", "-q", "-b", "side")
+    write(root, "app/side.py", "def side():\n    return 2\n")
+    g("add", "-A")
+    g("commit", "-q", "-m", "side")
+    g("checkout", "-q", "main")
+    wait_converged(env, "hooked", root)
+    g("merge", "-q", "--no-ff", "-m", "merge side", "side")
+    wait_converged(env, "hooked", root)
+    write(root, "app/first.py", "def first():\n    return 'amended'\n")
+    g("commit", "-q", "-a", "--amend", "--no-edit")
+    wait_converged(env, "hooked", root)
+
+
+def test_status_reports_the_daemon_and_each_source(daemon, tmp_path: Path) -> None:
+    new_repo(tmp_path, daemon, "shown")
+    data = json.loads(contextd(daemon, "status", "--json").stdout)
+    assert data["daemon"]["pid"] > 0 and data["daemon"]["uptime_s"] >= 0
+    row = next(r for r in data["sources"] if r["name"] == "shown")
+    assert row["watch"] == "events" and row["indexed_commit"] == row["head"]
+    assert row["pending"] == 0 and row["reconciled_at"] and row["errors"] == []
+
+
+def test_search_is_answered_by_the_daemon(daemon, tmp_path: Path) -> None:
+    root, _ = new_repo(tmp_path, daemon, "searched")
+    write(root, "app/pay.py", "def refund_payment(order):\n    '''Give the money back.'''\n")
+    wait_converged(daemon, "searched", root)
+    hits = json.loads(contextd(daemon, "search", "give money back", "--source", "searched",
+                               "--json").stdout)  # fmt: skip
+    assert hits[0]["path"] == "app/pay.py"
+
+
+def test_a_second_daemon_on_the_same_data_dir_refuses_at_once(daemon) -> None:
+    started = time.monotonic()
+    out = subprocess.run([*CONTEXTD, "daemon"], env=daemon, capture_output=True, text=True,
+                         timeout=30)  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert out.returncode == 1 and "already running" in out.stderr and "pid" in out.stderr
+    assert elapsed < 5
