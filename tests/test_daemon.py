@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -172,3 +173,39 @@ def test_a_second_daemon_on_the_same_data_dir_refuses_at_once(daemon) -> None:
     elapsed = time.monotonic() - started
     assert out.returncode == 1 and "already running" in out.stderr and "pid" in out.stderr
     assert elapsed < 5
+
+
+def test_a_hook_against_a_frozen_daemon_returns_at_once_and_counts_later(daemon, tmp_path) -> None:
+    root, g = new_repo(tmp_path, daemon, "frozen")
+    pid = json.loads(contextd(daemon, "status", "--json").stdout)["daemon"]["pid"]
+    write(root, "app/late.py", "def late():\n    return 'after the thaw'\n")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        g("add", "-A")
+        g("commit", "-q", "-m", "while frozen")
+        assert time.monotonic() - started < 2.0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_converged(daemon, "frozen", root)
+
+
+def test_notes_spooled_while_down_are_handled_at_the_next_start(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = start_daemon(home, watch="polling", polling_interval_s="3600")
+    root, g = new_repo(tmp_path, env, "spooled")
+    stop_daemon(env)
+    write(root, "app/offline.py", "def offline():\n    return 'while the daemon was down'\n")
+    g("add", "-A")
+    g("commit", "-q", "-m", "offline work")
+    spool = home / "spool"
+    deadline = time.monotonic() + 10
+    while not list(spool.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(spool.glob("*.json")), "the hook spools its note when no daemon answers"
+    contextd(env, "start")
+    try:
+        wait_converged(env, "spooled", root)
+        assert not list(spool.glob("*.json")), "spooled notes are consumed at start"
+    finally:
+        stop_daemon(env)
