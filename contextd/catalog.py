@@ -100,6 +100,24 @@ class Catalog:
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a catalog written by an earlier contextd up to this schema, in place."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(sources)")}
+        if "reconciled_at" not in columns:
+            self.db.execute("ALTER TABLE sources ADD COLUMN reconciled_at REAL")
+        has_fts = self.db.execute("SELECT 1 FROM chunks_fts LIMIT 1").fetchone()
+        if not has_fts and self.db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone():
+            rows = self.db.execute("SELECT rowid, path, symbol, text FROM chunks").fetchall()
+            with self.transaction() as db:
+                db.executemany(
+                    "INSERT INTO chunks_fts (rowid, meta, body) VALUES (?, ?, ?)",
+                    [
+                        (r, " ".join(code_tokens(f"{p} {s}")), " ".join(code_tokens(t)))
+                        for r, p, s, t in rows
+                    ],
+                )
 
     @property
     def db(self) -> sqlite3.Connection:

@@ -32,7 +32,7 @@ from contextd.worker import Call, GitMoved, Reconcile, Worker
 
 log = logging.getLogger(__name__)
 
-WRITE_OPS = frozenset({"add", "remove", "index", "reindex"})
+WRITE_OPS = frozenset({"add", "remove", "index", "reindex", "verify"})
 
 
 def already_running(home: Path) -> DaemonError:

@@ -144,6 +144,29 @@ def status(app: App, skipped: bool = False) -> dict:
     return data
 
 
+def verify(app: App, repair: bool = False) -> dict[str, dict[str, int]]:
+    """Per source: chunks the catalog has and the store lacks (lost), vectors with no
+    chunk row (orphan), and chunks stored twice (duplicate). `repair` sweeps them away."""
+    report = {}
+    for row in app.catalog.sources():
+        catalog_ids = app.catalog.chunk_ids(row.name)
+        entries = app.store.entries(row.name)
+        stored = [i for i, _ in entries]
+        keys = [
+            (m.get("path"), m.get("start_line"), m.get("end_line"), m.get("hash"))
+            for _, m in entries
+        ]
+        report[row.name] = {
+            "chunks": len(catalog_ids),
+            "lost": len(catalog_ids - set(stored)),
+            "orphan": len(set(stored) - catalog_ids),
+            "duplicate": (len(stored) - len(set(stored))) + (len(keys) - len(set(keys))),
+        }
+        if repair and (report[row.name]["lost"] or report[row.name]["orphan"]):
+            app.indexer.sweep(row.name)
+    return report
+
+
 def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = None) -> Any:
     """Dispatch one operation by name (the daemon's socket and the in-process path)."""
     if op == "add":
@@ -167,6 +190,8 @@ def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = Non
         return sources(app)
     if op == "status":
         return status(app, bool(args.get("skipped")))
+    if op == "verify":
+        return verify(app, bool(args.get("repair")))
     raise ContextdError(
         f"Unknown operation '{op}'. Is the daemon a different version? "
         "Run `contextd stop`, then `contextd start`."

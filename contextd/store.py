@@ -89,6 +89,12 @@ class VectorStore:
         for i in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=list(ids[i : i + self.max_batch]))
 
+    def entries(self, source: str) -> list[tuple[str, dict[str, Any]]]:
+        """(id, metadata) of every vector of one source."""
+        result = self.collection.get(where={"source": source}, include=["metadatas"])
+        metas = result["metadatas"] or [{}] * len(result["ids"])
+        return [(i, dict(m or {})) for i, m in zip(result["ids"], metas, strict=True)]
+
     def ids(self, source: str) -> set[str]:
         result = self.collection.get(where={"source": source}, include=[])
         return set(result["ids"])

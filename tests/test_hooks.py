@@ -14,7 +14,9 @@ import pytest
 from contextd import hooks
 from tests.conftest import git, write
 
-FOREIGN = b"#!/bin/sh\n# someone else's hook\necho ran >> \"$(git rev-parse --git-dir)/foreign-ran\"\n"
+FOREIGN = (
+    b'#!/bin/sh\n# someone else\'s hook\necho ran >> "$(git rev-parse --git-dir)/foreign-ran"\n'
+)
 
 
 def hook_env(home: Path) -> dict[str, str]:

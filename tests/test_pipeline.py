@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from contextd import ops
 from contextd.app import App
 from contextd.store import VectorStore
 from tests.conftest import git, write
@@ -13,12 +14,8 @@ from tests.conftest import git, write
 
 def consistent(app: App, source: str) -> tuple[int, int, int]:
     """(lost, orphan, duplicate) chunks between catalog and vector store."""
-    in_catalog = app.catalog.chunk_ids(source)
-    stored = app.store.collection.get(where={"source": source}, include=[])["ids"]
-    lost = len(in_catalog - set(stored))
-    orphan = len(set(stored) - in_catalog)
-    duplicate = len(stored) - len(set(stored))
-    return lost, orphan, duplicate
+    r = ops.verify(app)[source]
+    return r["lost"], r["orphan"], r["duplicate"]
 
 
 def add(app: App, root: Path, name: str = "shop"):
@@ -112,3 +109,31 @@ def test_skipped_files_are_recorded_with_reasons(app: App, repo: Path) -> None:
     skipped = {p: r for _, p, r in app.catalog.skipped("shop")}
     assert stats.skipped == 2
     assert skipped["logo.png"].startswith("binary") and skipped[".env"].startswith("secret")
+
+
+def test_a_catalog_from_an_earlier_version_is_migrated_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    from contextd.catalog import Catalog
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """CREATE TABLE sources (name TEXT PRIMARY KEY, root TEXT NOT NULL UNIQUE,
+           kind TEXT NOT NULL, added_at REAL NOT NULL, indexed_at REAL, indexed_commit TEXT,
+           dirty INTEGER NOT NULL DEFAULT 0);
+           CREATE TABLE files (source TEXT, path TEXT, size INTEGER, mtime_ns INTEGER,
+           hash TEXT, status TEXT, reason TEXT, language TEXT, indexed_at REAL,
+           PRIMARY KEY (source, path));
+           CREATE TABLE chunks (id TEXT PRIMARY KEY, source TEXT, path TEXT, start_line INT,
+           end_line INT, symbol TEXT, language TEXT, hash TEXT, text TEXT);
+           INSERT INTO sources VALUES ('s', '/x', 'folder', 0, 1, NULL, 0);
+           INSERT INTO chunks VALUES ('c1', 's', 'a.py', 1, 2, 'resolve_redirects', 'python',
+                                      'h', 'def resolve_redirects(): pass');"""
+    )
+    old.commit()
+    old.close()
+    catalog = Catalog(path)
+    assert catalog.source("s").reconciled_at is None
+    assert catalog.lexical(["redirects"], 5)[0][0] == "c1"
+    catalog.close()

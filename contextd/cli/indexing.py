@@ -105,3 +105,25 @@ def status(
             console.print("No files were skipped.")
     elif any(r["skipped"] for r in data["sources"]):
         console.print("[dim]See what was skipped and why: `contextd status --skipped`.[/]")
+
+
+def doctor(
+    repair: Annotated[bool, typer.Option("--repair", help="Sweep what does not match.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check that the vector store and the catalog agree: lost, orphan, duplicate chunks."""
+    report = execute("verify", {"repair": repair})
+    if as_json:
+        print_json(report)
+        return
+    bad = False
+    for name, r in report.items():
+        ok = not (r["lost"] or r["orphan"] or r["duplicate"])
+        bad |= not ok
+        mark = "[green]ok[/]" if ok else "[red]mismatch[/]"
+        console.print(
+            f"{mark} {name}: {r['chunks']} chunks · lost {r['lost']} · "
+            f"orphan {r['orphan']} · duplicate {r['duplicate']}"
+        )
+    if bad and not repair:
+        console.print("Run `contextd doctor --repair` to sweep the store back into agreement.")

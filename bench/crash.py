@@ -1,0 +1,154 @@
+"""kill -9 the daemon at a random point while it indexes a 1,000-file tree; restart; check.
+
+    python bench/crash.py [--runs 20] [--files 1000]
+
+Each run: a fresh data dir and a generated tree, a daemon indexing it, SIGKILL after a
+random delay, a new daemon, and then the counts that matter: chunks lost (in the catalog,
+not the store), orphaned (in the store, not the catalog), duplicated, and files whose
+indexed hash differs from disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import CONTEXTD, call, env_for, wait_idle  # noqa: E402
+
+from contextd import rpc  # noqa: E402
+from contextd.records import content_hash  # noqa: E402
+
+WORDS = [
+    "order",
+    "invoice",
+    "customer",
+    "payment",
+    "refund",
+    "shipment",
+    "parcel",
+    "address",
+    "tax",
+    "discount",
+    "cart",
+    "session",
+    "token",
+    "cache",
+    "queue",
+    "retry",
+    "backoff",
+    "socket",
+    "stream",
+    "buffer",
+    "parser",
+    "lexer",
+]
+
+
+def make_tree(root: Path, n: int, rng: random.Random) -> None:
+    for i in range(n):
+        a, b, c = rng.sample(WORDS, 3)
+        lines = [f"def {a}_{b}_{i}({c}):", f'    """Handle the {a} of a {b} with {c}."""']
+        lines += [
+            f"    {c} = {c} + {rng.randrange(1000)}  # {rng.choice(WORDS)}"
+            for _ in range(rng.randrange(3, 30))
+        ]
+        path = root / f"pkg{i % 20}" / f"mod_{i}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + f"\n    return {c}\n")
+
+
+def start(env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            [*CONTEXTD, "daemon"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    home = Path(env["CONTEXTD_HOME"])
+    deadline = time.monotonic() + 120
+    while not rpc.ping(home, timeout=1) and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"daemon exited with {proc.returncode}; see {log}")
+        time.sleep(0.05)
+    return proc
+
+
+def chunk_count(home: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=5)
+        n = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        db.close()
+        return int(n)
+    except sqlite3.Error:
+        return 0
+
+
+def disk_mismatch(home: Path, root: Path) -> int:
+    db = sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=5)
+    have = dict(db.execute("SELECT path, hash FROM files WHERE status = 'indexed'").fetchall())
+    db.close()
+    want = {str(p.relative_to(root)): content_hash(p.read_bytes()) for p in root.rglob("*.py")}
+    return len(set(want.items()) ^ set(have.items()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--files", type=int, default=1000)
+    p.add_argument("--max-delay", type=float, default=25.0)
+    a = p.parse_args()
+    rng = random.Random(2026)
+    totals = {"lost": 0, "orphan": 0, "duplicate": 0, "mismatch": 0}
+    for run in range(1, a.runs + 1):
+        with tempfile.TemporaryDirectory(prefix="contextd-crash-") as tmp:
+            home, tree = Path(tmp) / "home", Path(tmp) / "tree"
+            make_tree(tree, a.files, rng)
+            env = env_for(home)
+            log = Path(tmp) / "daemon.stderr"
+            proc = start(env, log)
+            call(home, "add", path=str(tree), name="tree")
+            delay = rng.uniform(0.5, a.max_delay)
+            time.sleep(delay)
+            at_kill = chunk_count(home)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            t0 = time.perf_counter()
+            proc = start(env, log)
+            wait_idle(home)
+            recovered = time.perf_counter() - t0
+            report = call(home, "verify")["tree"]
+            mismatch = disk_mismatch(home, tree)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        for k in ("lost", "orphan", "duplicate"):
+            totals[k] += report[k]
+        totals["mismatch"] += mismatch
+        print(
+            f"run {run:2d}: killed after {delay:5.1f}s with {at_kill:4d} chunks written; "
+            f"converged in {recovered:5.1f}s to {report['chunks']} chunks: "
+            f"lost {report['lost']}, "
+            f"orphan {report['orphan']}, duplicate {report['duplicate']}, "
+            f"files differing from disk {mismatch}",
+            flush=True,
+        )
+    print(
+        f"summary: {a.runs} kill -9 runs on {a.files} files: lost {totals['lost']}, "
+        f"duplicate {totals['duplicate']}, orphan {totals['orphan']}, "
+        f"files differing from disk {totals['mismatch']}"
+    )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()
