@@ -247,6 +247,13 @@ class Catalog:
         )
         return {p: FileState(s, m, h, st) for p, s, m, h, st in rows}
 
+    def file_state(self, source: str, path: str) -> FileState | None:
+        row = self.db.execute(
+            "SELECT size, mtime_ns, hash, status FROM files WHERE source = ? AND path = ?",
+            (source, path),
+        ).fetchone()
+        return FileState(*row) if row else None
+
     def file_chunk_ids(self, source: str, path: str) -> list[str]:
         rows = self.db.execute(
             "SELECT id FROM chunks WHERE source = ? AND path = ?", (source, path)

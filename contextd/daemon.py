@@ -55,6 +55,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.started_at = time.time()
         self.lock = DataDirLock(self.home)
+        self.http: Any = None
 
     def run(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -92,9 +93,14 @@ class Daemon:
             self.worker.submit(Reconcile(None))
             self._drain_spool()
             self.worker.submit(Call(self.app.embedder.load))
+            self.http = self._start_http()
             server.start()
             write_info(
-                self.home, pid=os.getpid(), started_at=self.started_at, socket=str(server.path)
+                self.home,
+                pid=os.getpid(),
+                started_at=self.started_at,
+                socket=str(server.path),
+                http=self.http.url if self.http else None,
             )
             log.info("daemon ready (pid %d) on %s", os.getpid(), server.path)
             while not self.stop_event.wait(0.5):
@@ -102,10 +108,35 @@ class Daemon:
         finally:
             log.info("daemon stopping")
             server.close()
+            if self.http:
+                self.http.stop()
             self.watchers.stop()
             self.worker.stop()
             self.worker.join(timeout=30)
             self.app.close()
+
+    def _start_http(self) -> Any:
+        if self.settings.http_port is None:
+            return None
+        from contextd.mcp_server.backend import LocalBackend
+        from contextd.mcp_server.http import HttpServer, build_app, load_token
+
+        s = self.settings
+        app = build_app(
+            LocalBackend(self.dispatch),
+            load_token(self.home),
+            s.http_host,
+            s.http_port,
+            s.http_max_body,
+        )
+        http = HttpServer(app, s.http_host, s.http_port)
+        try:
+            http.start()
+        except OSError as exc:
+            raise DaemonError(
+                f"{exc}. Is the port taken? Set CONTEXTD_HTTP_PORT to another."
+            ) from None
+        return http
 
     def _watch(self, name: str, root: Path) -> None:
         try:
@@ -137,7 +168,13 @@ class Daemon:
 
     def dispatch(self, op: str, args: dict[str, Any], emit: Emit) -> Any:
         if op == "ping":
-            return {"pid": os.getpid(), "started_at": self.started_at, "home": str(self.home)}
+            http = self.http
+            return {
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "home": str(self.home),
+                "http": http.url if http else None,
+            }
         if op == "notify":
             return {"sources": self._notify(args)}
         if op == "stop":

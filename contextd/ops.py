@@ -6,6 +6,7 @@ shows the same thing whether the warm daemon answered or the command did the wor
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from contextd.app import App, resolve_root
 from contextd.connectors.base import detect_kind
 from contextd.errors import ContextdError, SourceError
 from contextd.pipeline import IndexStats
+from contextd.reading import read_file
 from contextd.search import search as run_search
 
 Progress = Callable[[dict[str, Any]], None]
@@ -94,7 +96,38 @@ def search(
     language: str | None = None,
 ) -> list[dict]:
     hits = run_search(app, query, k=k, sources=sources, path_glob=path_glob, language=language)
-    return [asdict(h) for h in hits]
+    rows = {r.name: r for r in app.catalog.sources()}
+    out = []
+    for h in hits:
+        row = rows.get(h.source)
+        out.append(
+            {
+                **asdict(h),
+                "indexed_commit": row.indexed_commit if row else None,
+                "stale": is_stale(app, h.source, row.root if row else None, h.path),
+            }
+        )
+    return out
+
+
+def is_stale(app: App, source: str, root: Path | None, path: str) -> bool:
+    """Has the file changed on disk since it was indexed? One stat and one row: cheap."""
+    known = app.catalog.file_state(source, path)
+    if root is None or known is None:
+        return True
+    try:
+        st = os.stat(root / path)
+    except OSError:
+        return True
+    return (st.st_size, st.st_mtime_ns) != (known.size, known.mtime_ns)
+
+
+def read(
+    app: App, source: str, path: str, start_line: int | None = None, end_line: int | None = None
+) -> dict:
+    return asdict(
+        read_file(app.catalog, source, path, start_line, end_line, app.settings.max_file_bytes)
+    )
 
 
 def _head(root: Path) -> str | None:
@@ -188,6 +221,8 @@ def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = Non
         )
     if op == "sources":
         return sources(app)
+    if op == "read":
+        return read(app, args["source"], args["path"], args.get("start_line"), args.get("end_line"))
     if op == "status":
         return status(app, bool(args.get("skipped")))
     if op == "verify":

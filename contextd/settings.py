@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     watch: Literal["auto", "polling"] = "auto"
     polling_interval_s: float = Field(default=2.0, gt=0)
 
+    http_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve MCP over streamable HTTP from the daemon on this port (off when unset)."""
+    http_host: str = "127.0.0.1"
+    http_max_body: int = Field(default=1024 * 1024, ge=1024)
+
     @field_validator("home")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

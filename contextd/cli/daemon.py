@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections import deque
 from typing import Annotated
 
 import typer
@@ -15,9 +13,9 @@ import typer
 from contextd import rpc
 from contextd.cli.common import configure_logging, console, settings
 from contextd.errors import DaemonError
+from contextd.launcher import ensure_daemon, tail
 from contextd.lock import read_info
 
-START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 
 
@@ -37,31 +35,8 @@ def start() -> None:
     if running:
         console.print(f"contextd is already running (pid {running['pid']}).")
         return
-    s.log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(s.log_path.with_name("daemon.stderr"), "ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "contextd", "daemon"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-            close_fds=True,
-        )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        info = rpc.ping(s.home, timeout=1.0)
-        if info:
-            console.print(f"contextd started (pid {info['pid']}); logs: `contextd logs`.")
-            return
-        code = proc.poll()
-        if code is not None:
-            tail = _tail(s.log_path.with_name("daemon.stderr"), 3) or _tail(s.log_path, 3)
-            reason = tail[-1].strip() if tail else f"exit code {code}"
-            raise DaemonError(f"The daemon exited while starting: {reason}. See `contextd logs`.")
-        time.sleep(0.05)
-    raise DaemonError(
-        f"The daemon did not answer within {START_TIMEOUT_S:.0f}s. See `contextd logs`."
-    )
+    info = ensure_daemon(s)
+    console.print(f"contextd started (pid {info['pid']}); logs: `contextd logs`.")
 
 
 def stop() -> None:
@@ -91,21 +66,13 @@ def stop() -> None:
     )
 
 
-def _tail(path: os.PathLike[str] | str, n: int) -> list[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return list(deque(f, maxlen=n))
-    except OSError:
-        return []
-
-
 def logs(
     lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 50,
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
 ) -> None:
     """Show the daemon's log."""
     path = settings().log_path
-    for line in _tail(path, lines):
+    for line in tail(path, lines):
         sys.stdout.write(line)
     if not follow:
         return

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import click
 import typer
 
-from contextd.cli import daemon, hooks, indexing, search, sources
+from contextd.cli import daemon, hooks, indexing, mcp, search, sources
 from contextd.cli.common import err_console, settings
 from contextd.errors import ContextdError
 
@@ -37,6 +37,8 @@ app.command()(daemon.start)
 app.command()(daemon.stop)
 app.command()(daemon.daemon)
 app.command()(daemon.logs)
+app.command()(mcp.mcp)
+app.command()(mcp.serve)
 app.add_typer(hooks.app, name="hooks")
 
 

@@ -1,0 +1,91 @@
+"""`contextd mcp` (stdio, for agents) and `contextd serve --http`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from contextd.cli.common import configure_logging, console, settings
+from contextd.errors import ConfigError
+
+CLIENTS = ("claude", "cursor", "vscode", "codex")
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("contextd")
+    return [str(script), "mcp"] if script.exists() else [sys.executable, "-m", "contextd", "mcp"]
+
+
+def client_config(client: str) -> str:
+    """Ready-to-paste configuration for one MCP client."""
+    cmd = _command()
+    s = settings()
+    env = {"CONTEXTD_HOME": str(s.home)}
+    if client == "claude":
+        home = shlex.quote(env["CONTEXTD_HOME"])
+        return f"claude mcp add contextd -e CONTEXTD_HOME={home} -- {shlex.join(cmd)}"
+    if client == "cursor":
+        entry = {"command": cmd[0], "args": cmd[1:], "env": env}
+        return "# ~/.cursor/mcp.json (or .cursor/mcp.json in a project)\n" + json.dumps(
+            {"mcpServers": {"contextd": entry}}, indent=2
+        )
+    if client == "vscode":
+        entry = {"type": "stdio", "command": cmd[0], "args": cmd[1:], "env": env}
+        return "// .vscode/mcp.json\n" + json.dumps({"servers": {"contextd": entry}}, indent=2)
+    if client == "codex":
+        args = ", ".join(json.dumps(a) for a in cmd[1:])
+        return (
+            f"# ~/.codex/config.toml\n[mcp_servers.contextd]\ncommand = {json.dumps(cmd[0])}\n"
+            f"args = [{args}]\nenv = {{ CONTEXTD_HOME = {json.dumps(env['CONTEXTD_HOME'])} }}"
+        )
+    raise ConfigError(f"Unknown client '{client}'. Choose one of: {', '.join(CLIENTS)}.")
+
+
+def mcp(
+    print_config: Annotated[
+        str | None,
+        typer.Option(
+            "--print-config",
+            metavar="CLIENT",
+            help=f"Print the configuration for {', '.join(CLIENTS)} and exit.",
+        ),
+    ] = None,
+) -> None:
+    """Serve MCP over stdio for a coding agent (forwards to the daemon, starting it)."""
+    if print_config:
+        console.print(client_config(print_config), markup=False)
+        return
+    from contextd.mcp_server.backend import DaemonBackend
+    from contextd.mcp_server.server import build_server
+
+    s = settings()  # logs go to the log file; stdout carries protocol messages only
+    backend = DaemonBackend(s)
+    backend.warm_up()
+    build_server(backend).run()
+
+
+def serve(
+    http: Annotated[bool, typer.Option("--http", help="Serve MCP over streamable HTTP.")] = False,
+    port: Annotated[int, typer.Option("--port", help="HTTP port.")] = 8740,
+    host: Annotated[str, typer.Option("--host", help="HTTP address.")] = "127.0.0.1",
+) -> None:
+    """Run the daemon in the foreground, also serving MCP over HTTP."""
+    if not http:
+        raise ConfigError("Nothing to serve: pass --http (stdio agents use `contextd mcp`).")
+    from contextd.daemon import Daemon
+    from contextd.mcp_server.http import load_token
+
+    s = settings().model_copy(update={"http_port": port, "http_host": host})
+    configure_logging(s, stderr=True)
+    s.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    load_token(s.home)
+    console.print(
+        f"MCP over HTTP on http://{host}:{port}/mcp; bearer token in {s.home / 'http-token'}",
+        markup=False,
+    )
+    Daemon(s).run()

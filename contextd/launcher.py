@@ -1,0 +1,62 @@
+"""Start the daemon in the background and wait until it answers (CLI `start`, MCP)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from contextd import rpc
+from contextd.errors import DaemonError
+from contextd.settings import Settings
+
+START_TIMEOUT_S = 120.0
+
+
+def tail(path: Path, n: int) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return list(deque(f, maxlen=n))
+    except OSError:
+        return []
+
+
+def spawn(settings: Settings) -> subprocess.Popen[bytes]:
+    settings.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(settings.log_path.with_name("daemon.stderr"), "ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "contextd", "daemon"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def ensure_daemon(settings: Settings, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
+    """The running daemon's ping reply, starting one first if none answers."""
+    info = rpc.ping(settings.home)
+    if info:
+        return info
+    proc = spawn(settings)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = rpc.ping(settings.home, timeout=1.0)
+        if info:
+            return info
+        code = proc.poll()
+        if code is not None:
+            again = rpc.ping(settings.home, timeout=1.0)  # lost a race with another starter
+            if again:
+                return again
+            lines = tail(settings.log_path.with_name("daemon.stderr"), 3) or tail(
+                settings.log_path, 3
+            )
+            reason = lines[-1].strip() if lines else f"exit code {code}"
+            raise DaemonError(f"The daemon exited while starting: {reason}. See `contextd logs`.")
+        time.sleep(0.05)
+    raise DaemonError(f"The daemon did not answer within {timeout:.0f}s. See `contextd logs`.")

@@ -1,0 +1,110 @@
+"""Reading files for agents, confined to the indexed roots.
+
+A path is taken relative to its source's root, resolved with every symlink followed, and
+must still lie inside the (resolved) root. NUL bytes, absolute paths and backslashes are
+refused outright; the secrets deny-list, the size cap and the binary check apply as they
+do to indexing. Every refusal is a ContextdError with a sentence the agent can act on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from contextd.catalog import Catalog
+from contextd.connectors.filters import decode_text, is_binary, secret_reason
+from contextd.errors import ContextdError
+
+MAX_LINES = 2000
+
+
+class ReadRefused(ContextdError):
+    pass
+
+
+@dataclass(frozen=True)
+class FileText:
+    source: str
+    path: str
+    start_line: int
+    end_line: int
+    total_lines: int
+    text: str
+    stale: bool
+    indexed_commit: str | None
+
+
+def confine(root: Path, path: str) -> tuple[str, Path]:
+    """The relative path and the real file for `path` under `root`, or ReadRefused."""
+    if not path or "\0" in path or "\\" in path:
+        raise ReadRefused(
+            "That path is not valid. Give a path relative to the source root, "
+            "as search results show it."
+        )
+    rel = PurePosixPath(path)
+    if rel.is_absolute() or path.startswith("~"):
+        raise ReadRefused(
+            "Absolute paths are not readable. Give a path relative to the "
+            "source root, as search results show it."
+        )
+    real_root = root.resolve()
+    target = (real_root / rel).resolve()
+    try:
+        inside = target.relative_to(real_root)
+    except ValueError:
+        raise ReadRefused(
+            f"'{path}' lies outside the source root; only indexed sources can be read."
+        ) from None
+    reason = secret_reason(inside.as_posix()) or secret_reason(rel.as_posix())
+    if reason:
+        raise ReadRefused(f"'{path}' is on the secrets deny-list and is never shared.")
+    return inside.as_posix(), target
+
+
+def read_file(
+    catalog: Catalog,
+    source: str,
+    path: str,
+    start_line: int | None = None,
+    end_line: int | None = None,
+    max_bytes: int = 1024 * 1024,
+) -> FileText:
+    row = catalog.source(source)
+    rel, target = confine(row.root, path)
+    try:
+        fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ReadRefused(
+            f"'{path}' does not exist in '{source}'. Search again for its current location."
+        ) from None
+    except OSError as exc:
+        raise ReadRefused(f"'{path}' cannot be read ({exc.strerror}).") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not os.path.isfile(target) or not (st.st_mode & 0o170000 == 0o100000):
+            raise ReadRefused(f"'{path}' is not a regular file.")
+        if st.st_size > max_bytes:
+            raise ReadRefused(
+                f"'{path}' is larger than {max_bytes:,} bytes; read a line range "
+                "of a smaller file, or search for the part you need."
+            )
+        data = f.read(max_bytes + 1)
+    if is_binary(data):
+        raise ReadRefused(f"'{path}' is a binary file.")
+    text = decode_text(data)
+    if text is None:
+        raise ReadRefused(f"'{path}' is not UTF-8 text.")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    total = len(lines)
+    start = max(1, start_line or 1)
+    end = min(total, end_line or total, start + MAX_LINES - 1)
+    if total and start > total:
+        raise ReadRefused(f"'{path}' has {total} lines; start_line {start} is past the end.")
+    known = catalog.file_states(source).get(rel)
+    stale = known is None or (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns)
+    return FileText(
+        source, rel, start, end, total, "\n".join(lines[start - 1 : end]), stale, row.indexed_commit
+    )

@@ -1,0 +1,1 @@
+"""contextd as a Model Context Protocol server for coding agents (stdio and HTTP)."""

@@ -1,0 +1,115 @@
+"""Streamable HTTP, served by the daemon: loopback, a bearer token, Host/Origin checks.
+
+The token is created at the first start in `$CONTEXTD_HOME/http-token` (mode 0600);
+requests without it, or with another, get 401. The SDK's transport security rejects a
+foreign Host (421) or Origin (403) against DNS rebinding, and bodies over the cap (413).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mcp.server.transport_security import TransportSecuritySettings
+
+from contextd.mcp_server.backend import Backend
+from contextd.mcp_server.server import build_server
+
+log = logging.getLogger(__name__)
+
+TOKEN_NAME = "http-token"
+PATH = "/mcp"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def load_token(home: Path) -> str:
+    """The bearer token, created (0600) on first use."""
+    path = home / TOKEN_NAME
+    try:
+        token = path.read_text().strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request needs `Authorization: Bearer <token>`."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b"Bearer"),
+                        ],
+                    }
+                )
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b'{"error": "missing or wrong bearer token"}',
+                    }
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(backend: Backend, token: str, host: str, port: int, max_body: int) -> Any:
+    hosts = [f"{h}:{port}" for h in ({host} | (LOOPBACK if host in LOOPBACK else set()))]
+    hosts = [h.replace("::1:", "[::1]:") for h in hosts]
+    origins = [f"http://{h}" for h in hosts]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+    app = build_server(backend).streamable_http_app(
+        streamable_http_path=PATH, transport_security=security, max_request_body_size=max_body
+    )
+    return BearerAuth(app, token)
+
+
+class HttpServer:
+    """uvicorn on its own thread, stopped and joined with the daemon."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self.url = f"http://{host}:{port}{PATH}"
+        self._thread = threading.Thread(target=self.server.run, name="contextd-http", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"the MCP HTTP endpoint could not listen on {self.url}")
+            time.sleep(0.02)
+        log.info("MCP over HTTP on %s", self.url)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)

@@ -1,0 +1,113 @@
+"""The MCP server as agents reach it: a stdio subprocess, and HTTP served by the daemon."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.conftest import git, write
+from tests.daemon_helpers import contextd, start_daemon, stop_daemon, wait_converged
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], int]]:
+    base = tmp_path_factory.mktemp("mcp")
+    port = free_port()
+    env = start_daemon(base / "home", http_port=str(port))
+    repo = base / "shop"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(repo, "billing.py", "def refund_payment(order):\n    '''Give the money back.'''\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "init")
+    contextd(env, "add", str(repo), "--name", "shop", "--no-hooks")
+    wait_converged(env, "shop", repo)
+    yield env, port
+    stop_daemon(env)
+
+
+def test_the_stdio_server_never_loads_the_model_or_the_store() -> None:
+    code = (
+        "import sys, contextd.cli.main, contextd.mcp_server.server, contextd.mcp_server.backend;"
+        "print(json.dumps(sorted(m for m in ('torch', 'chromadb', 'sentence_transformers')"
+        " if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json;" + code], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == []
+
+
+async def test_a_stdio_subprocess_lists_tools_and_searches(served) -> None:
+    env, _ = served
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "contextd", "mcp"],
+        env={k: v for k, v in env.items() if k.startswith(("CONTEXTD_", "HF_"))},
+    )
+    async with Client(params) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert names == {"search", "read", "sources", "status"}
+        r = await client.call_tool("search", {"query": "give the money back", "k": 2})
+        assert not r.is_error
+        assert r.structured_content["results"][0]["path"] == "billing.py"
+        r = await client.call_tool("status", {})
+        assert r.structured_content["running"] and r.structured_content["model_loaded"] in (
+            True,
+            False,
+        )
+
+
+def test_http_needs_the_token_and_refuses_foreign_origins(served) -> None:
+    env, port = served
+    token = (Path(env["CONTEXTD_HOME"]) / "http-token").read_text().strip()
+    assert (Path(env["CONTEXTD_HOME"]) / "http-token").stat().st_mode & 0o777 == 0o600
+    url = f"http://127.0.0.1:{port}/mcp"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    with httpx2.Client(timeout=10) as http:
+        assert http.post(url, json=body, headers=headers).status_code == 401
+        wrong = {**headers, "Authorization": "Bearer not-the-token"}
+        assert http.post(url, json=body, headers=wrong).status_code == 401
+        good = {**headers, "Authorization": f"Bearer {token}"}
+        foreign = {**good, "Origin": "http://evil.example"}
+        assert http.post(url, json=body, headers=foreign).status_code == 403
+        huge = http.post(
+            url,
+            content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+            headers={**good, "Content-Type": "application/json"},
+        )
+        assert huge.status_code == 413
+
+
+async def test_an_http_client_with_the_token_searches(served) -> None:
+    env, port = served
+    token = (Path(env["CONTEXTD_HOME"]) / "http-token").read_text().strip()
+    headers = {"Authorization": f"Bearer {token}", "Origin": f"http://127.0.0.1:{port}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        transport = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
+        async with Client(transport) as client:
+            r = await client.call_tool("search", {"query": "refund", "k": 1})
+            assert not r.is_error and r.structured_content["results"][0]["path"] == "billing.py"
