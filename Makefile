@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.contextd-installed
 SAMPLE_QUERY ?= how are files cut into chunks by syntax
 
-.PHONY: run test lint bench-requests clean
+.PHONY: run test lint inspector clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The MCP Inspector CLI (npm) as a third-party client; separate because it needs npm.
+inspector: $(STAMP)
+	VENV=$(VENV) bash bench/inspector.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

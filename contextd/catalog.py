@@ -392,6 +392,13 @@ class Catalog:
         args.append(limit)
         return [(i, float(s)) for i, s in self.db.execute(sql, args)]
 
+    def document_frequency(self, term: str) -> int:
+        """How many chunks contain a term (as the lexical index tokenises it)."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_query([term]),)
+        ).fetchone()
+        return int(row[0])
+
     def skipped(self, source: str | None = None) -> list[tuple[str, str, str]]:
         sql = "SELECT source, path, reason FROM files WHERE status = 'skipped'"
         args: tuple[str, ...] = ()

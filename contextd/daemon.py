@@ -12,7 +12,6 @@ answer on the socket. Shutdown (SIGTERM, SIGINT or `contextd stop`) joins every 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -32,6 +31,8 @@ from contextd.worker import Call, GitMoved, Reconcile, Worker
 
 log = logging.getLogger(__name__)
 
+SPOOL_POLL_S = 0.1  # hooks leave notes in the spool; a scan of an empty dir costs nothing
+STALE_TMP_S = 3600.0
 WRITE_OPS = frozenset({"add", "remove", "index", "reindex", "verify"})
 
 
@@ -103,8 +104,8 @@ class Daemon:
                 http=self.http.url if self.http else None,
             )
             log.info("daemon ready (pid %d) on %s", os.getpid(), server.path)
-            while not self.stop_event.wait(0.5):
-                pass
+            while not self.stop_event.wait(SPOOL_POLL_S):
+                self._drain_spool()
         finally:
             log.info("daemon stopping")
             server.close()
@@ -146,15 +147,24 @@ class Daemon:
             log.error("cannot watch %s (%s); relying on reconcile scans", root, exc)
 
     def _drain_spool(self) -> None:
-        spool = self.settings.spool_path
-        if not spool.is_dir():
+        """Handle the notes git hooks left (`<time>-<pid>.note`: hook name, then root)."""
+        try:
+            entries = list(os.scandir(self.settings.spool_path))
+        except FileNotFoundError:
             return
-        for note in sorted(spool.glob("*.json")):
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.endswith(".tmp"):
+                if time.time() - entry.stat().st_mtime > STALE_TMP_S:
+                    Path(entry.path).unlink(missing_ok=True)  # a hook killed mid-write
+                continue
+            if not entry.name.endswith(".note"):
+                continue
             try:
-                self._notify(json.loads(note.read_text()))
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("unreadable spooled note %s: %s", note.name, exc)
-            note.unlink(missing_ok=True)
+                hook, _, root = Path(entry.path).read_text().partition("\n")
+                self._notify({"root": root.rstrip("\n"), "hook": hook})
+            except (OSError, ValueError) as exc:
+                log.warning("unreadable hook note %s: %s", entry.name, exc)
+            Path(entry.path).unlink(missing_ok=True)
 
     def _notify(self, args: dict[str, Any]) -> list[str]:
         root = resolve_root(Path(str(args["root"])))
@@ -175,8 +185,6 @@ class Daemon:
                 "home": str(self.home),
                 "http": http.url if http else None,
             }
-        if op == "notify":
-            return {"sources": self._notify(args)}
         if op == "stop":
             self.stop_event.set()
             return {"stopping": True, "pid": os.getpid()}

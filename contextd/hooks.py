@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -39,13 +38,12 @@ def is_ours(path: Path) -> bool:
 
 def render(hook: str, home: Path) -> str:
     template = resources.files("contextd.resources").joinpath("hook-tmpl").read_text()
-    notify = Path(__file__).with_name("hook_notify.py")
-    return (
-        template.replace("@PYTHON@", sys.executable)
-        .replace("@NOTIFY@", str(notify))
-        .replace("@HOME@", str(home))
-        .replace("@HOOK@", hook)
-    )
+    return template.replace("@HOME@", shell_quote_inner(str(home))).replace("@HOOK@", hook)
+
+
+def shell_quote_inner(value: str) -> str:
+    """Escape a value for use inside double quotes in sh."""
+    return "".join("\\" + c if c in '"\\$`' else c for c in value)
 
 
 def install(repo: Path, home: Path) -> list[Path]:

@@ -37,7 +37,7 @@ class RemoteError(ContextdError):
 
 
 def socket_path(home: Path) -> Path:
-    """Where the daemon of this data dir listens. Kept in sync with hook_notify.py."""
+    """Where the daemon of this data dir listens."""
     path = home / SOCKET_NAME
     if len(os.fsencode(path)) <= MAX_UNIX_PATH:
         return path

@@ -24,6 +24,10 @@ from contextd.records import Hit
 POOL = 50  # candidates drawn from each side
 MAX_POOL = 1000
 LEX_WEIGHT = 0.15
+# A query term found in very few chunks (an identifier, an error string) says what the
+# user wants better than meaning does: lexical evidence then weighs much more.
+RARE_DF = 3
+RARE_LEX_WEIGHT = 0.6
 # Implementation before tests and changelogs, unless the query asks for those: they
 # mention everything the code does, and an agent asking "how does X work" wants the code.
 SECONDARY_PATH = re.compile(
@@ -114,7 +118,10 @@ def search(
             dense=1.0 - h.distance,
         )
 
-    lexical = app.catalog.lexical(query_terms(query), pool, sources, language)
+    terms = query_terms(query)
+    lexical = app.catalog.lexical(terms, pool, sources, language)
+    rare = any(0 < app.catalog.document_frequency(t) <= RARE_DF for t in terms[:8])
+    lex_weight = RARE_LEX_WEIGHT if rare else LEX_WEIGHT
     best = max((s for _, s in lexical), default=0.0)
     extra = [i for i, _ in lexical if i not in found]
     stored = app.catalog.chunks(extra)
@@ -129,12 +136,12 @@ def search(
     for chunk_id, score in lexical:
         found[chunk_id].lexical = score / best if best > 0 else 0.0
 
-    penalise = not SECONDARY_TERMS & set(query_terms(query))
+    penalise = not SECONDARY_TERMS & set(terms)
     groups: dict[tuple[str, str, str | int], list[tuple[float, _Candidate]]] = {}
     for c in found.values():
         if path_glob and not fnmatchcase(c.path, path_glob):
             continue
-        score = c.dense + LEX_WEIGHT * c.lexical
+        score = c.dense + lex_weight * c.lexical
         if penalise and SECONDARY_PATH.search(c.path):
             score -= SECONDARY_PENALTY
         groups.setdefault((c.source, c.path, c.symbol or c.start_line), []).append((score, c))

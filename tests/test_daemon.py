@@ -200,12 +200,12 @@ def test_notes_spooled_while_down_are_handled_at_the_next_start(tmp_path: Path) 
     g("commit", "-q", "-m", "offline work")
     spool = home / "spool"
     deadline = time.monotonic() + 10
-    while not list(spool.glob("*.json")) and time.monotonic() < deadline:
+    while not list(spool.glob("*.note")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert list(spool.glob("*.json")), "the hook spools its note when no daemon answers"
+    assert list(spool.glob("*.note")), "the hook leaves its note for the next start"
     contextd(env, "start")
     try:
         wait_converged(env, "spooled", root)
-        assert not list(spool.glob("*.json")), "spooled notes are consumed at start"
+        assert not list(spool.glob("*.note")), "spooled notes are consumed at start"
     finally:
         stop_daemon(env)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
@@ -46,9 +45,10 @@ def test_a_foreign_hook_is_chained_and_restored_byte_for_byte(repo: Path, tmp_pa
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "x", env=hook_env(home))
     assert (repo / ".git/foreign-ran").read_text() == "ran\n"  # the foreign hook still runs
-    assert wait_for(lambda: list((home / "spool").glob("*.json"))), "no daemon: the note is spooled"
-    note = json.loads(next((home / "spool").glob("*.json")).read_text())
-    assert Path(note["root"]).resolve() == repo.resolve() and note["hook"] == "post-commit"
+    notes = list((home / "spool").glob("*.note"))
+    assert notes, "the hook leaves a note in the spool"
+    hook_name, root = notes[0].read_text().splitlines()
+    assert Path(root).resolve() == repo.resolve() and hook_name == "post-commit"
 
     hooks.install(repo, home)  # installing twice keeps the foreign hook safe
     assert (repo / ".git/hooks/post-commit.contextd-legacy").read_bytes() == FOREIGN

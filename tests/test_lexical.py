@@ -61,3 +61,11 @@ def test_tests_rank_below_code_unless_asked_for(app: App, repo: Path) -> None:
     app.index(app.catalog.add_source("shop", repo, "git"))
     assert search(app, "total price of the cart items", k=1)[0].path == "src/shop/cart.py"
     assert search(app, "test for the total price", k=1)[0].path == "tests/test_cart.py"
+
+
+def test_a_unique_string_is_found_first_whatever_its_meaning(app: App, repo: Path) -> None:
+    with open(repo / "src/shop/cart.py", "a") as f:
+        f.write("\n# zqxprobe4471 marker\n")
+    app.index(app.catalog.add_source("shop", repo, "git"))
+    top = search(app, "zqxprobe4471", k=3)[0]
+    assert top.path == "src/shop/cart.py" and "zqxprobe4471" in top.text
