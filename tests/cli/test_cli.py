@@ -107,3 +107,25 @@ def test_make_run_from_the_readme_indexes_and_searches_this_repository(tmp_path:
     assert "1. " in out.stdout and ".py:" in out.stdout
     readme = (REPO_ROOT / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
+
+
+@pytest.mark.parametrize("client", ["claude", "cursor", "vscode", "codex"])
+def test_print_config_gives_a_snippet_ready_to_paste(client: str, capsys) -> None:
+    import shlex
+    import tomllib
+
+    code, out, _ = cli(capsys, "mcp", "--print-config", client)
+    assert code == 0
+    body = "\n".join(line for line in out.splitlines() if not line.startswith(("#", "//")))
+    if client == "claude":
+        words = shlex.split(body)
+        assert words[:4] == ["claude", "mcp", "add", "contextd"] and words[-1] == "mcp"
+        return
+    if client == "codex":
+        entry = tomllib.loads(body)["mcp_servers"]["contextd"]
+    else:
+        key = "mcpServers" if client == "cursor" else "servers"
+        entry = json.loads(body)[key]["contextd"]
+    assert Path(entry["command"]).exists() and entry["args"][-1] == "mcp"
+    assert entry["env"]["CONTEXTD_HOME"] == os.environ["CONTEXTD_HOME"]
+    assert cli(capsys, "mcp", "--print-config", "emacs")[0] == 1
