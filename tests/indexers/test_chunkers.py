@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import subprocess
 import sysconfig
 from pathlib import Path
 
@@ -112,6 +114,35 @@ def test_no_chunk_exceeds_the_model_limit_on_fixtures_and_the_stdlib(counter: To
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
         for chunk in registry.chunk(path.name, text):
+            n += 1
+            assert counter.count(chunk.embed_text) <= counter.content_limit, (
+                path,
+                chunk.start_line,
+            )
+    assert n > 1000
+
+
+REQUESTS_GIT = Path(os.environ.get("CONTEXTD_REQUESTS_GIT", "/work/.mirror/psf+requests/repo"))
+
+
+@pytest.mark.skipif(
+    not REQUESTS_GIT.is_dir(),
+    reason="no psf/requests clone on this machine (set CONTEXTD_REQUESTS_GIT to a clone's git dir)",
+)
+def test_no_chunk_exceeds_the_model_limit_on_the_requests_tree(counter: TokenCounter) -> None:
+    git = ["git", "--git-dir", str(REQUESTS_GIT)]
+    listed = subprocess.run(
+        [*git, "ls-tree", "-r", "--name-only", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    registry = ChunkerRegistry(counter)
+    n = 0
+    for path in listed:
+        if not path.endswith((".py", ".md", ".rst", ".txt", ".cfg", ".toml", ".yml")):
+            continue
+        text = subprocess.run(
+            [*git, "show", f"HEAD:{path}"], capture_output=True, check=True
+        ).stdout.decode("utf-8", "replace")
+        for chunk in registry.chunk(path, text):
             n += 1
             assert counter.count(chunk.embed_text) <= counter.content_limit, (
                 path,
