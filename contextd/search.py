@@ -10,7 +10,7 @@ meaning. Issue 5 replaces this fixed blend with a fitted, calibrated one.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -55,19 +55,6 @@ SECONDARY_PENALTY = 0.1
 WINDOW_BONUS = 0.02
 
 
-@dataclass
-class _Candidate:
-    source: str
-    path: str
-    start_line: int
-    end_line: int
-    symbol: str
-    language: str
-    text: str
-    dense: float = 0.0
-    lexical: float = 0.0
-
-
 def _where(sources: list[str] | None, language: str | None) -> dict[str, Any] | None:
     clauses: list[dict[str, Any]] = []
     if sources:
@@ -104,17 +91,18 @@ def search(
     pool = min(MAX_POOL, max(POOL, k * (20 if path_glob else 5)))
     vector = app.embedder.embed([query])[0]
 
-    found: dict[str, _Candidate] = {}
+    found: dict[str, Hit] = {}
     for h in app.store.query(vector, pool, _where(sources, language)):
         m = h.metadata
-        found[h.id] = _Candidate(
-            str(m.get("source", "")),
-            str(m.get("path", "")),
-            int(m.get("start_line", 0)),
-            int(m.get("end_line", 0)),
-            str(m.get("symbol", "")),
-            str(m.get("language", "")),
-            h.document,
+        found[h.id] = Hit(
+            source=str(m.get("source", "")),
+            path=str(m.get("path", "")),
+            start_line=int(m.get("start_line", 0)),
+            end_line=int(m.get("end_line", 0)),
+            symbol=str(m.get("symbol", "")),
+            language=str(m.get("language", "")),
+            score=0.0,
+            text=h.document,
             dense=1.0 - h.distance,
         )
 
@@ -127,41 +115,44 @@ def search(
     stored = app.catalog.chunks(extra)
     vectors = app.catalog.cached_vectors(app.embedder.model_id, (s.chunk.hash for s in stored))
     for s in stored:
-        ch = s.chunk
-        v = vectors.get(ch.hash)
+        c = s.chunk
+        v = vectors.get(c.hash)
         cosine = float(np.dot(v, vector)) if v is not None else 0.0
-        found[s.id] = _Candidate(
-            s.source, ch.path, ch.start_line, ch.end_line, ch.symbol, ch.language, ch.text, cosine
+        found[s.id] = Hit(
+            s.source,
+            c.path,
+            c.start_line,
+            c.end_line,
+            c.symbol,
+            c.language,
+            0.0,
+            c.text,
+            dense=cosine,
         )
     for chunk_id, score in lexical:
-        found[chunk_id].lexical = score / best if best > 0 else 0.0
+        found[chunk_id] = replace(found[chunk_id], lexical=score / best if best > 0 else 0.0)
 
     penalise = not SECONDARY_TERMS & set(terms)
-    groups: dict[tuple[str, str, str | int], list[tuple[float, _Candidate]]] = {}
-    for c in found.values():
-        if path_glob and not fnmatchcase(c.path, path_glob):
+    groups: dict[tuple[str, str, str | int], list[tuple[float, Hit]]] = {}
+    for hit in found.values():
+        if path_glob and not fnmatchcase(hit.path, path_glob):
             continue
-        score = c.dense + lex_weight * c.lexical
-        if penalise and SECONDARY_PATH.search(c.path):
+        score = hit.dense + lex_weight * hit.lexical
+        if penalise and SECONDARY_PATH.search(hit.path):
             score -= SECONDARY_PENALTY
-        groups.setdefault((c.source, c.path, c.symbol or c.start_line), []).append((score, c))
+        key = (hit.source, hit.path, hit.symbol or hit.start_line)
+        groups.setdefault(key, []).append((score, hit))
     hits = []
     for windows in groups.values():
         windows.sort(key=lambda sc: -sc[0])
-        score, c = windows[0]
+        score, best_window = windows[0]
         score += WINDOW_BONUS * min(len(windows) - 1, 3)
         hits.append(
-            Hit(
-                c.source,
-                c.path,
-                c.start_line,
-                c.end_line,
-                c.symbol,
-                c.language,
-                round(score, 4),
-                c.text,
-                round(c.dense, 4),
-                round(c.lexical, 4),
+            replace(
+                best_window,
+                score=round(score, 4),
+                dense=round(best_window.dense, 4),
+                lexical=round(best_window.lexical, 4),
             )
         )
     hits.sort(key=lambda h: -h.score)

@@ -32,7 +32,8 @@ def test_the_relevant_chunk_ranks_first(indexed: App, query: str, path: str, sym
     top = search(indexed, query, k=3)[0]
     assert (top.path, top.source) == (path, "shop")
     assert symbol in top.symbol
-    assert 0 < top.score <= 1 and top.start_line >= 1 and top.end_line >= top.start_line
+    assert 0 < top.dense <= 1 and top.score > 0
+    assert top.start_line >= 1 and top.end_line >= top.start_line
 
 
 def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Path) -> None:
