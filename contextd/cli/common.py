@@ -9,7 +9,6 @@ numpy, Chroma or torch.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from contextd import rpc
 from contextd.errors import DaemonError
 from contextd.lock import DataDirLock, read_info
+from contextd.logs import configure_logging
 from contextd.settings import Settings, load_settings
 
 console = Console(highlight=False, soft_wrap=True)
@@ -45,28 +45,6 @@ def reset() -> None:
     """Forget cached settings (tests change CONTEXTD_HOME between runs)."""
     global _settings
     _settings = None
-
-
-def configure_logging(s: Settings, stderr: bool = False) -> None:
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_contextd", False):
-            root.removeHandler(h)
-    handlers: list[logging.Handler] = []
-    try:
-        s.log_path.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(s.log_path, encoding="utf-8"))
-    except OSError:
-        stderr = True
-    if stderr:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    for handler in handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._contextd = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | None = None) -> Any:

@@ -1,5 +1,7 @@
 """The `contextd` entry point, and the one place errors become exit codes.
 
+`contextd mcp` (what agents launch) takes a fast path that skips the CLI's imports.
+
 Known errors (ContextdError) print one line and exit 1; Ctrl-C exits 130; anything else
 is a bug: its traceback goes to the log file, whose path is printed, and exit is 3.
 """
@@ -76,3 +78,12 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     sys.exit(run())
+
+
+def entry() -> None:
+    """The console script: `contextd mcp` goes straight to the stdio server."""
+    if sys.argv[1:] == ["mcp"]:
+        from contextd.mcp_server.stdio import serve_stdio
+
+        sys.exit(serve_stdio())
+    main()

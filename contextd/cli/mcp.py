@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from contextd.cli.common import configure_logging, console, settings
+from contextd.cli.common import console, settings
 from contextd.errors import ConfigError
+from contextd.logs import configure_logging
 
 CLIENTS = ("claude", "cursor", "vscode", "codex")
 
@@ -60,13 +61,9 @@ def mcp(
     if print_config:
         console.print(client_config(print_config), markup=False)
         return
-    from contextd.mcp_server.backend import DaemonBackend
-    from contextd.mcp_server.server import build_server
+    from contextd.mcp_server.stdio import serve_stdio
 
-    s = settings()  # logs go to the log file; stdout carries protocol messages only
-    backend = DaemonBackend(s)
-    backend.warm_up()
-    build_server(backend).run()
+    raise typer.Exit(serve_stdio())
 
 
 def serve(
