@@ -118,3 +118,16 @@ def query_terms(query: str) -> list[str]:
 
 def fts_query(terms: list[str]) -> str:
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[.:]+[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def looks_like_identifier(query: str) -> bool:
+    """One token shaped like code (`resolve_redirects`, `HTTPAdapter.send`, `err42`)."""
+    q = query.strip().strip("`'\"()")
+    if not q or any(c.isspace() for c in q) or not IDENTIFIER.fullmatch(q):
+        return False
+    return any(c in q for c in "_.:") or any(c.isdigit() for c in q) or (
+        any(c.isupper() for c in q[1:]) and any(c.islower() for c in q)
+    )

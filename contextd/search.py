@@ -18,14 +18,15 @@ import numpy as np
 
 from contextd.app import App
 from contextd.errors import ContextdError
-from contextd.lexical import query_terms
+from contextd.lexical import looks_like_identifier, query_terms
 from contextd.records import Hit
 
 POOL = 50  # candidates drawn from each side
 MAX_POOL = 1000
 LEX_WEIGHT = 0.15
-# A query term found in very few chunks (an identifier, an error string) says what the
-# user wants better than meaning does: lexical evidence then weighs much more.
+# A query that is one identifier-like token, or that has a term found in very few chunks
+# (an identifier, an error string), says what the user wants better than meaning does:
+# lexical evidence then weighs much more.
 RARE_DF = 3
 RARE_LEX_WEIGHT = 0.6
 # Implementation before tests and changelogs, unless the query asks for those: they
@@ -108,8 +109,10 @@ def search(
 
     terms = query_terms(query)
     lexical = app.catalog.lexical(terms, pool, sources, language)
-    rare = any(0 < app.catalog.document_frequency(t) <= RARE_DF for t in terms[:8])
-    lex_weight = RARE_LEX_WEIGHT if rare else LEX_WEIGHT
+    exact = looks_like_identifier(query) or any(
+        0 < app.catalog.document_frequency(t) <= RARE_DF for t in terms[:8]
+    )
+    lex_weight = RARE_LEX_WEIGHT if exact else LEX_WEIGHT
     best = max((s for _, s in lexical), default=0.0)
     extra = [i for i, _ in lexical if i not in found]
     stored = app.catalog.chunks(extra)

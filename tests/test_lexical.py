@@ -16,6 +16,15 @@ def test_identifiers_are_split_and_kept_whole() -> None:
     assert {"geturl2", "get", "url", "2"} <= set(tokens)
 
 
+def test_identifier_shaped_queries_are_told_from_prose() -> None:
+    from contextd.lexical import looks_like_identifier
+
+    for q in ["resolve_redirects", "HTTPAdapter.send", "getURL", "err42", "os.path.join"]:
+        assert looks_like_identifier(q), q
+    for q in ["redirects", "how are redirects followed", "Session", "", "a b"]:
+        assert not looks_like_identifier(q), q
+
+
 def test_query_terms_drop_stopwords() -> None:
     assert query_terms("how are redirects followed") == ["redirects", "followed"]
 
