@@ -105,7 +105,10 @@ class Daemon:
             )
             log.info("daemon ready (pid %d) on %s", os.getpid(), server.path)
             while not self.stop_event.wait(SPOOL_POLL_S):
-                self._drain_spool()
+                try:
+                    self._drain_spool()
+                except Exception:  # the daemon outlives any one bad note
+                    log.exception("reading hook notes failed")
         finally:
             log.info("daemon stopping")
             server.close()
@@ -153,18 +156,24 @@ class Daemon:
         except FileNotFoundError:
             return
         for entry in sorted(entries, key=lambda e: e.name):
-            if entry.name.endswith(".tmp"):
-                if time.time() - entry.stat().st_mtime > STALE_TMP_S:
-                    Path(entry.path).unlink(missing_ok=True)  # a hook killed mid-write
-                continue
-            if not entry.name.endswith(".note"):
-                continue
+            path = Path(entry.path)
             try:
-                hook, _, root = Path(entry.path).read_text().partition("\n")
-                self._notify({"root": root.rstrip("\n"), "hook": hook})
+                if entry.name.endswith(".tmp"):
+                    if time.time() - entry.stat().st_mtime > STALE_TMP_S:
+                        path.unlink(missing_ok=True)  # a hook killed mid-write
+                    continue
+                if not entry.name.endswith(".note"):
+                    continue
+                hook, _, root = path.read_text().partition("\n")
+                path.unlink(missing_ok=True)
+            except FileNotFoundError:
+                continue  # renamed or taken while we looked: a later scan sees it
             except (OSError, ValueError) as exc:
                 log.warning("unreadable hook note %s: %s", entry.name, exc)
-            Path(entry.path).unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
+                continue
+            if root.strip():
+                self._notify({"root": root.rstrip("\n"), "hook": hook})
 
     def _notify(self, args: dict[str, Any]) -> list[str]:
         root = resolve_root(Path(str(args["root"])))

@@ -209,3 +209,17 @@ def test_notes_spooled_while_down_are_handled_at_the_next_start(tmp_path: Path) 
         assert not list(spool.glob("*.note")), "spooled notes are consumed at start"
     finally:
         stop_daemon(env)
+
+
+def test_a_storm_of_hook_notes_leaves_the_daemon_running(daemon, tmp_path: Path) -> None:
+    root, g = new_repo(tmp_path, daemon, "storm")
+    hook = root / ".git" / "hooks" / "post-commit"
+    env = {**os.environ, **daemon}
+    for _ in range(300):
+        subprocess.run([str(hook)], cwd=root, env=env, check=True)
+    write(root, "app/after_storm.py", "def calm():\n    return 'still here'\n")
+    g("add", "-A")
+    g("commit", "-q", "-m", "after the storm")
+    wait_converged(daemon, "storm", root)
+    assert json.loads(contextd(daemon, "status", "--json").stdout)["daemon"]["pid"] > 0
+    assert not list((Path(daemon["CONTEXTD_HOME"]) / "spool").glob("*.note"))
