@@ -168,6 +168,18 @@ class Catalog:
             raise
         self.db.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read view (WAL): the writer's commits made meanwhile stay unseen."""
+        if self.db.in_transaction:
+            yield self.db
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield self.db
+        finally:
+            self.db.execute("COMMIT")
+
     # -- meta -------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:

@@ -77,6 +77,19 @@ def search(
     path_glob: str | None = None,
     language: str | None = None,
 ) -> list[Hit]:
+    """Hybrid search; the catalog is read as one snapshot while the daemon may be writing."""
+    with app.catalog.snapshot():
+        return _search(app, query, k, sources, path_glob, language)
+
+
+def _search(
+    app: App,
+    query: str,
+    k: int = 8,
+    sources: list[str] | None = None,
+    path_glob: str | None = None,
+    language: str | None = None,
+) -> list[Hit]:
     query = query.strip()
     if not query:
         raise ContextdError("The query is empty. Say what you are looking for.")
@@ -133,7 +146,8 @@ def search(
             dense=cosine,
         )
     for chunk_id, score in lexical:
-        found[chunk_id] = replace(found[chunk_id], lexical=score / best if best > 0 else 0.0)
+        if chunk_id in found:  # a chunk the vector store no longer has is passed over
+            found[chunk_id] = replace(found[chunk_id], lexical=score / best if best > 0 else 0.0)
 
     penalise = not SECONDARY_TERMS & set(terms)
     groups: dict[tuple[str, str, str | int], list[tuple[float, Hit]]] = {}

@@ -63,3 +63,36 @@ def test_a_secret_in_an_added_folder_is_never_returned(app: App, tmp_path: Path)
             assert ".env" not in hit.path and SECRET not in hit.text
     stored = b"".join(p.read_bytes() for p in app.settings.home.rglob("*") if p.is_file())
     assert SECRET.encode() not in stored
+
+
+def test_searching_while_the_index_is_rewritten_never_fails(indexed: App, repo: Path) -> None:
+    import threading
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def rewrite() -> None:
+        n = 0
+        try:
+            while not stop.is_set():
+                n += 1
+                write(
+                    repo,
+                    "src/shop/mail.py",
+                    f"def send_receipt_email(address):\n"
+                    f"    '''Email the receipt, version {n}.'''\n",
+                )
+                indexed.index(indexed.catalog.source("shop"))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        for _ in range(40):
+            hits = search(indexed, "email the receipt", k=5)
+            assert hits and hits[0].path == "src/shop/mail.py"
+    finally:
+        stop.set()
+        writer.join()
+    assert not errors
