@@ -266,6 +266,14 @@ class Catalog:
         ).fetchone()
         return FileState(*row) if row else None
 
+    def file_chunk_spans(self, source: str, path: str) -> dict[str, tuple[int, int]]:
+        """Chunk id -> (start_line, end_line) of one file's chunks."""
+        rows = self.db.execute(
+            "SELECT id, start_line, end_line FROM chunks WHERE source = ? AND path = ?",
+            (source, path),
+        )
+        return {i: (a, b) for i, a, b in rows}
+
     def file_chunk_ids(self, source: str, path: str) -> list[str]:
         rows = self.db.execute(
             "SELECT id FROM chunks WHERE source = ? AND path = ?", (source, path)

@@ -214,18 +214,21 @@ class Indexer:
         if not batch:
             return
         pairs = [p for _, chunks in batch.files for p in chunks]
-        vectors = self._vectors([c for _, c in pairs], stats, progress)
-        old_ids: set[str] = set()
+        old: dict[str, tuple[int, int]] = {}
         for path in (
             [c.path for c, _ in batch.files] + [s.path for s in batch.skips] + batch.deletes
         ):
-            old_ids.update(self.catalog.file_chunk_ids(src, path))
-        if pairs:
+            old.update(self.catalog.file_chunk_spans(src, path))
+        # A chunk id names its source, path and content: one already stored at the same
+        # lines needs no write. Only new and moved chunks reach the vector store.
+        fresh = [(cid, c) for cid, c in pairs if old.get(cid) != (c.start_line, c.end_line)]
+        if fresh:
+            vectors = self._vectors([c for _, c in fresh], stats, progress)
             self.store.upsert(
-                [cid for cid, _ in pairs],
+                [cid for cid, _ in fresh],
                 vectors,
-                [metadata(src, c) for _, c in pairs],
-                [c.text for _, c in pairs],
+                [metadata(src, c) for _, c in fresh],
+                [c.text for _, c in fresh],
             )
         with self.catalog.transaction() as db:
             for change, chunks in batch.files:
@@ -240,7 +243,7 @@ class Indexer:
                 self.catalog.touch_file(db, src, touch.path, touch.size, touch.mtime_ns)
             for path in batch.deletes:
                 self.catalog.delete_file(db, src, path)
-        stale = sorted(old_ids - {cid for cid, _ in pairs})
+        stale = sorted(set(old) - {cid for cid, _ in pairs})
         if stale:
             self.store.delete(stale)
         stats.changed += len(batch.files)

@@ -12,7 +12,7 @@ from contextd.indexers.tokens import TokenCounter
 from contextd.records import Chunk
 
 # Bump when chunk boundaries change: the store then asks for `contextd reindex`.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 
 CODE_EXTENSIONS: dict[str, str] = {
     ".py": "python",

@@ -43,22 +43,33 @@ class Lines:
 
 
 def window(seg: Segment, lines: Lines, budget: int) -> list[Segment]:
-    """Split a segment into overlapping windows of at most `budget` tokens of whole lines."""
-    total = lines.tokens(seg.start, seg.end)
-    if total <= budget:
+    """Split a segment into overlapping windows of at most `budget` tokens of whole lines.
+
+    Windows are filled greedily from the top, so an edit near the end of a long segment
+    leaves every earlier window (and its embedding) as it was. Only a runt at the end is
+    evened out with the window before it.
+    """
+    if lines.tokens(seg.start, seg.end) <= budget:
         return [seg]
     overlap = budget // OVERLAP_FRACTION
-    # Even windows rather than full ones and a runt at the end.
-    n = -(-total // (budget - overlap))
-    budget = min(budget, -(-total // n) + overlap)
-    out: list[Segment] = []
-    i = seg.start
-    while i < seg.end:
+    spans = _greedy(seg.start, seg.end, lines, budget, overlap)
+    if len(spans) > 1 and lines.tokens(*spans[-1]) < budget // SMALL_FRACTION:
+        start = spans[-2][0]
+        total = lines.tokens(start, seg.end)
+        half = min(budget, -(-total // 2) + overlap)
+        spans = spans[:-2] + _greedy(start, seg.end, lines, half, overlap)
+    return [Segment(a, b, seg.symbol, seg.is_def) for a, b in spans]
+
+
+def _greedy(start: int, end: int, lines: Lines, budget: int, overlap: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    i = start
+    while i < end:
         j = i + 1  # a window holds at least one line; an overlong line is split later
-        while j < seg.end and lines.tokens(i, j + 1) <= budget:
+        while j < end and lines.tokens(i, j + 1) <= budget:
             j += 1
-        out.append(Segment(i, j, seg.symbol, seg.is_def))
-        if j >= seg.end:
+        out.append((i, j))
+        if j >= end:
             break
         k = j
         while k - 1 > i + 1 and lines.tokens(k - 1, j) <= overlap:

@@ -149,3 +149,12 @@ def test_no_chunk_exceeds_the_model_limit_on_the_requests_tree(counter: TokenCou
                 chunk.start_line,
             )
     assert n > 1000
+
+
+def test_appending_to_a_long_text_keeps_the_earlier_windows(counter: TokenCounter) -> None:
+    registry = ChunkerRegistry(counter)
+    text = "\n".join(f"paragraph line {i} with a handful of ordinary words" for i in range(300))
+    before = registry.chunk("notes.txt", text)
+    after = registry.chunk("notes.txt", text + "\none more line at the end\n")
+    unchanged = {c.hash for c in before} & {c.hash for c in after}
+    assert len(unchanged) >= len(before) - 2, "only the last windows may change"
