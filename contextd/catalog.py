@@ -274,12 +274,6 @@ class Catalog:
         )
         return {i: (a, b) for i, a, b in rows}
 
-    def file_chunk_ids(self, source: str, path: str) -> list[str]:
-        rows = self.db.execute(
-            "SELECT id FROM chunks WHERE source = ? AND path = ?", (source, path)
-        )
-        return [r[0] for r in rows]
-
     def chunk_ids(self, source: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
 

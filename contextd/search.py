@@ -79,98 +79,89 @@ def search(
 ) -> list[Hit]:
     """Hybrid search; the catalog is read as one snapshot while the daemon may be writing."""
     with app.catalog.snapshot():
-        return _search(app, query, k, sources, path_glob, language)
-
-
-def _search(
-    app: App,
-    query: str,
-    k: int = 8,
-    sources: list[str] | None = None,
-    path_glob: str | None = None,
-    language: str | None = None,
-) -> list[Hit]:
-    query = query.strip()
-    if not query:
-        raise ContextdError("The query is empty. Say what you are looking for.")
-    if k < 1:
-        raise ContextdError("-k must be at least 1.")
-    for name in sources or []:
-        app.catalog.source(name)  # raises "No source named ..." with the next command
-    if not app.catalog.sources():
-        raise ContextdError(
-            "Nothing is indexed yet. Run `contextd add PATH`, then `contextd index`."
-        )
-    language = language.lower() if language else None
-    pool = min(MAX_POOL, max(POOL, k * (20 if path_glob else 5)))
-    vector = app.embedder.embed([query])[0]
-
-    found: dict[str, Hit] = {}
-    for h in app.store.query(vector, pool, _where(sources, language)):
-        m = h.metadata
-        found[h.id] = Hit(
-            source=str(m.get("source", "")),
-            path=str(m.get("path", "")),
-            start_line=int(m.get("start_line", 0)),
-            end_line=int(m.get("end_line", 0)),
-            symbol=str(m.get("symbol", "")),
-            language=str(m.get("language", "")),
-            score=0.0,
-            text=h.document,
-            dense=1.0 - h.distance,
-        )
-
-    terms = query_terms(query)
-    lexical = app.catalog.lexical(terms, pool, sources, language)
-    exact = looks_like_identifier(query) or any(
-        0 < app.catalog.document_frequency(t) <= RARE_DF for t in terms[:8]
-    )
-    lex_weight = RARE_LEX_WEIGHT if exact else LEX_WEIGHT
-    best = max((s for _, s in lexical), default=0.0)
-    extra = [i for i, _ in lexical if i not in found]
-    stored = app.catalog.chunks(extra)
-    vectors = app.catalog.cached_vectors(app.embedder.model_id, (s.chunk.hash for s in stored))
-    for s in stored:
-        c = s.chunk
-        v = vectors.get(c.hash)
-        cosine = float(np.dot(v, vector)) if v is not None else 0.0
-        found[s.id] = Hit(
-            s.source,
-            c.path,
-            c.start_line,
-            c.end_line,
-            c.symbol,
-            c.language,
-            0.0,
-            c.text,
-            dense=cosine,
-        )
-    for chunk_id, score in lexical:
-        if chunk_id in found:  # a chunk the vector store no longer has is passed over
-            found[chunk_id] = replace(found[chunk_id], lexical=score / best if best > 0 else 0.0)
-
-    penalise = not SECONDARY_TERMS & set(terms)
-    groups: dict[tuple[str, str, str | int], list[tuple[float, Hit]]] = {}
-    for hit in found.values():
-        if path_glob and not fnmatchcase(hit.path, path_glob):
-            continue
-        score = hit.dense + lex_weight * hit.lexical
-        if penalise and SECONDARY_PATH.search(hit.path):
-            score -= SECONDARY_PENALTY
-        key = (hit.source, hit.path, hit.symbol or hit.start_line)
-        groups.setdefault(key, []).append((score, hit))
-    hits = []
-    for windows in groups.values():
-        windows.sort(key=lambda sc: -sc[0])
-        score, best_window = windows[0]
-        score += WINDOW_BONUS * min(len(windows) - 1, 3)
-        hits.append(
-            replace(
-                best_window,
-                score=round(score, 4),
-                dense=round(best_window.dense, 4),
-                lexical=round(best_window.lexical, 4),
+        query = query.strip()
+        if not query:
+            raise ContextdError("The query is empty. Say what you are looking for.")
+        if k < 1:
+            raise ContextdError("-k must be at least 1.")
+        for name in sources or []:
+            app.catalog.source(name)  # raises "No source named ..." with the next command
+        if not app.catalog.sources():
+            raise ContextdError(
+                "Nothing is indexed yet. Run `contextd add PATH`, then `contextd index`."
             )
+        language = language.lower() if language else None
+        pool = min(MAX_POOL, max(POOL, k * (20 if path_glob else 5)))
+        vector = app.embedder.embed([query])[0]
+
+        found: dict[str, Hit] = {}
+        for h in app.store.query(vector, pool, _where(sources, language)):
+            m = h.metadata
+            found[h.id] = Hit(
+                source=str(m.get("source", "")),
+                path=str(m.get("path", "")),
+                start_line=int(m.get("start_line", 0)),
+                end_line=int(m.get("end_line", 0)),
+                symbol=str(m.get("symbol", "")),
+                language=str(m.get("language", "")),
+                score=0.0,
+                text=h.document,
+                dense=1.0 - h.distance,
+            )
+
+        terms = query_terms(query)
+        lexical = app.catalog.lexical(terms, pool, sources, language)
+        exact = looks_like_identifier(query) or any(
+            0 < app.catalog.document_frequency(t) <= RARE_DF for t in terms[:8]
         )
-    hits.sort(key=lambda h: -h.score)
-    return hits[:k]
+        lex_weight = RARE_LEX_WEIGHT if exact else LEX_WEIGHT
+        best = max((s for _, s in lexical), default=0.0)
+        extra = [i for i, _ in lexical if i not in found]
+        stored = app.catalog.chunks(extra)
+        vectors = app.catalog.cached_vectors(app.embedder.model_id, (s.chunk.hash for s in stored))
+        for s in stored:
+            c = s.chunk
+            v = vectors.get(c.hash)
+            cosine = float(np.dot(v, vector)) if v is not None else 0.0
+            found[s.id] = Hit(
+                s.source,
+                c.path,
+                c.start_line,
+                c.end_line,
+                c.symbol,
+                c.language,
+                0.0,
+                c.text,
+                dense=cosine,
+            )
+        for chunk_id, score in lexical:
+            if chunk_id in found:  # a chunk the vector store no longer has is passed over
+                found[chunk_id] = replace(
+                    found[chunk_id], lexical=score / best if best > 0 else 0.0
+                )
+
+        penalise = not SECONDARY_TERMS & set(terms)
+        groups: dict[tuple[str, str, str | int], list[tuple[float, Hit]]] = {}
+        for hit in found.values():
+            if path_glob and not fnmatchcase(hit.path, path_glob):
+                continue
+            score = hit.dense + lex_weight * hit.lexical
+            if penalise and SECONDARY_PATH.search(hit.path):
+                score -= SECONDARY_PENALTY
+            key = (hit.source, hit.path, hit.symbol or hit.start_line)
+            groups.setdefault(key, []).append((score, hit))
+        hits = []
+        for windows in groups.values():
+            windows.sort(key=lambda sc: -sc[0])
+            score, best_window = windows[0]
+            score += WINDOW_BONUS * min(len(windows) - 1, 3)
+            hits.append(
+                replace(
+                    best_window,
+                    score=round(score, 4),
+                    dense=round(best_window.dense, 4),
+                    lexical=round(best_window.lexical, 4),
+                )
+            )
+        hits.sort(key=lambda h: -h.score)
+        return hits[:k]
