@@ -24,6 +24,12 @@ def _load_spec(directory: Path) -> pathspec.PathSpec | None:
     return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
 
 
+def _has_negation(spec: pathspec.PathSpec) -> bool:
+    """A spec with `!` patterns can re-include files below a folder it matches (as git
+    does and pathspec's folder matching does not), so such a folder is never pruned."""
+    return any(getattr(p, "include", True) is False for p in spec.patterns)
+
+
 class FolderSource:
     kind = "folder"
 
@@ -56,6 +62,8 @@ class FolderSource:
 
             def ignored(rel: str, is_dir: bool, active: list = active) -> bool:
                 for base, spec in active:
+                    if is_dir and _has_negation(spec):
+                        continue  # `*` + `!*/` must not prune folders; their files are checked
                     sub = rel[len(base) + 1 :] if base else rel
                     if spec.match_file(sub + "/" if is_dir else sub):
                         return True

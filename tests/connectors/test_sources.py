@@ -61,3 +61,13 @@ def test_the_deny_list_names_secrets_by_file_and_folder() -> None:
         assert secret_reason(path), path
     for path in ["src/environment.py", "keys.py", "docs/env.md", "monkey.txt"]:
         assert secret_reason(path) is None, path
+
+
+def test_an_allow_list_ignore_file_keeps_matching_files_in_subfolders(tmp_path: Path) -> None:
+    root = tmp_path / "allow"
+    write(root, ".contextdignore", "*\n!*/\n!*.py\n")
+    write(root, "top.py", "x = 1\n")
+    write(root, "pkg/deep/mod.py", "y = 2\n")
+    write(root, "pkg/notes.txt", "no\n")
+    paths = set(open_source("allow", root, "folder").scan())
+    assert paths == {"top.py", "pkg/deep/mod.py"}
