@@ -15,7 +15,7 @@ from contextd.errors import StoreMismatch
 from contextd.indexers import CHUNKER_VERSION
 from contextd.pipeline import Indexer, IndexStats, Progress
 from contextd.settings import Settings
-from contextd.store import VectorStore, collection_name
+from contextd.store import VectorStore
 
 MODEL_KEY = "model_id"
 
@@ -86,6 +86,3 @@ class App:
 
 def resolve_root(path: Path) -> Path:
     return path.expanduser().resolve()
-
-
-__all__ = ["App", "collection_name", "resolve_root"]

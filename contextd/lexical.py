@@ -128,6 +128,8 @@ def looks_like_identifier(query: str) -> bool:
     q = query.strip().strip("`'\"()")
     if not q or any(c.isspace() for c in q) or not IDENTIFIER.fullmatch(q):
         return False
-    return any(c in q for c in "_.:") or any(c.isdigit() for c in q) or (
-        any(c.isupper() for c in q[1:]) and any(c.islower() for c in q)
+    return (
+        any(c in q for c in "_.:")
+        or any(c.isdigit() for c in q)
+        or (any(c.isupper() for c in q[1:]) and any(c.islower() for c in q))
     )

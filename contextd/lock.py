@@ -46,10 +46,6 @@ class DataDirLock:
             os.close(self._fd)
             self._fd = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
 
 def write_info(home: Path, **info: Any) -> None:
     path = home / INFO_NAME

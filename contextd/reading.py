@@ -9,6 +9,7 @@ do to indexing. Every refusal is a ContextdError with a sentence the agent can a
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -82,7 +83,7 @@ def read_file(
         raise ReadRefused(f"'{path}' cannot be read ({exc.strerror}).") from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
-        if not os.path.isfile(target) or not (st.st_mode & 0o170000 == 0o100000):
+        if not stat.S_ISREG(st.st_mode):
             raise ReadRefused(f"'{path}' is not a regular file.")
         if st.st_size > max_bytes:
             raise ReadRefused(

@@ -103,8 +103,6 @@ class VectorStore:
         return int(self.collection.count())
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None) -> list[StoredHit]:
-        if self.count() == 0:
-            return []
         result = self.collection.query(
             query_embeddings=vector.reshape(1, -1),
             n_results=k,
@@ -119,6 +117,3 @@ class VectorStore:
             StoredHit(i, float(d), dict(m or {}), doc or "")
             for i, d, m, doc in zip(ids, distances, metas, docs, strict=True)
         ]
-
-    def drop(self) -> None:
-        self.client.delete_collection(self.collection.name)

@@ -140,7 +140,7 @@ class Worker(threading.Thread):
         calls: list[Call] = []
         for job in jobs:
             if isinstance(job, Reconcile):
-                names = [job.source] if job.source else [r.name for r in self._rows()]
+                names = [job.source] if job.source else [r.name for r in self.app.catalog.sources()]
                 reconcile.update(names)
             elif isinstance(job, GitMoved):
                 moved.add(job.source)
@@ -163,9 +163,6 @@ class Worker(threading.Thread):
                 job.error = exc
             finally:
                 job.done.set()
-
-    def _rows(self) -> list:
-        return self.app.catalog.sources()
 
     def _guarded(self, name: str, fn: Callable[..., object], *args: Any) -> None:
         state = self.state(name)

@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
 from contextd.cli.common import console, execute, print_json
+from contextd.lexical import query_terms
 
 SNIPPET_LINES = 6
-STOPWORDS = frozenset(
-    [
-        "the",
-        "and",
-        "for",
-        "how",
-        "are",
-        "is",
-        "was",
-        "what",
-        "where",
-        "when",
-        "which",
-        "with",
-        "does",
-        "this",
-        "that",
-        "from",
-        "into",
-    ]
-)
-
-
-def _terms(query: str) -> list[str]:
-    return [
-        w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]{2,}", query) if w.lower() not in STOPWORDS
-    ]
 
 
 def snippet(text: str, terms: list[str], n: int = SNIPPET_LINES) -> tuple[int, list[str]]:
@@ -88,6 +61,6 @@ def search(
     if not hits:
         console.print("No results. Check `contextd status`, or widen --source/--path/--lang.")
         return
-    terms = _terms(query)
+    terms = query_terms(query)
     for rank, hit in enumerate(hits, 1):
         _print_hit(rank, hit, terms)
