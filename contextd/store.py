@@ -113,7 +113,10 @@ class VectorStore:
         distances = (result["distances"] or [[]])[0]
         metas = (result["metadatas"] or [[]])[0]
         docs = (result["documents"] or [[]])[0]
+        # A record deleted while the query ran can come back without metadata: it no
+        # longer names a chunk, so it is not a result.
         return [
-            StoredHit(i, float(d), dict(m or {}), doc or "")
+            StoredHit(i, float(d), dict(m), doc or "")
             for i, d, m, doc in zip(ids, distances, metas, docs, strict=True)
+            if m
         ]
