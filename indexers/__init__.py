@@ -11,8 +11,9 @@ from contextd.indexers.text import WindowChunker
 from contextd.indexers.tokens import TokenCounter
 from contextd.records import Chunk
 
-# Bump when chunk boundaries change: the store then asks for `contextd reindex`.
-CHUNKER_VERSION = 2
+# Bump when chunk boundaries or what the model reads change: the store then asks for
+# `contextd reindex`.
+CHUNKER_VERSION = 3
 
 CODE_EXTENSIONS: dict[str, str] = {
     ".py": "python",
