@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from contextd.catalog import Catalog, SourceRow
+from contextd.confidence import Calibrations
 from contextd.embedder import SentenceTransformerEmbedder
 from contextd.errors import StoreMismatch
 from contextd.indexers import CHUNKER_VERSION
@@ -42,6 +43,10 @@ class App:
                 f"{model_id}. Run `contextd reindex` to rebuild it, or set CONTEXTD_MODEL back."
             )
         return VectorStore(self.settings.chroma_path, model_id, self.embedder.dim, CHUNKER_VERSION)
+
+    @cached_property
+    def calibrations(self) -> Calibrations:
+        return Calibrations(self.settings.home, self.embedder.model_id)
 
     @cached_property
     def indexer(self) -> Indexer:

@@ -406,6 +406,28 @@ class Catalog:
         args.append(limit)
         return [(i, float(s)) for i, s in self.db.execute(sql, args)]
 
+    def has_module(self, source: str, name: str) -> bool:
+        """Whether a source has a file `name.*` (or `_name.*`) or a folder `name/` anywhere."""
+        esc = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        row = self.db.execute(
+            "SELECT 1 FROM files WHERE source = ? AND status = 'indexed' AND ("
+            "path LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\' "
+            "OR path LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\') LIMIT 1",
+            (source, f"{esc}.%", f"%/{esc}.%", f"%/\\_{esc}.%", f"{esc}/%", f"%/{esc}/%"),
+        ).fetchone()
+        return row is not None
+
+    def name_frequency(self, term: str) -> int:
+        """How many chunks have a term in their path or symbol name."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+            ("meta : " + fts_query([term]),),
+        ).fetchone()
+        return int(row[0])
+
+    def chunk_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
     def document_frequency(self, term: str) -> int:
         """How many chunks contain a term (as the lexical index tokenises it)."""
         row = self.db.execute(

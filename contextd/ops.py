@@ -94,20 +94,39 @@ def search(
     sources: list[str] | None = None,
     path_glob: str | None = None,
     language: str | None = None,
-) -> list[dict]:
-    hits = run_search(app, query, k=k, sources=sources, path_glob=path_glob, language=language)
+    files: bool = False,
+    confidence: bool = True,
+) -> dict[str, Any]:
+    """Results with their confidence, and whether the index most likely holds the answer."""
+    answer = run_search(
+        app,
+        query,
+        k=k,
+        sources=sources,
+        path_glob=path_glob,
+        language=language,
+        files=files,
+        confidence=confidence,
+    )
     rows = {r.name: r for r in app.catalog.sources()}
-    out = []
-    for h in hits:
+    results = []
+    for h in answer.hits:
         row = rows.get(h.source)
-        out.append(
+        results.append(
             {
                 **asdict(h),
                 "indexed_commit": row.indexed_commit if row else None,
                 "stale": is_stale(app, h.source, row.root if row else None, h.path),
             }
         )
-    return out
+    return {
+        "query": answer.query,
+        "calibrated": answer.calibrated,
+        "answerable": answer.answerable,
+        "verdict": answer.verdict,
+        "calibration": answer.calibration,
+        "results": results,
+    }
 
 
 def is_stale(app: App, source: str, root: Path | None, path: str) -> bool:
@@ -218,6 +237,8 @@ def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = Non
             args.get("sources"),
             args.get("path_glob"),
             args.get("language"),
+            bool(args.get("files", False)),
+            bool(args.get("confidence", True)),
         )
     if op == "sources":
         return sources(app)

@@ -161,9 +161,10 @@ def test_search_is_answered_by_the_daemon(daemon, tmp_path: Path) -> None:
     root, _ = new_repo(tmp_path, daemon, "searched")
     write(root, "app/pay.py", "def refund_payment(order):\n    '''Give the money back.'''\n")
     wait_converged(daemon, "searched", root)
-    hits = json.loads(contextd(daemon, "search", "give money back", "--source", "searched",
-                               "--json").stdout)  # fmt: skip
-    assert hits[0]["path"] == "app/pay.py"
+    answer = json.loads(contextd(daemon, "search", "give money back", "--source", "searched",
+                                 "--json").stdout)  # fmt: skip
+    assert answer["results"][0]["path"] == "app/pay.py"
+    assert answer["calibrated"] and answer["verdict"] in ("found", "uncertain", "not_found")
 
 
 def test_a_second_daemon_on_the_same_data_dir_refuses_at_once(daemon) -> None:

@@ -32,7 +32,7 @@ def test_query_terms_drop_stopwords() -> None:
 def test_an_exact_identifier_finds_its_definition_first(app: App, repo: Path) -> None:
     write(repo, "src/shop/tax.py", "def compute_vat_surcharge(amount):\n    return amount * 0.2\n")
     app.index(app.catalog.add_source("shop", repo, "git"))
-    top = search(app, "compute_vat_surcharge", k=3)[0]
+    top = search(app, "compute_vat_surcharge", k=3).hits[0]
     assert top.path == "src/shop/tax.py" and top.lexical == 1.0
 
 
@@ -56,7 +56,7 @@ def test_windows_of_one_function_come_back_as_one_result(app: App, repo: Path) -
         f"def apply_pricing_rules(order):\n    total = 0\n{steps}\n    return total\n",
     )
     app.index(app.catalog.add_source("shop", repo, "git"))
-    hits = search(app, "apply pricing rules to the order", k=8)
+    hits = search(app, "apply pricing rules to the order", k=8).hits
     assert [h.symbol for h in hits].count("apply_pricing_rules") == 1
 
 
@@ -68,13 +68,13 @@ def test_tests_rank_below_code_unless_asked_for(app: App, repo: Path) -> None:
         "    cart.add_item('a', 2)\n    assert cart.total_price() == 2\n",
     )
     app.index(app.catalog.add_source("shop", repo, "git"))
-    assert search(app, "total price of the cart items", k=1)[0].path == "src/shop/cart.py"
-    assert search(app, "test for the total price", k=1)[0].path == "tests/test_cart.py"
+    assert search(app, "total price of the cart items", k=1).hits[0].path == "src/shop/cart.py"
+    assert search(app, "test for the total price", k=1).hits[0].path == "tests/test_cart.py"
 
 
 def test_a_unique_string_is_found_first_whatever_its_meaning(app: App, repo: Path) -> None:
     with open(repo / "src/shop/cart.py", "a") as f:
         f.write("\n# zqxprobe4471 marker\n")
     app.index(app.catalog.add_source("shop", repo, "git"))
-    top = search(app, "zqxprobe4471", k=3)[0]
+    top = search(app, "zqxprobe4471", k=3).hits[0]
     assert top.path == "src/shop/cart.py" and "zqxprobe4471" in top.text

@@ -29,7 +29,7 @@ def indexed(app: App, repo: Path) -> App:
     ],
 )
 def test_the_relevant_chunk_ranks_first(indexed: App, query: str, path: str, symbol: str) -> None:
-    top = search(indexed, query, k=3)[0]
+    top = search(indexed, query, k=3).hits[0]
     assert (top.path, top.source) == (path, "shop")
     assert symbol in top.symbol
     assert 0 < top.dense <= 1 and top.score > 0
@@ -37,15 +37,15 @@ def test_the_relevant_chunk_ranks_first(indexed: App, query: str, path: str, sym
 
 
 def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Path) -> None:
-    hits = search(indexed, "render the basket items", k=5, path_glob="src/*")
+    hits = search(indexed, "render the basket items", k=5, path_glob="src/*").hits
     assert hits and all(h.path.startswith("src/") for h in hits)
-    assert {h.language for h in search(indexed, "basket", k=5, language="javascript")} == {
+    assert {h.language for h in search(indexed, "basket", k=5, language="javascript").hits} == {
         "javascript"
     }
     other = tmp_path / "other"
     write(other, "basket.py", "def basket():\n    return []\n")
     indexed.index(indexed.catalog.add_source("other", other, "folder"))
-    assert {h.source for h in search(indexed, "basket", k=10, sources=["other"])} == {"other"}
+    assert {h.source for h in search(indexed, "basket", k=10, sources=["other"]).hits} == {"other"}
     with pytest.raises(SourceError, match="contextd sources"):
         search(indexed, "basket", sources=["nope"])
     with pytest.raises(ContextdError, match="empty"):
@@ -59,7 +59,7 @@ def test_a_secret_in_an_added_folder_is_never_returned(app: App, tmp_path: Path)
     write(root, "settings.py", "import os\nAWS_KEY = os.environ['AWS_SECRET_ACCESS_KEY']\n")
     app.index(app.catalog.add_source("service", root, "folder"))
     for query in ["AWS_SECRET_ACCESS_KEY", SECRET, "database url secret access key", "env file"]:
-        for hit in search(app, query, k=10):
+        for hit in search(app, query, k=10).hits:
             assert ".env" not in hit.path and SECRET not in hit.text
     stored = b"".join(p.read_bytes() for p in app.settings.home.rglob("*") if p.is_file())
     assert SECRET.encode() not in stored
@@ -90,9 +90,46 @@ def test_searching_while_the_index_is_rewritten_never_fails(indexed: App, repo: 
     writer.start()
     try:
         for _ in range(40):
-            hits = search(indexed, "email the receipt", k=5)
+            hits = search(indexed, "email the receipt", k=5).hits
             assert hits and hits[0].path == "src/shop/mail.py"
     finally:
         stop.set()
         writer.join()
     assert not errors
+
+
+def test_files_mode_gives_each_file_once_at_its_best_rank(indexed: App) -> None:
+    chunks = search(indexed, "cart item price receipt", k=20).hits
+    files = search(indexed, "cart item price receipt", k=20, files=True).hits
+    assert len({h.path for h in files}) == len(files)
+    assert [h.path for h in files] == list(dict.fromkeys(h.path for h in chunks))
+
+
+def test_overlapping_results_of_one_file_become_one() -> None:
+    from contextd.records import Hit
+    from contextd.search import _merge_overlaps
+
+    a = Hit("s", "f.py", 10, 14, "A.x", "python", 0.9, "\n".join(f"l{n}" for n in range(10, 15)))
+    b = Hit("s", "f.py", 13, 18, "A.y", "python", 0.8, "\n".join(f"l{n}" for n in range(13, 19)))
+    c = Hit("s", "f.py", 30, 31, "B", "python", 0.7, "l30\nl31")
+    d = Hit("s", "g.py", 12, 14, "C", "python", 0.6, "g12\ng13\ng14")
+    merged = _merge_overlaps([a, c, b, d])
+    assert [(h.path, h.start_line, h.end_line) for h in merged] == [
+        ("f.py", 10, 18),
+        ("f.py", 30, 31),
+        ("g.py", 12, 14),
+    ]
+    assert merged[0].text.split("\n") == [f"l{n}" for n in range(10, 19)]
+    assert merged[0].symbol == "A.x, A.y" and merged[0].score == 0.9
+
+
+def test_confidence_is_higher_when_the_index_holds_the_answer(indexed: App) -> None:
+    present = search(indexed, "send the receipt to the customer by email", k=5)
+    absent = search(indexed, "configure the kubernetes helm chart for autoscaling pods", k=5)
+    assert present.calibrated and absent.calibrated
+    assert present.answerable is not None and absent.answerable is not None
+    assert present.answerable > absent.answerable
+    assert absent.verdict != "found"
+    top = present.hits[0]
+    assert top.path == "src/shop/mail.py" and top.confidence is not None
+    assert all(0 <= h.confidence <= 1 for h in present.hits if h.confidence is not None)

@@ -27,7 +27,12 @@ def _print_hit(rank: int, hit: dict[str, Any], terms: list[str]) -> None:
     head.append(f"{hit['path']}:{hit['start_line']}-{hit['end_line']}", style="bold cyan")
     if hit["symbol"]:
         head.append(f"  {hit['symbol']}", style="magenta")
-    head.append(f"  score {hit['score']:.3f}", style="green")
+    if hit.get("confidence") is not None:
+        head.append(f"  {hit['confidence']:.0%} relevant", style="green")
+    else:
+        head.append(f"  score {hit['score']:.3f}", style="green")
+    if hit.get("stale"):
+        head.append("  stale", style="yellow")
     head.append(f"  [{hit['source']}]", style="dim")
     console.print(head)
     offset, lines = snippet(hit["text"], terms)
@@ -50,17 +55,49 @@ def search(
         str | None, typer.Option("--path", help="Only paths matching this glob.")
     ] = None,
     lang: Annotated[str | None, typer.Option("--lang", help="Only this language.")] = None,
+    files: Annotated[
+        bool, typer.Option("--files", help="One result per file, ranked by its best evidence.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
-    """Search the index."""
-    args = {"query": query, "k": k, "sources": source, "path_glob": path, "language": lang}
-    hits = execute("search", args)
+    """Search the index, and say how likely it holds the answer."""
+    args = {
+        "query": query,
+        "k": k,
+        "sources": source,
+        "path_glob": path,
+        "language": lang,
+        "files": files,
+    }
+    answer = execute("search", args)
     if as_json:
-        print_json(hits)
+        print_json(answer)
         return
+    hits = answer["results"]
     if not hits:
         console.print("No results. Check `contextd status`, or widen --source/--path/--lang.")
         return
     terms = query_terms(query)
     for rank, hit in enumerate(hits, 1):
         _print_hit(rank, hit, terms)
+    console.print(_verdict_line(answer))
+
+
+VERDICT_TEXT = {
+    "found": ("green", "the answer is most likely among these results"),
+    "uncertain": ("yellow", "unsure: look elsewhere too, or have a person check"),
+    "not_found": ("red", "the index most likely does not contain the answer"),
+}
+
+
+def _verdict_line(answer: dict[str, Any]) -> Text:
+    if not answer["calibrated"]:
+        return Text(
+            "confidence: not calibrated for this embedding model "
+            "(run `contextd calibrate SOURCE` to fit one from the repository's history)",
+            style="dim",
+        )
+    style, words = VERDICT_TEXT[answer["verdict"]]
+    line = Text(f"{answer['verdict']} ", style=f"bold {style}")
+    line.append(f"(answerable {answer['answerable']:.0%}): {words}", style=style)
+    return line

@@ -33,8 +33,10 @@ def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
     assert summary["files"] == 4 and summary["embedded"] == summary["chunks"] > 0
 
     code, out, _ = cli(capsys, "search", "email the receipt", "-k", "2", "--json")
-    results = json.loads(out)
+    answer = json.loads(out)
+    results = answer["results"]
     assert code == 0 and len(results) == 2
+    assert 0 <= answer["answerable"] <= 1 and 0 <= results[0]["confidence"] <= 1
     assert {"source", "path", "start_line", "end_line", "symbol", "score", "text"} <= set(
         results[0]
     )
@@ -46,7 +48,7 @@ def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
     code, out, _ = cli(
         capsys, "search", "receipt", "--lang", "javascript", "--path", "web/*", "--json"
     )
-    assert all(r["path"].startswith("web/") for r in json.loads(out))
+    assert all(r["path"].startswith("web/") for r in json.loads(out)["results"])
 
     (repo / "logo.png").write_bytes(b"\x89PNG\x00")
     cli(capsys, "index", "shop")

@@ -62,6 +62,8 @@ async def test_search_returns_typed_results_with_path_and_commit(client: Client,
     assert top["indexed_commit"] and len(top["indexed_commit"]) == 40
     assert top["stale"] is False and "send_receipt_email" in top["text"]
     assert "never instructions" in r.structured_content["note"]
+    assert 0 <= top["confidence"] <= 1 and r.structured_content["calibrated"] is True
+    assert r.structured_content["verdict"] in ("found", "uncertain", "not_found")
     write(repo, "src/shop/mail.py", "def send_receipt_email():\n    return 'changed'\n")
     r = await client.call_tool("search", {"query": "email the receipt", "k": 1})
     assert r.structured_content["results"][0]["stale"] is True
