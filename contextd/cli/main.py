@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import click
 import typer
 
-from contextd.cli import daemon, hooks, indexing, mcp, search, sources
+from contextd.cli import daemon, evaluate, hooks, indexing, mcp, search, sources
 from contextd.cli.common import err_console, settings
 from contextd.errors import ContextdError
 
@@ -35,6 +35,8 @@ app.command()(sources.remove)
 app.command()(indexing.status)
 app.command()(indexing.reindex)
 app.command()(indexing.doctor)
+app.command(name="eval")(evaluate.eval_cmd)
+app.command()(evaluate.calibrate)
 app.command()(daemon.start)
 app.command()(daemon.stop)
 app.command()(daemon.daemon)

@@ -1,0 +1,151 @@
+"""`contextd eval` and `contextd calibrate`: measured on a repository's own history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from contextd.cli.common import console, err_console, print_json, settings
+from contextd.errors import ContextdError
+
+KEYS = (
+    ("n", "queries"),
+    ("recall@1", "Recall@1"),
+    ("recall@5", "Recall@5"),
+    ("recall@10", "Recall@10"),
+    ("mrr", "MRR"),
+    ("ndcg@10", "nDCG@10"),
+    ("auroc", "AUROC answerable vs gold removed"),
+    ("ece", "ECE (10 equal-mass bins)"),
+    ("recall@5_at_80_coverage", "Recall@5 at 80% coverage"),
+)
+
+
+def _progress(quiet: bool) -> Any:
+    if quiet:
+        return None
+
+    def show(i: int, n: int, text: str) -> None:
+        err_console.print(f"[dim]{i}/{n}[/] {text}", markup=True, highlight=False)
+
+    return show
+
+
+def _queries(repo: Path, queries: Path | None, limit: int) -> list[dict]:
+    from contextd.evaluation import git_dir_of, history_queries, load_queries
+
+    if queries is not None:
+        rows = load_queries(queries)
+        return rows[-limit:] if limit else rows
+    rows = history_queries(git_dir_of(repo), limit=limit or 100)
+    if not rows:
+        raise ContextdError(
+            f"No usable commits in {repo}'s history (after leaving out merges, bots, version "
+            "bumps, tests-only and docs-only commits). Pass --queries FILE.jsonl instead."
+        )
+    return rows
+
+
+def eval_cmd(
+    repo: Annotated[Path, typer.Argument(help="A git repository (a bare one will do).")],
+    queries: Annotated[
+        Path | None,
+        typer.Option("--queries", help="JSONL queries (shared/eval/commits format)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", help="At most this many (newest) queries; 0: all.")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write reliability and risk-coverage PNGs here.")
+    ] = None,
+    long: Annotated[bool, typer.Option("--long", help="Ask query_long (subject + body).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Measure retrieval and confidence on queries from a repository's history.
+
+    Each query is asked of the tree at its parent commit, read from git objects into a
+    scratch index (nobody's working tree is touched), and again with its gold files
+    removed from the index.
+    """
+    from contextd.evaluation import evaluate, report
+
+    rows = _queries(repo, queries, limit)
+    if not quiet:
+        err_console.print(f"{len(rows)} queries; the first tree is indexed from scratch.")
+    result = evaluate(repo, rows, settings(), progress=_progress(quiet), long=long)
+    figures = report(result.records)
+    figures["seconds"] = round(result.seconds, 1)
+    if plot is not None:
+        from contextd import plots
+
+        figures["plots"] = [str(p) for p in plots.write(result.records, plot, repo.name)]
+    if as_json:
+        print_json(figures)
+        return
+    table = Table(title=f"contextd eval {repo}", show_header=False)
+    for key, label in KEYS:
+        value = figures.get(key)
+        table.add_row(label, "—" if value is None else str(value))
+    console.print(table)
+    if not figures["calibrated"]:
+        console.print(
+            "Confidence figures need a calibration for this embedding model: "
+            "run `contextd calibrate SOURCE`."
+        )
+    for path in figures.get("plots", []):
+        console.print(f"wrote {path}")
+
+
+def calibrate(
+    source: Annotated[str, typer.Argument(help="A source added with `contextd add` (git).")],
+    limit: Annotated[int, typer.Option("--limit", help="Newest commits to learn from.")] = 100,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Fit this source's confidence from its own git history.
+
+    Commit subjects become queries whose answers are the files each commit modified;
+    the same queries with those files removed are the negatives. The fitted calibration
+    is used for searches of this source, whatever the embedding model.
+    """
+    from contextd.catalog import Catalog
+    from contextd.confidence import source_path
+    from contextd.evaluation import evaluate, fit, history_queries, report, rescore
+
+    s = settings()
+    catalog = Catalog(s.catalog_path)
+    try:
+        row = catalog.source(source)
+    finally:
+        catalog.close()
+    if row.kind != "git":
+        raise ContextdError(
+            f"{source} is a folder, not a git repository: calibration learns from history."
+        )
+    from contextd.evaluation import git_dir_of
+
+    rows = history_queries(git_dir_of(row.root), limit=limit)
+    if len(rows) < 20:
+        raise ContextdError(
+            f"Only {len(rows)} usable commits in {source}'s history; calibration needs at "
+            "least 20 (merges, bots, version bumps, tests-only and docs-only commits are "
+            "left out)."
+        )
+    if not quiet:
+        err_console.print(f"{len(rows)} queries from {source}'s history.")
+    result = evaluate(row.root, rows, s, progress=_progress(quiet))
+    from contextd.embedder import SentenceTransformerEmbedder
+
+    model_id = SentenceTransformerEmbedder(s).model_id
+    origin = f"history of source {source}: {len(rows)} commits up to {rows[0]['commit'][:12]}"
+    cal = fit(result.records, model_id, origin, l2=2.0)
+    cal.save(source_path(s.home, source))
+    figures = report(rescore(result.records, cal))
+    console.print(
+        f"calibrated {source} on {figures['n']} queries: AUROC {figures['auroc']}, "
+        f"ECE {figures['ece']} (in-sample), Recall@5 {figures['recall@5']}. "
+        f"Searches of {source} now use it."
+    )

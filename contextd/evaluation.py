@@ -1,0 +1,472 @@
+"""`contextd eval` and `contextd calibrate`: retrieval and confidence measured on history.
+
+A query is a commit subject; its answer is the files the commit modified; it is asked of
+the tree at the commit's parent. Trees are read from git objects (a bare repository is
+fine) into a scratch folder that is indexed as a source in a scratch data dir, walked
+from one parent to the next in date order, so each step re-indexes only what differs.
+Nobody's working tree or index is touched.
+
+Each query is asked twice: with the full tree, and with its gold files removed from the
+index (the hardest kind of "the answer is not here"). The first measures retrieval; the
+pair measures whether `answerable` can tell the two apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from contextd.app import App
+from contextd.confidence import (
+    ANSWER_K,
+    HIT_FEATURES,
+    QUERY_FEATURES,
+    SIGNS,
+    Calibration,
+    Logistic,
+    logit,
+)
+from contextd.errors import ContextdError
+from contextd.search import DOC_PATH, SECONDARY_PATH, search
+from contextd.settings import Settings
+
+Progress = Callable[[int, int, str], None]
+RANKED = 60  # files kept per answer
+BOT = re.compile(r"\[bot\]|dependabot|renovate|pre-commit-ci|github-actions|\bbot\b", re.I)
+VERSION_BUMP = re.compile(
+    r"^(release|prepare|bump|version|changelog|update changelog)\b|\bv?\d+\.\d+(\.\d+)?\b"
+    r"|\bbump(ed)? (version|to)\b|\brelease (v?\d|notes)\b",
+    re.I,
+)
+
+CODE_SUFFIXES = {
+    ".py", ".js", ".jsx", ".mjs", ".ts", ".tsx", ".go", ".rs", ".java", ".c", ".h",
+    ".cc", ".cpp", ".hpp", ".rb",
+}  # fmt: skip
+MAX_GOLD = 8  # sweeping commits (renames, reformatting) say little about any one file
+FITTED_ON = "history"
+
+
+# -- git ------------------------------------------------------------------------------------
+
+
+def git(git_dir: str, *args: str, data: bool = False) -> Any:
+    done = subprocess.run(["git", "--git-dir", git_dir, *args], capture_output=True)
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()
+        raise ContextdError(f"git {' '.join(args[:2])} failed in {git_dir}: {err}")
+    return done.stdout if data else done.stdout.decode("utf-8", "replace")
+
+
+def git_dir_of(repo: Path) -> str:
+    """The git directory of a repository path, a bare one included."""
+    if not repo.exists():
+        raise ContextdError(f"{repo} does not exist. Give the path of a git repository.")
+    done = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--absolute-git-dir"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise ContextdError(f"{repo} is not a git repository (a bare one will do).")
+    return done.stdout.strip()
+
+
+def is_test(path: str) -> bool:
+    return bool(SECONDARY_PATH.search(path)) and not DOC_PATH.search(path)
+
+
+def history_queries(git_dir: str, limit: int = 100, rev: str = "HEAD") -> list[dict[str, Any]]:
+    """Labelled queries from history: commit subject -> files it modified, at the parent.
+
+    Merges, bots, version bumps, tests-only and docs-only commits are left out; gold
+    files are the modified non-test code files (they existed at the parent).
+    """
+    log = git(
+        git_dir,
+        "log",
+        "--no-merges",
+        "--no-renames",
+        "--name-status",
+        "-z",
+        "--format=%x01%H%x00%P%x00%aI%x00%an <%ae>%x00%s%x00%b%x00",
+        rev,
+    )
+    rows: list[dict[str, Any]] = []
+    for record in log.split("\x01")[1:]:
+        parts = record.split("\x00")
+        commit, parents, date, author, subject, body = parts[:6]
+        changes = [p for p in parts[6:] if p.strip()]
+        statuses = dict(zip(changes[1::2], (s.strip() for s in changes[0::2]), strict=False))
+        if len(parents.split()) != 1 or BOT.search(author) or VERSION_BUMP.search(subject):
+            continue
+        paths = list(statuses)
+        if not paths or all(is_test(p) for p in paths) or all(DOC_PATH.search(p) for p in paths):
+            continue
+        gold = [
+            p
+            for p, s in statuses.items()
+            if s == "M" and Path(p).suffix in CODE_SUFFIXES and not is_test(p)
+        ]
+        if not gold or len(gold) > MAX_GOLD or len(subject.split()) < 3:
+            continue
+        paragraph = body.strip().split("\n\n")[0].strip()
+        rows.append(
+            {
+                "repo": Path(git_dir).parent.name if git_dir.endswith(".git") else git_dir,
+                "commit": commit,
+                "parent": parents.strip(),
+                "date": date,
+                "query": subject.strip(),
+                "query_long": f"{subject.strip()}\n\n{paragraph}".strip(),
+                "gold_files": gold,
+                "tests_changed": [p for p in paths if is_test(p)],
+                "n_changed": len(paths),
+                "leak_filename_in_query": any(
+                    Path(g).stem.lower() in subject.lower() for g in gold
+                ),
+            }
+        )
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def load_queries(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ContextdError(f"Cannot read {path}: {exc.strerror}.") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            _ = row["parent"], row["query"], list(row["gold_files"])
+        except (ValueError, KeyError, TypeError):
+            raise ContextdError(
+                f"{path}:{n} is not a query row: each line needs JSON with "
+                '"parent", "query" and "gold_files" (the format of shared/eval/commits).'
+            ) from None
+        rows.append(row)
+    return rows
+
+
+# -- the scratch index ------------------------------------------------------------------------
+
+
+class Scratch:
+    """A scratch data dir and folder holding one repository tree, moved commit by commit."""
+
+    def __init__(self, git_dir: str, base: Path, settings: Settings, extensions: list[str]):
+        self.git_dir = git_dir
+        self.tree = base / "tree"
+        self.tree.mkdir(parents=True)
+        if extensions:  # like the published baselines: only these kinds of file
+            allow = "".join(f"!*{e}\n" for e in extensions)
+            (self.tree / ".contextdignore").write_text(f"*\n!*/\n{allow}/.contextdignore\n")
+        self.app = App(settings.model_copy(update={"home": base / "home"}))
+        self.row = self.app.catalog.add_source("scratch", self.tree, "folder")
+        self.commit: str | None = None
+
+    def goto(self, commit: str) -> None:
+        if self.commit is None:
+            archive = git(self.git_dir, "archive", commit, data=True)
+            subprocess.run(["tar", "-x", "-C", str(self.tree)], input=archive, check=True)
+        elif commit != self.commit:
+            diff = git(
+                self.git_dir, "diff", "--name-status", "--no-renames", "-z", self.commit, commit
+            )
+            fields = diff.split("\0")
+            for status, name in zip(fields[0::2], fields[1::2], strict=False):
+                if status.startswith("D"):
+                    (self.tree / name).unlink(missing_ok=True)
+                else:
+                    self._write(commit, name)
+        self.commit = commit
+        self.index()
+
+    def _write(self, commit: str, name: str) -> None:
+        path = self.tree / name
+        try:
+            blob = git(self.git_dir, "show", f"{commit}:{name}", data=True)
+        except ContextdError:
+            return  # a submodule or other non-blob entry
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.write_bytes(blob)
+
+    def index(self) -> None:
+        self.app.index(self.app.catalog.source(self.row.name))
+
+    @contextmanager
+    def hidden(self, paths: list[str]) -> Iterator[None]:
+        """The index without these files; they come back (from the cache) afterwards."""
+        assert self.commit is not None
+        for p in paths:
+            (self.tree / p).unlink(missing_ok=True)
+        self.index()
+        try:
+            yield
+        finally:
+            for p in paths:
+                self._write(self.commit, p)
+            self.index()
+
+    def close(self) -> None:
+        self.app.close()
+
+
+# -- running and scoring ------------------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    """One query asked of one index condition: "full", "hidden" (gold removed), "foreign"."""
+
+    query: str
+    condition: str
+    gold: list[str]
+    files: list[str]
+    answerable: float | None
+    hit_features: list[list[float]]
+    hit_labels: list[int]
+    query_features: list[float]
+    leak: bool = False
+    hit_paths: list[str] = field(default_factory=list)
+
+    @property
+    def event(self) -> int:
+        """A gold file is among the top ANSWER_K files."""
+        return int(bool(set(self.gold) & set(self.files[:ANSWER_K])))
+
+
+def ask(app: App, row: dict[str, Any], condition: str, long: bool) -> Record:
+    text = str(row.get("query_long") if long and row.get("query_long") else row["query"])
+    answer = search(app, text, k=RANKED, files=True)
+    gold = list(row["gold_files"])
+    files = [h.path for h in answer.hits]
+    # Features of the chunk-level results behind the answer, labelled by their file.
+    labels = [int(path in gold) for path in answer.feature_paths]
+    return Record(
+        query=row["query"],
+        condition=condition,
+        gold=gold,
+        files=files,
+        answerable=answer.answerable,
+        hit_features=answer.hit_features.round(5).tolist(),
+        hit_labels=labels,
+        query_features=answer.query_features.round(5).tolist(),
+        leak=bool(row.get("leak_filename_in_query")),
+        hit_paths=answer.feature_paths,
+    )
+
+
+@dataclass
+class Evaluation:
+    repo: str
+    records: list[Record] = field(default_factory=list)
+    calibrated: bool = False
+    seconds: float = 0.0
+
+
+def evaluate(
+    repo: Path,
+    queries: list[dict[str, Any]],
+    settings: Settings,
+    progress: Progress | None = None,
+    extensions: list[str] | None = None,
+    long: bool = False,
+    hide_gold: bool = True,
+    foreign: list[str] | None = None,
+) -> Evaluation:
+    """Ask every query at its parent commit, with and without its gold files.
+
+    `foreign` queries (about other projects) are asked too, one per step, as the easy
+    kind of unanswerable question; they are for fitting and not in the report.
+    """
+    import time
+
+    started = time.perf_counter()
+    git_dir = git_dir_of(repo)
+    rows = sorted(queries, key=lambda r: r.get("date", ""))
+    out = Evaluation(str(repo))
+    with tempfile.TemporaryDirectory(prefix="contextd-eval-") as tmp:
+        scratch = Scratch(git_dir, Path(tmp), settings, extensions or [])
+        try:
+            for i, row in enumerate(rows, 1):
+                scratch.goto(row["parent"])
+                states = scratch.app.catalog.file_states(scratch.row.name)
+                present = [
+                    g for g in row["gold_files"] if g in states and states[g].status == "indexed"
+                ]
+                if not present:
+                    continue  # the gold files are not indexable here (filtered or absent)
+                row = {**row, "gold_files": present}
+                out.records.append(ask(scratch.app, row, "full", long))
+                if hide_gold:
+                    with scratch.hidden(present):
+                        out.records.append(ask(scratch.app, row, "hidden", long))
+                if foreign:  # a question about another project: nothing here answers it
+                    other = {"query": foreign[i % len(foreign)], "gold_files": []}
+                    out.records.append(ask(scratch.app, other, "foreign", False))
+                if progress:
+                    progress(i, len(rows), f"{row.get('commit', '')[:10]} {row['query'][:70]}")
+            out.calibrated = scratch.app.calibrations.for_sources(["scratch"]) is not None
+        finally:
+            scratch.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def auroc(scores: list[float], labels: list[int]) -> float | None:
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def ece(probs: list[float], labels: list[int], bins: int = 10) -> float | None:
+    """Expected calibration error over equal-mass bins."""
+    if not probs:
+        return None
+    order = np.argsort(probs, kind="stable")
+    p, y = np.array(probs)[order], np.array(labels, dtype=float)[order]
+    total = 0.0
+    for part in np.array_split(np.arange(len(p)), bins):
+        if len(part):
+            total += len(part) / len(p) * abs(p[part].mean() - y[part].mean())
+    return float(total)
+
+
+def recall_at(r: Record, k: int) -> float:
+    return len(set(r.gold) & set(r.files[:k])) / len(r.gold)
+
+
+def reciprocal_rank(r: Record) -> float:
+    first = next((i for i, f in enumerate(r.files, 1) if f in r.gold), None)
+    return 1 / first if first else 0.0
+
+
+def ndcg10(r: Record) -> float:
+    dcg = sum(1 / math.log2(i + 1) for i, f in enumerate(r.files[:10], 1) if f in r.gold)
+    ideal = sum(1 / math.log2(i + 1) for i in range(1, min(len(r.gold), 10) + 1))
+    return dcg / ideal
+
+
+def report(records: list[Record]) -> dict[str, Any]:
+    """The figures of `contextd eval --json`."""
+    full = [r for r in records if r.condition == "full"]
+    hidden = [r for r in records if r.condition == "hidden"]
+    n = len(full)
+    if not n:
+        raise ContextdError("No query could be asked: none had a gold file in the index.")
+
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / len(values), 4) if values else 0.0
+
+    out: dict[str, Any] = {"n": n}
+    for k in (1, 5, 10):
+        out[f"recall@{k}"] = mean([recall_at(r, k) for r in full])
+    out["mrr"] = mean([reciprocal_rank(r) for r in full])
+    out["mrr@10"] = mean([reciprocal_rank(r) if reciprocal_rank(r) >= 0.1 else 0.0 for r in full])
+    out["ndcg@10"] = mean([ndcg10(r) for r in full])
+    calibrated = all(r.answerable is not None for r in records)
+    out["calibrated"] = calibrated
+    if calibrated:
+        pooled = full + hidden
+        probs = [float(r.answerable) for r in pooled]  # type: ignore[arg-type]
+        a = auroc(probs, [int(r.condition == "full") for r in pooled])
+        e = ece(probs, [r.event for r in pooled])
+        out["auroc"] = round(a, 4) if a is not None else None
+        out["ece"] = round(e, 4) if e is not None else None
+        kept = sorted(full, key=lambda r: -float(r.answerable))[: max(1, round(0.8 * n))]  # type: ignore[arg-type]
+        out["recall@5_at_80_coverage"] = mean([recall_at(r, 5) for r in kept])
+    else:
+        out |= {"auroc": None, "ece": None, "recall@5_at_80_coverage": None}
+    for leak in (False, True):
+        part = [recall_at(r, 5) for r in full if r.leak == leak]
+        if part:
+            out[f"recall@5_leak_{str(leak).lower()}"] = mean(part)
+            out[f"n_leak_{str(leak).lower()}"] = len(part)
+    return out
+
+
+# -- fitting ---------------------------------------------------------------------------------
+
+
+def fit(
+    records: list[Record], model_id: str, origin: str, l2: float = 1.0, rerank: bool = True
+) -> Calibration:
+    """Fit both models: hits on their labels, then `answerable` on the event.
+
+    With `rerank`, results are ordered by the hit model, so the event ("a gold file in
+    the top five") is taken from that order before `answerable` is fitted.
+    """
+    rows = [(f, y) for r in records for f, y in zip(r.hit_features, r.hit_labels, strict=True)]
+    if not rows or len({y for _, y in rows}) < 2:
+        raise ContextdError("Too few labelled results to fit a calibration; use more queries.")
+    x = np.array([f for f, _ in rows], dtype=float)
+    y = np.array([y for _, y in rows], dtype=float)
+    hit = Logistic.fit(x, y, HIT_FEATURES, l2, SIGNS)
+    if rerank:
+        records = [reranked(r, hit) for r in records]
+    q = np.array([with_top_hit(hit, r) for r in records], dtype=float)
+    events = np.array([r.event for r in records], dtype=float)
+    if len(set(events.tolist())) < 2:
+        raise ContextdError("Every query had the same outcome; a calibration needs both.")
+    answerable = Logistic.fit(q, events, QUERY_FEATURES, l2, SIGNS)
+    return Calibration(model_id, hit, answerable, 0.6, 0.3, origin, rerank)
+
+
+def reranked(r: Record, hit: Logistic) -> Record:
+    """The record with its files ordered as the hit model orders its results."""
+    if not r.hit_features or not r.hit_paths:
+        return r
+    logits = hit.logit(np.array(r.hit_features))
+    files = list(dict.fromkeys(r.hit_paths[i] for i in np.argsort(-logits, kind="stable")))
+    files += [f for f in r.files if f not in files]
+    return Record(**{**r.__dict__, "files": files[:RANKED]})
+
+
+def with_top_hit(hit: Logistic, r: Record) -> list[float]:
+    """The record's query features, with `top_hit` from this hit model."""
+    f = list(r.query_features)
+    if r.hit_features:
+        f[0] = logit(float(hit.predict(np.array(r.hit_features)).max()))
+    return f
+
+
+def rescore(records: list[Record], cal: Calibration) -> list[Record]:
+    """The records as this calibration would have ranked and scored them."""
+    out = []
+    for r in records:
+        if cal.rerank:
+            r = reranked(r, cal.hit)
+        f = np.array(with_top_hit(cal.hit, r))[None, :]
+        p = float(cal.answerable.predict(f)[0]) if r.hit_features else 0.0
+        out.append(Record(**{**r.__dict__, "answerable": p}))
+    return out
+
+
+def save_records(records: list[Record], path: Path) -> None:
+    path.write_text("".join(json.dumps(r.__dict__) + "\n" for r in records))
+
+
+def read_records(path: Path) -> list[Record]:
+    return [Record(**json.loads(line)) for line in path.read_text().splitlines() if line]

