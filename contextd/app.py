@@ -5,6 +5,7 @@ Commands that only read the catalog (sources, status) never load the model or Ch
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from functools import cached_property
 from pathlib import Path
@@ -58,8 +59,18 @@ class App:
         progress: Progress | None = None,
         scope: Collection[str] | None = None,
         commit: str | None = None,
+        embed: bool = True,
     ) -> IndexStats:
-        return self.indexer.index(row, progress, scope, commit)
+        """Pass 1 (catalog and lexical index), then, unless `embed` is False (the daemon
+        embeds in the background), pass 2 until nothing is pending."""
+        stats = self.indexer.index(row, progress, scope, commit)
+        if embed and stats.pending:
+            started = time.perf_counter()
+            self.indexer.embed_pending(stats, progress)
+            stats.pending = self.catalog.counts(row.name)["pending"]
+            stats.seconds += time.perf_counter() - started
+        stats.phase = "done"
+        return stats
 
     def forget(self, name: str) -> int:
         """Remove a source from the catalog and its vectors from the store."""

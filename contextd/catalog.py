@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +55,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     language TEXT NOT NULL,
     hash TEXT NOT NULL,              -- of the embedded text: the embedding cache key
     text TEXT NOT NULL,
+    embedded INTEGER NOT NULL DEFAULT 0,  -- 1 once its vector is in the store
     FOREIGN KEY (source, path) REFERENCES files(source, path) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(source, path);
+CREATE INDEX IF NOT EXISTS chunks_pending ON chunks(source) WHERE embedded = 0;
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     meta, body, tokenize = "porter unicode61 tokenchars '_.'"
 );                                   -- rowid = chunks.rowid
@@ -68,6 +70,14 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (model, hash)
 ) WITHOUT ROWID;
 """
+
+
+def lexical_entry(chunk: Chunk) -> tuple[str, str]:
+    """What the FTS index holds for a chunk: its names (path, symbol) and its body."""
+    return (
+        " ".join(code_tokens(f"{chunk.path} {chunk.symbol}")),
+        " ".join(code_tokens(chunk.text)),
+    )
 
 
 @dataclass(frozen=True)
@@ -99,24 +109,30 @@ class Catalog:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        self._migrate_columns()
         self.db.executescript(SCHEMA)
-        self._migrate()
+        self._backfill_fts()
 
-    def _migrate(self) -> None:
+    def _migrate_columns(self) -> None:
         """Bring a catalog written by an earlier contextd up to this schema, in place."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+        if "chunks" not in tables:
+            return  # a new catalog: SCHEMA creates everything
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(sources)")}
         if "reconciled_at" not in columns:
             self.db.execute("ALTER TABLE sources ADD COLUMN reconciled_at REAL")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(chunks)")}
+        if "embedded" not in columns:  # earlier versions stored every chunk as they went
+            self.db.execute("ALTER TABLE chunks ADD COLUMN embedded INTEGER NOT NULL DEFAULT 1")
+
+    def _backfill_fts(self) -> None:
         has_fts = self.db.execute("SELECT 1 FROM chunks_fts LIMIT 1").fetchone()
         if not has_fts and self.db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone():
             rows = self.db.execute("SELECT rowid, path, symbol, text FROM chunks").fetchall()
             with self.transaction() as db:
                 db.executemany(
                     "INSERT INTO chunks_fts (rowid, meta, body) VALUES (?, ?, ?)",
-                    [
-                        (r, " ".join(code_tokens(f"{p} {s}")), " ".join(code_tokens(t)))
-                        for r, p, s, t in rows
-                    ],
+                    [(r, *lexical_entry(Chunk(p, "", 0, 0, t, s))) for r, p, s, t in rows],
                 )
 
     @property
@@ -266,13 +282,13 @@ class Catalog:
         ).fetchone()
         return FileState(*row) if row else None
 
-    def file_chunk_spans(self, source: str, path: str) -> dict[str, tuple[int, int]]:
-        """Chunk id -> (start_line, end_line) of one file's chunks."""
+    def file_chunk_spans(self, source: str, path: str) -> dict[str, tuple[int, int, bool]]:
+        """Chunk id -> (start_line, end_line, embedded) of one file's chunks."""
         rows = self.db.execute(
-            "SELECT id, start_line, end_line FROM chunks WHERE source = ? AND path = ?",
+            "SELECT id, start_line, end_line, embedded FROM chunks WHERE source = ? AND path = ?",
             (source, path),
         )
-        return {i: (a, b) for i, a, b in rows}
+        return {i: (a, b, bool(e)) for i, a, b, e in rows}
 
     def chunk_ids(self, source: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
@@ -292,8 +308,14 @@ class Catalog:
         language: str | None = None,
         reason: str | None = None,
         chunks: Sequence[tuple[str, Chunk]] = (),
+        lexical: Sequence[tuple[str, str]] | None = None,
+        embedded: Collection[str] = (),
     ) -> None:
-        """Replace one file's row, chunks and lexical entries; call inside `transaction()`."""
+        """Replace one file's row, chunks and lexical entries; call inside `transaction()`.
+
+        `lexical` is each chunk's (meta, body) as the FTS index takes them, when the
+        caller tokenised them already; `embedded` names the chunks already in the store.
+        """
         self._drop_chunks(db, "source = ? AND path = ?", (source, path))
         db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -309,8 +331,10 @@ class Catalog:
                 time.time(),
             ),
         )
+        if not chunks:
+            return
         db.executemany(
-            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     cid,
@@ -322,27 +346,25 @@ class Catalog:
                     c.language,
                     c.hash,
                     c.text,
+                    int(cid in embedded),
                 )
                 for cid, c in chunks
             ],
         )
-        if chunks:
-            rowids = dict(
-                db.execute(
-                    "SELECT id, rowid FROM chunks WHERE source = ? AND path = ?", (source, path)
-                ).fetchall()
-            )
-            db.executemany(
-                "INSERT INTO chunks_fts (rowid, meta, body) VALUES (?, ?, ?)",
-                [
-                    (
-                        rowids[cid],
-                        " ".join(code_tokens(f"{c.path} {c.symbol}")),
-                        " ".join(code_tokens(c.text)),
-                    )
-                    for cid, c in chunks
-                ],
-            )
+        if lexical is None:
+            lexical = [lexical_entry(c) for _, c in chunks]
+        rowids = dict(
+            db.execute(
+                "SELECT id, rowid FROM chunks WHERE source = ? AND path = ?", (source, path)
+            ).fetchall()
+        )
+        db.executemany(
+            "INSERT INTO chunks_fts (rowid, meta, body) VALUES (?, ?, ?)",
+            [
+                (rowids[cid], meta, body)
+                for (cid, _), (meta, body) in zip(chunks, lexical, strict=True)
+            ],
+        )
 
     def touch_file(
         self, db: sqlite3.Connection, source: str, path: str, size: int, mtime_ns: int
@@ -356,15 +378,16 @@ class Catalog:
         self._drop_chunks(db, "source = ? AND path = ?", (source, path))
         db.execute("DELETE FROM files WHERE source = ? AND path = ?", (source, path))
 
-    def chunks(self, ids: Iterable[str]) -> list[StoredChunk]:
+    def chunks(self, ids: Iterable[str], pending_only: bool = False) -> list[StoredChunk]:
         out: list[StoredChunk] = []
+        only = " AND embedded = 0" if pending_only else ""
         id_list = list(ids)
         for i in range(0, len(id_list), 500):
             part = id_list[i : i + 500]
             marks = ",".join("?" * len(part))
             for row in self.db.execute(
                 "SELECT id, source, path, language, start_line, end_line, text, symbol "
-                f"FROM chunks WHERE id IN ({marks})",
+                f"FROM chunks WHERE id IN ({marks}){only}",
                 part,
             ):
                 out.append(StoredChunk(row[0], row[1], Chunk(*row[2:])))
@@ -452,7 +475,49 @@ class Catalog:
             "files": by_status.get("indexed", 0),
             "skipped": by_status.get("skipped", 0),
             "chunks": chunks.fetchone()[0],
+            "pending": self.pending_count([source]),
         }
+
+    # -- the embedding backlog ------------------------------------------------------------
+
+    def pending_count(self, sources: Sequence[str] | None = None) -> int:
+        """Chunks in the lexical index whose vectors are not in the store yet."""
+        if sources is None:
+            row = self.db.execute("SELECT COUNT(*) FROM chunks WHERE embedded = 0").fetchone()
+        else:
+            marks = ",".join("?" * len(sources))
+            row = self.db.execute(
+                f"SELECT COUNT(*) FROM chunks WHERE embedded = 0 AND source IN ({marks})",
+                list(sources),
+            ).fetchone()
+        return int(row[0])
+
+    def pending_chunks(
+        self, limit: int, recent_ns: int, skip: Collection[str] = ()
+    ) -> list[StoredChunk]:
+        """The next chunks to embed: those of files changed since `recent_ns` (someone is
+        working on them), then the longest-waiting, in file order."""
+        rows = self.db.execute(
+            "SELECT c.id, c.source, c.path, c.language, c.start_line, c.end_line, c.text, "
+            "c.symbol FROM chunks c JOIN files f ON f.source = c.source AND f.path = c.path "
+            "WHERE c.embedded = 0 ORDER BY f.mtime_ns >= ? DESC, f.indexed_at, c.rowid "
+            "LIMIT ?",
+            (recent_ns, limit + len(skip)),
+        )
+        out = [StoredChunk(r[0], r[1], Chunk(*r[2:])) for r in rows if r[0] not in skip]
+        return out[:limit]
+
+    def mark_embedded(self, ids: Sequence[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("UPDATE chunks SET embedded = 1 WHERE id = ?", [(i,) for i in ids])
+
+    def mark_unembedded(self, ids: Iterable[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("UPDATE chunks SET embedded = 0 WHERE id = ?", [(i,) for i in ids])
+
+    def embedded_ids(self, source: str) -> set[str]:
+        rows = self.db.execute("SELECT id FROM chunks WHERE source = ? AND embedded = 1", (source,))
+        return {r[0] for r in rows}
 
     # -- embedding cache ------------------------------------------------------------------
 

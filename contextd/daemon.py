@@ -22,6 +22,7 @@ from typing import Any
 
 from contextd import ops
 from contextd.app import App, resolve_root
+from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
 from contextd.errors import DaemonError
 from contextd.lock import DataDirLock, clear_info, read_info, write_info
@@ -77,6 +78,8 @@ class Daemon:
         self.worker = Worker(
             self.app, self.settings.settle_ms / 1000, self.settings.reconcile_interval_s
         )
+        self.backlog = Backlog(self.app, self.worker.busy)
+        self.worker.on_idle = self.backlog.wake
         self.watchers = Watchers(
             self.worker.paths_changed,
             self.settings.polling_interval_s,
@@ -87,6 +90,7 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop_event.set())
         self.worker.start()
+        self.backlog.start()
         self.watchers.start()
         try:
             for row in self.app.catalog.sources():
@@ -116,7 +120,9 @@ class Daemon:
                 self.http.stop()
             self.watchers.stop()
             self.worker.stop()
+            self.backlog.stop()
             self.worker.join(timeout=30)
+            self.backlog.join(timeout=30)
             self.app.close()
 
     def _start_http(self) -> Any:
@@ -199,6 +205,12 @@ class Daemon:
             return {"stopping": True, "pid": os.getpid()}
         if op == "status":
             return self._status(bool(args.get("skipped")))
+        if op in ("index", "reindex"):  # searchable from the worker, then the backlog
+            plain = {**args, "embed": False}
+            result = self.worker.call(lambda: ops.run(self.app, op, plain, emit))
+            if args.get("embed", True):
+                self._await_backlog(result, emit)
+            return result
         if op in WRITE_OPS:
             result = self.worker.call(lambda: ops.run(self.app, op, args, emit))
             self._after_write(op, result)
@@ -212,6 +224,43 @@ class Daemon:
         elif op == "remove":
             self.watchers.unwatch(result["name"])
 
+    def _await_backlog(self, result: dict[str, Any], emit: Emit) -> None:
+        """Report the backlog's progress until the indexed sources are fully embedded."""
+        names = [r["source"] for r in result["sources"]]
+        started = time.perf_counter()
+        embedded0, cached0 = self.backlog.state.embedded, self.backlog.state.cached
+        while True:
+            pending = self.backlog.pending(names)
+            state = self.backlog.state
+            emit(
+                {
+                    "phase": "embedding",
+                    "source": "embedding",
+                    "pending": pending,
+                    "embedded": state.embedded - embedded0,
+                    "cached": state.cached - cached0,
+                    "embed_rate": round(state.rate, 1),
+                    "eta_s": self.backlog.eta_s(pending),
+                }
+            )
+            if not pending or self.stop_event.is_set():
+                break
+            if state.error and not state.active:
+                raise DaemonError(
+                    f"Embedding stopped: {state.error}. The chunks stay searchable lexically; "
+                    "see `contextd logs`, then run `contextd index` again."
+                )
+            time.sleep(0.5)
+        seconds = time.perf_counter() - started
+        result["embedded"] += self.backlog.state.embedded - embedded0
+        result["cached"] += self.backlog.state.cached - cached0
+        result["pending"] = self.backlog.pending(names)
+        result["embed_seconds"] = round(seconds, 3)
+        result["embed_rate"] = round(result["embedded"] / seconds, 1) if seconds else 0.0
+        result["seconds"] = round(result["seconds"] + seconds, 3)
+        for row in result["sources"]:
+            row["pending"] = self.backlog.pending([row["source"]])
+
     def _status(self, skipped: bool) -> dict[str, Any]:
         data = ops.status(self.app, skipped)
         data["daemon"] = {
@@ -219,11 +268,19 @@ class Daemon:
             "started_at": self.started_at,
             "uptime_s": round(time.time() - self.started_at, 1),
             "model_loaded": self.app.embedder.loaded,
+            "embedding": {
+                "active": self.backlog.state.active,
+                "rate": round(self.backlog.state.rate, 1),
+                "embedded": self.backlog.state.embedded,
+                "cached": self.backlog.state.cached,
+                "error": self.backlog.state.error,
+            },
         }
         for row in data["sources"]:
             state = self.worker.state(row["name"])
             row |= {
-                "pending": len(state.pending),
+                "queued": len(state.pending),
+                "eta_s": self.backlog.eta_s(row["pending"]),
                 "busy": state.busy,
                 "last_event": state.last_event,
                 "errors": list(state.errors),

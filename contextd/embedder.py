@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -93,6 +94,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()
         self._model: Any = None
         self._counter: TokenCounter | None = None
         self.dtype = "float32"
@@ -207,11 +209,39 @@ class SentenceTransformerEmbedder:
             log.warning("bfloat16 vectors differ from float32 (cosine %.5f); using float32", worst)
 
     def _encode(self, model: Any, texts: Sequence[str]) -> np.ndarray:
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.settings.batch_size,
-            convert_to_tensor=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)
+        """Batches of similar length (little padding), each tokenized on a helper thread
+        while the model runs the one before it."""
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        size = self.settings.batch_size
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [[texts[i] for i in order[s : s + size]] for s in range(0, len(order), size)]
+        if len(batches) == 1:  # a query: no thread to start
+            features = batch_to_device(self._tokenize(model, batches[0]), model.device)
+            embedded = model(features)["sentence_embedding"].float()
+            return np.ascontiguousarray(
+                torch.nn.functional.normalize(embedded, p=2, dim=1)
+                .cpu()
+                .numpy()[np.argsort(order)],
+                dtype=np.float32,
+            )
+        out: list[Any] = []
+        with ThreadPoolExecutor(1, thread_name_prefix="contextd-tokenize") as tokenizing:
+            ahead = tokenizing.submit(self._tokenize, model, batches[0])
+            for i in range(len(batches)):
+                features = ahead.result()
+                if i + 1 < len(batches):
+                    ahead = tokenizing.submit(self._tokenize, model, batches[i + 1])
+                features = batch_to_device(features, model.device)
+                embedded = model(features)["sentence_embedding"]
+                out.append(torch.nn.functional.normalize(embedded.float(), p=2, dim=1))
+        vectors = torch.cat(out).cpu().numpy()
+        unsorted = np.empty_like(vectors)
+        unsorted[order] = vectors
+        return np.ascontiguousarray(unsorted, dtype=np.float32)
+
+    def _tokenize(self, model: Any, texts: list[str]) -> Any:
+        # A fast tokenizer resets its padding on every call: two threads at once fail.
+        with self._tokenizer_lock:
+            return model.preprocess(texts)

@@ -23,11 +23,11 @@ from contextd.reading import read_file
 from contextd.search import search as run_search
 
 Progress = Callable[[dict[str, Any]], None]
-SUMMED = ("files", "chunks", "skipped", "changed", "deleted", "embedded", "cached")
+SUMMED = ("files", "chunks", "skipped", "changed", "deleted", "embedded", "cached", "pending")
 
 
 def progress_of(stats: IndexStats) -> dict[str, Any]:
-    return {**stats.as_dict(), "total_files": stats.total_files}
+    return {**stats.as_dict(), "total_files": stats.total_files, "phase": stats.phase}
 
 
 def add(app: App, path: str, name: str | None = None, install_hooks: bool = True) -> dict:
@@ -67,6 +67,7 @@ def summarize(results: list[IndexStats], seconds: float) -> dict[str, Any]:
     embed_s = sum(r.embed_seconds for r in results)
     total |= {
         "seconds": round(seconds, 3),
+        "searchable_seconds": round(sum(r.searchable_seconds for r in results), 3),
         "embed_seconds": round(embed_s, 3),
         "embed_rate": round(total["embedded"] / embed_s, 1) if embed_s else 0.0,
         "sources": [r.as_dict() for r in results],
@@ -74,17 +75,32 @@ def summarize(results: list[IndexStats], seconds: float) -> dict[str, Any]:
     return total
 
 
-def index(app: App, sources: list[str] | None = None, progress: Progress | None = None) -> dict:
+def index(
+    app: App,
+    sources: list[str] | None = None,
+    progress: Progress | None = None,
+    embed: bool = True,
+) -> dict:
+    """Every source (or those named) made searchable, then, with `embed`, embedded."""
     started = time.perf_counter()
     rows = [app.catalog.source(n) for n in sources] if sources else app.catalog.sources()
     report = (lambda st: progress(progress_of(st))) if progress else None
-    results = [app.index(row, report) for row in rows]
+    results = [app.index(row, report, embed=False) for row in rows]
+    if embed and any(r.pending for r in results):
+        t0 = time.perf_counter()
+        done = app.indexer.embed_pending(IndexStats("(all)"), report)
+        for r in results:  # one backlog for all sources; its figures go to the first
+            r.pending = app.catalog.counts(r.source)["pending"]
+        first = results[0]
+        first.embedded, first.cached = done.embedded, done.cached
+        first.embed_seconds = done.embed_seconds
+        first.seconds += time.perf_counter() - t0
     return summarize(results, time.perf_counter() - started)
 
 
-def reindex(app: App, progress: Progress | None = None) -> dict:
+def reindex(app: App, progress: Progress | None = None, embed: bool = True) -> dict:
     app.reset_index()
-    return index(app, None, progress)
+    return index(app, None, progress, embed)
 
 
 def search(
@@ -125,6 +141,7 @@ def search(
         "answerable": answer.answerable,
         "verdict": answer.verdict,
         "calibration": answer.calibration,
+        "pending": app.catalog.pending_count(sources or list(rows)),
         "results": results,
     }
 
@@ -197,11 +214,13 @@ def status(app: App, skipped: bool = False) -> dict:
 
 
 def verify(app: App, repair: bool = False) -> dict[str, dict[str, int]]:
-    """Per source: chunks the catalog has and the store lacks (lost), vectors with no
-    chunk row (orphan), and chunks stored twice (duplicate). `repair` sweeps them away."""
+    """Per source: chunks the catalog says are stored and the store lacks (lost), vectors
+    with no chunk row (orphan), chunks stored twice (duplicate), and chunks waiting to be
+    embedded (pending, searchable lexically). `repair` sweeps the mismatches away."""
     report = {}
     for row in app.catalog.sources():
         catalog_ids = app.catalog.chunk_ids(row.name)
+        embedded = app.catalog.embedded_ids(row.name)
         entries = app.store.entries(row.name)
         stored = [i for i, _ in entries]
         keys = [
@@ -210,7 +229,8 @@ def verify(app: App, repair: bool = False) -> dict[str, dict[str, int]]:
         ]
         report[row.name] = {
             "chunks": len(catalog_ids),
-            "lost": len(catalog_ids - set(stored)),
+            "pending": len(catalog_ids - embedded),
+            "lost": len(embedded - set(stored)),
             "orphan": len(set(stored) - catalog_ids),
             "duplicate": (len(stored) - len(set(stored))) + (len(keys) - len(set(keys))),
         }
@@ -226,9 +246,9 @@ def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = Non
     if op == "remove":
         return remove(app, args["source"])
     if op == "index":
-        return index(app, args.get("sources"), progress)
+        return index(app, args.get("sources"), progress, bool(args.get("embed", True)))
     if op == "reindex":
-        return reindex(app, progress)
+        return reindex(app, progress, bool(args.get("embed", True)))
     if op == "search":
         return search(
             app,

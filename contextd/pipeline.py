@@ -1,26 +1,36 @@
-"""Index a source: what changed -> chunks -> vectors (embedded once per text) -> store.
+"""Index a source in two passes: searchable first, then complete.
 
-Write order, chosen so that any interruption leaves only what `sweep` repairs:
-  1. new vectors go to the embedding cache (harmless on its own);
-  2. the batch's chunks are upserted into the vector store (orphans if we stop here);
-  3. one catalog transaction replaces the batch's file and chunk rows;
-  4. chunk ids that no longer exist are deleted from the vector store.
-The source is marked dirty before step 2 and clean when the run finishes. A dirty source
-is swept first on its next run: store ids without a catalog row are deleted, catalog rows
-missing from the store are written back from the cache. Re-running converges.
+Pass 1 (`Indexer.index`): what changed -> chunks (on a small thread pool) -> one catalog
+transaction per batch replaces the batch's file rows, chunk rows and lexical entries.
+From then on the chunks are searchable lexically; new ones are marked `embedded = 0`.
+Chunk ids that no longer exist are then deleted from the vector store.
+
+Pass 2 (`Indexer.embed_pending`): the backlog of unembedded chunks, files someone just
+changed first, then the longest waiting. Texts the embedding cache has never seen are
+embedded (one text once, whatever the number of files holding it) on a model thread
+while the previous slice is written: vectors to the cache, chunks to the vector store,
+then `embedded = 1`. The daemon runs it in the background; `contextd index` waits.
+
+Any interruption leaves only what the next run repairs: a source is marked dirty while
+pass 1 runs, and a dirty source is swept first (store ids without a catalog row are
+deleted; rows marked embedded that the store lacks go back to the backlog). A chunk
+written to the store but not yet marked is simply written again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Collection
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from contextd.catalog import Catalog, SourceRow
+from contextd.catalog import Catalog, SourceRow, StoredChunk, lexical_entry
 from contextd.connectors import open_source, scan_changes
 from contextd.connectors.git import GitSource
 from contextd.embedder import Embedder
@@ -31,9 +41,11 @@ from contextd.store import VectorStore
 
 log = logging.getLogger(__name__)
 
-BATCH_CHUNKS = 256  # chunks to gather before embedding and writing
+BATCH_CHUNKS = 2048  # chunks per catalog transaction in pass 1
 BATCH_FILES = 200
-EMBED_SLICE = 64  # report progress after each slice of this many texts
+LOOKAHEAD = 32  # files being chunked ahead of the catalog writer
+EMBED_SLICE = 512  # chunks per model call in pass 2: long enough to sort by length
+RECENT_S = 600.0  # files changed this recently are embedded before the rest of the backlog
 
 
 @dataclass
@@ -47,9 +59,12 @@ class IndexStats:
     deleted: int = 0
     embedded: int = 0  # distinct chunk texts embedded in this run
     cached: int = 0  # chunks whose vector was already in the embedding cache
+    pending: int = 0  # chunks searchable lexically only, waiting for their vectors
     seconds: float = 0.0
-    embed_seconds: float = 0.0
+    searchable_seconds: float = 0.0  # when pass 1 ended: everything lexically searchable
+    embed_seconds: float = 0.0  # wall time of pass 2 (model, cache and store writes)
     total_files: int = 0  # candidates listed, for progress
+    phase: str = "scanning"  # scanning | embedding | done
 
     @property
     def embed_rate(self) -> float:
@@ -58,8 +73,9 @@ class IndexStats:
     def as_dict(self) -> dict[str, object]:
         out = asdict(self)
         out.pop("total_files")
-        out["seconds"] = round(self.seconds, 3)
-        out["embed_seconds"] = round(self.embed_seconds, 3)
+        out.pop("phase")
+        for key in ("seconds", "searchable_seconds", "embed_seconds"):
+            out[key] = round(getattr(self, key), 3)
         out["embed_rate"] = round(self.embed_rate, 1)
         return out
 
@@ -84,19 +100,38 @@ def metadata(source: str, chunk: Chunk) -> dict[str, object]:
     }
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One changed file, chunked and tokenised for the lexical index, ready to write."""
+
+    change: Change
+    chunks: list[tuple[str, Chunk]]
+    lexical: list[tuple[str, str]]
+
+
 @dataclass
 class _Batch:
-    files: list[tuple[Change, list[tuple[str, Chunk]]]] = field(default_factory=list)
+    files: list[Prepared] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
     touches: list[Touch] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
 
     @property
     def n_chunks(self) -> int:
-        return sum(len(c) for _, c in self.files)
+        return sum(len(p.chunks) for p in self.files)
 
     def __bool__(self) -> bool:
         return bool(self.files or self.skips or self.touches or self.deletes)
+
+
+@dataclass
+class _Slice:
+    """A slice of the backlog on its way through the model."""
+
+    rows: list[StoredChunk]
+    todo: list[str]  # hashes sent to the model, in order
+    texts: int
+    vectors: Future[np.ndarray] | None
 
 
 class Indexer:
@@ -107,7 +142,21 @@ class Indexer:
         self.catalog = catalog
         self.store = store
         self.embedder = embedder
-        self.chunkers = ChunkerRegistry(embedder.token_counter(), settings.parse_timeout_s)
+        self.counter = embedder.token_counter()
+        self._local = threading.local()  # a tree-sitter parser serves one thread at a time
+        # Catalog rows and store writes of one file change together: pass 1 (the worker)
+        # and pass 2 (the backlog) take turns under this lock.
+        self.write_lock = threading.RLock()
+
+    @property
+    def chunkers(self) -> ChunkerRegistry:
+        registry: ChunkerRegistry | None = getattr(self._local, "chunkers", None)
+        if registry is None:
+            registry = ChunkerRegistry(self.counter, self.settings.parse_timeout_s)
+            self._local.chunkers = registry
+        return registry
+
+    # -- pass 1: chunks into the catalog and the lexical index ----------------------------
 
     def index(
         self,
@@ -116,10 +165,11 @@ class Indexer:
         scope: Collection[str] | None = None,
         commit: str | None = None,
     ) -> IndexStats:
-        """Bring a source (or, with `scope`, those paths of it) in line with the disk.
+        """Bring a source's catalog (or, with `scope`, those paths of it) in line with disk.
 
         A full run records the HEAD it started from; a scoped run records `commit` when
         given (a git event whose scope is everything changed since the recorded commit).
+        New chunks are lexically searchable when this returns; `embed_pending` embeds them.
         """
         started = time.perf_counter()
         stats = IndexStats(row.name)
@@ -135,14 +185,15 @@ class Indexer:
         )
         stats.total_files = len(scan.paths)
         batch = _Batch()
-        for event in scan:
-            if isinstance(event, Change) and event.kind is ChangeKind.DELETED:
+        for event, prepared in self._prepared(scan):
+            if prepared is not None:
+                stats.scanned += 1
+                batch.files.append(prepared)
+            elif isinstance(event, Change):  # a deletion
                 batch.deletes.append(event.path)
             else:
                 stats.scanned += 1
-                if isinstance(event, Change):
-                    batch.files.append((event, self._chunk(event)))
-                elif isinstance(event, Skip):
+                if isinstance(event, Skip):
                     batch.skips.append(event)
                 elif isinstance(event, Touch):
                     batch.touches.append(event)
@@ -156,15 +207,37 @@ class Indexer:
             row.name, dirty=False, indexed_commit=commit, reconciled=scope is None
         )
         counts = self.catalog.counts(row.name)
-        stats.files, stats.chunks, stats.skipped = (
-            counts["files"],
-            counts["chunks"],
-            counts["skipped"],
-        )
-        stats.seconds = time.perf_counter() - started
+        stats.files, stats.chunks = counts["files"], counts["chunks"]
+        stats.skipped, stats.pending = counts["skipped"], counts["pending"]
+        stats.seconds = stats.searchable_seconds = time.perf_counter() - started
         if progress:
             progress(stats)
         return stats
+
+    def _prepared(self, events: Iterable[object]) -> Iterator[tuple[object, Prepared | None]]:
+        """Each scan event in order, changed files chunked ahead on a small thread pool.
+
+        The tokenizer releases the GIL, so two threads chunk about 1.5x faster than one.
+        """
+        ahead: deque[tuple[object, Future[Prepared] | None]] = deque()
+        with ThreadPoolExecutor(
+            self.settings.chunk_threads, thread_name_prefix="contextd-chunk"
+        ) as pool:
+            for event in events:
+                job = None
+                if isinstance(event, Change) and event.kind is not ChangeKind.DELETED:
+                    job = pool.submit(self._prepare, event)
+                ahead.append((event, job))
+                while ahead and (len(ahead) > LOOKAHEAD or ahead[0][1] is None):
+                    first, job = ahead.popleft()
+                    yield first, job.result() if job else None
+            while ahead:
+                first, job = ahead.popleft()
+                yield first, job.result() if job else None
+
+    def _prepare(self, change: Change) -> Prepared:
+        chunks = self._chunk(change)
+        return Prepared(change, chunks, [lexical_entry(c) for _, c in chunks])
 
     def _chunk(self, change: Change) -> list[tuple[str, Chunk]]:
         try:
@@ -173,9 +246,7 @@ class Indexer:
             log.exception("chunking %s failed; indexing it as plain windows", change.path)
             from contextd.indexers.text import window_chunks
 
-            chunks = window_chunks(
-                change.path, change.text, language_of(change.path), self.chunkers.counter
-            )
+            chunks = window_chunks(change.path, change.text, language_of(change.path), self.counter)
         seen: dict[str, int] = {}
         out = []
         for chunk in chunks:
@@ -184,95 +255,168 @@ class Indexer:
             out.append((chunk_id(change.source, change.path, chunk.hash, n), chunk))
         return out
 
-    def _vectors(
-        self, chunks: list[Chunk], stats: IndexStats, progress: Progress | None
-    ) -> np.ndarray:
-        """One vector per chunk, embedding only texts the cache has never seen."""
-        model = self.embedder.model_id
-        cache = self.catalog.cached_vectors(model, (c.hash for c in chunks))
-        todo: dict[str, str] = {}
-        for c in chunks:
-            if c.hash not in cache:
-                todo.setdefault(c.hash, c.embed_text)
-        stats.cached += sum(1 for c in chunks if c.hash in cache)
-        hashes = list(todo)
-        if hashes:
-            self.embedder.load()
-        for i in range(0, len(hashes), EMBED_SLICE):
-            part = hashes[i : i + EMBED_SLICE]
-            t0 = time.perf_counter()
-            vectors = self.embedder.embed([todo[h] for h in part])
-            stats.embed_seconds += time.perf_counter() - t0
-            self.catalog.put_vectors(model, zip(part, vectors, strict=True))
-            cache.update(zip(part, vectors, strict=True))
-            stats.embedded += len(part)
-            if progress:
-                progress(stats)
-        return np.stack([cache[c.hash] for c in chunks]) if chunks else np.zeros((0, 1))
-
     def _flush(self, src: str, batch: _Batch, stats: IndexStats, progress: Progress | None) -> None:
         if not batch:
             return
-        pairs = [p for _, chunks in batch.files for p in chunks]
-        old: dict[str, tuple[int, int]] = {}
-        for path in (
-            [c.path for c, _ in batch.files] + [s.path for s in batch.skips] + batch.deletes
-        ):
-            old.update(self.catalog.file_chunk_spans(src, path))
-        # A chunk id names its source, path and content: one already stored at the same
-        # lines needs no write. Only new and moved chunks reach the vector store.
-        fresh = [(cid, c) for cid, c in pairs if old.get(cid) != (c.start_line, c.end_line)]
-        if fresh:
-            vectors = self._vectors([c for _, c in fresh], stats, progress)
-            self.store.upsert(
-                [cid for cid, _ in fresh],
-                vectors,
-                [metadata(src, c) for _, c in fresh],
-                [c.text for _, c in fresh],
-            )
-        with self.catalog.transaction() as db:
-            for change, chunks in batch.files:
-                state = FileState(change.size, change.mtime_ns, change.hash, "indexed")
-                self.catalog.put_file(
-                    db, src, change.path, state, language_of(change.path), chunks=chunks
-                )
-            for skip in batch.skips:
-                state = FileState(skip.size, skip.mtime_ns, "", "skipped")
-                self.catalog.put_file(db, src, skip.path, state, reason=skip.reason)
-            for touch in batch.touches:
-                self.catalog.touch_file(db, src, touch.path, touch.size, touch.mtime_ns)
-            for path in batch.deletes:
-                self.catalog.delete_file(db, src, path)
-        stale = sorted(set(old) - {cid for cid, _ in pairs})
-        if stale:
-            self.store.delete(stale)
+        with self.write_lock:
+            old: dict[str, tuple[int, int, bool]] = {}
+            for path in (
+                [p.change.path for p in batch.files] + [s.path for s in batch.skips] + batch.deletes
+            ):
+                old.update(self.catalog.file_chunk_spans(src, path))
+            with self.catalog.transaction() as db:
+                for p in batch.files:
+                    c = p.change
+                    state = FileState(c.size, c.mtime_ns, c.hash, "indexed")
+                    # A chunk id names its source, path and content: one already stored at
+                    # the same lines needs no new vector write. The rest join the backlog.
+                    stored = {
+                        cid
+                        for cid, ch in p.chunks
+                        if old.get(cid) == (ch.start_line, ch.end_line, True)
+                    }
+                    self.catalog.put_file(
+                        db,
+                        src,
+                        c.path,
+                        state,
+                        language_of(c.path),
+                        chunks=p.chunks,
+                        lexical=p.lexical,
+                        embedded=stored,
+                    )
+                for skip in batch.skips:
+                    state = FileState(skip.size, skip.mtime_ns, "", "skipped")
+                    self.catalog.put_file(db, src, skip.path, state, reason=skip.reason)
+                for touch in batch.touches:
+                    self.catalog.touch_file(db, src, touch.path, touch.size, touch.mtime_ns)
+                for path in batch.deletes:
+                    self.catalog.delete_file(db, src, path)
+            kept = {cid for p in batch.files for cid, _ in p.chunks}
+            stale = sorted(cid for cid in old if cid not in kept)
+            if stale:
+                self.store.delete(stale)
         stats.changed += len(batch.files)
         stats.deleted += len(batch.deletes)
         if progress:
             progress(stats)
 
-    def sweep(self, source: str) -> tuple[int, int]:
-        """Make the store agree with the catalog for one source: (orphans removed, restored)."""
-        in_store = self.store.ids(source)
-        in_catalog = self.catalog.chunk_ids(source)
-        orphans = sorted(in_store - in_catalog)
-        if orphans:
-            self.store.delete(orphans)
-        missing = self.catalog.chunks(in_catalog - in_store)
-        if missing:
-            chunks = [m.chunk for m in missing]
-            vectors = self._vectors(chunks, IndexStats(source), None)
+    # -- pass 2: the embedding backlog ----------------------------------------------------
+
+    def embed_pending(
+        self,
+        stats: IndexStats | None = None,
+        progress: Progress | None = None,
+        pause: Callable[[], bool] | None = None,
+    ) -> IndexStats:
+        """Embed and store the backlog until it is empty (or `pause()` says to yield).
+
+        The model works on one slice while the previous one is written, so cache and
+        store writes cost no model time. Returns the counts of this call.
+        """
+        stats = stats or IndexStats("")
+        stats.phase = "embedding"
+        stats.pending = self.catalog.pending_count()
+        if not stats.pending:
+            return stats
+        self.embedder.load()
+        started = time.perf_counter()
+        recent_ns = time.time_ns() - int(RECENT_S * 1e9)
+        model = self.embedder.model_id
+        flight: _Slice | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="contextd-embed") as pool:
+            while True:
+                nxt = None
+                if not (pause and pause()):
+                    skip = {r.id for r in flight.rows} if flight else set()
+                    rows = self.catalog.pending_chunks(EMBED_SLICE, recent_ns, skip)
+                    if rows:
+                        nxt = self._launch(pool, model, rows, flight)
+                if flight is not None:
+                    self._land(model, flight, stats)
+                    stats.embed_seconds = time.perf_counter() - started
+                    stats.pending = self.catalog.pending_count()
+                    if progress:
+                        progress(stats)
+                if nxt is None:
+                    break
+                flight = nxt
+        stats.embed_seconds = time.perf_counter() - started
+        stats.pending = self.catalog.pending_count()
+        return stats
+
+    def _launch(
+        self,
+        pool: ThreadPoolExecutor,
+        model: str,
+        rows: list[StoredChunk],
+        flight: _Slice | None,
+    ) -> _Slice:
+        cache = self.catalog.cached_vectors(model, (r.chunk.hash for r in rows))
+        busy = set(flight.todo) if flight else set()  # its vectors land before ours
+        todo: dict[str, str] = {}
+        for r in rows:
+            h = r.chunk.hash
+            if h not in cache and h not in busy:
+                todo.setdefault(h, r.chunk.embed_text)
+        texts = list(todo.values())
+        vectors = pool.submit(self.embedder.embed, texts) if texts else None
+        return _Slice(rows, list(todo), len(texts), vectors)
+
+    def _land(self, model: str, flight: _Slice, stats: IndexStats) -> None:
+        fresh: dict[str, np.ndarray] = {}
+        if flight.vectors is not None:
+            fresh = dict(zip(flight.todo, flight.vectors.result(), strict=True))
+            self.catalog.put_vectors(model, fresh.items())
+        stats.embedded += len(fresh)
+        stats.cached += len(flight.rows) - len(fresh)
+        with self.write_lock:
+            # Rows may have changed or gone while the model worked: write what is left.
+            rows = self.catalog.chunks([r.id for r in flight.rows], pending_only=True)
+            if not rows:
+                return
+            vectors = self._vectors_for([r.chunk for r in rows], model, fresh)
             self.store.upsert(
-                [m.id for m in missing],
+                [r.id for r in rows],
                 vectors,
-                [metadata(source, c) for c in chunks],
-                [c.text for c in chunks],
+                [metadata(r.source, r.chunk) for r in rows],
+                [r.chunk.text for r in rows],
             )
-        if orphans or missing:
+            self.catalog.mark_embedded([r.id for r in rows])
+
+    def _vectors_for(
+        self, chunks: list[Chunk], model: str, known: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """A vector per chunk from `known`, the cache, or (rarely) the model right now."""
+        need = {c.hash for c in chunks} - known.keys()
+        if need:
+            known = {**known, **self.catalog.cached_vectors(model, need)}
+        missing = {c.hash: c.embed_text for c in chunks if c.hash not in known}
+        if missing:
+            made = self.embedder.embed(list(missing.values()))
+            made_by_hash = dict(zip(missing, made, strict=True))
+            self.catalog.put_vectors(model, made_by_hash.items())
+            known = {**known, **made_by_hash}
+        return np.stack([known[c.hash] for c in chunks])
+
+    def sweep(self, source: str) -> tuple[int, int]:
+        """Make the store agree with the catalog for one source: (orphans removed, lost).
+
+        Lost chunks (marked embedded, absent from the store) go back to the backlog.
+        """
+        with self.write_lock:
+            in_store = self.store.ids(source)
+            orphans = sorted(in_store - self.catalog.chunk_ids(source))
+            if orphans:
+                self.store.delete(orphans)
+            lost = self.catalog.embedded_ids(source) - in_store
+            if lost:
+                self.catalog.mark_unembedded(lost)
+        if orphans or lost:
             log.info(
-                "swept %s: %d orphan(s) removed, %d chunk(s) restored",
+                "swept %s: %d orphan(s) removed, %d chunk(s) back in the embedding backlog",
                 source,
                 len(orphans),
-                len(missing),
+                len(lost),
             )
-        return len(orphans), len(missing)
+        return len(orphans), len(lost)

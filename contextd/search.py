@@ -30,6 +30,7 @@ from contextd.records import Hit
 POOL = 50  # candidates drawn from each side
 MAX_POOL = 1000
 FEATURED = 40  # results whose features are computed (confidence, answerable)
+EMBED_NOW = 8  # lexical candidates without a vector yet, embedded at query time
 LEX_WEIGHT = 0.15
 # A query that is one identifier-like token, or names code found in very few chunks,
 # says what the user wants better than meaning does: lexical evidence then weighs more.
@@ -218,6 +219,15 @@ def _candidates(
     extra = [i for i, _ in lexical if i not in found]
     stored = app.catalog.chunks(extra)
     vectors = app.catalog.cached_vectors(app.embedder.model_id, (s.chunk.hash for s in stored))
+    # Chunks indexed moments ago wait for their vectors: the best few are embedded now,
+    # so a file just edited ranks by meaning too (the rest rank by keyword alone).
+    order = {chunk_id: rank for rank, (chunk_id, _) in enumerate(lexical)}
+    unembedded = sorted(
+        (s for s in stored if s.chunk.hash not in vectors), key=lambda s: order[s.id]
+    )[:EMBED_NOW]
+    if unembedded:
+        texts = {s.chunk.hash: s.chunk.embed_text for s in unembedded}
+        vectors.update(zip(texts, app.embedder.embed(list(texts.values())), strict=True))
     for s in stored:
         c = s.chunk
         v = vectors.get(c.hash)

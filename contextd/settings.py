@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +32,8 @@ class Settings(BaseSettings):
     device: str = "cpu"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     batch_size: int = Field(default=64, ge=1, le=4096)
+    chunk_threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=64)
+    """Threads chunking files while the catalog is written (the tokenizer frees the GIL)."""
 
     max_file_bytes: int = Field(default=1024 * 1024, ge=1)
     parse_timeout_s: float = Field(default=5.0, gt=0)

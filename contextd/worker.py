@@ -72,6 +72,12 @@ class Worker(threading.Thread):
         self.stop_event = threading.Event()
         self.states: dict[str, SourceState] = {}
         self._states_lock = threading.Lock()
+        self.working = False
+        self.on_idle: Callable[[], None] = lambda: None  # the backlog's wake-up
+
+    def busy(self) -> bool:
+        """Is there indexing to do (or being done)? The embedding backlog steps aside."""
+        return self.working or not self.queue.empty()
 
     # -- what other threads call ---------------------------------------------------------
 
@@ -111,12 +117,22 @@ class Worker(threading.Thread):
                 first = self.queue.get(timeout=wait)
             except queue.Empty:
                 if time.monotonic() >= next_reconcile:
-                    self._process([Reconcile(None)])
+                    self.working = True
+                    try:
+                        self._process([Reconcile(None)])
+                    finally:
+                        self.working = False
+                        self.on_idle()
                     next_reconcile = time.monotonic() + self.reconcile_interval_s
                 continue
             if first is None:
                 break
-            self._process([first, *self._settle()])
+            self.working = True
+            try:
+                self._process([first, *self._settle()])
+            finally:
+                self.working = False
+                self.on_idle()
         self._fail_pending_calls()
 
     def _settle(self) -> list[object]:
@@ -179,7 +195,7 @@ class Worker(threading.Thread):
             state.busy = False
 
     def _reconcile(self, name: str) -> None:
-        stats = self.app.index(self.app.catalog.source(name))
+        stats = self.app.index(self.app.catalog.source(name), embed=False)
         if stats.changed or stats.deleted:
             log.info("reconciled %s: %d changed, %d deleted", name, stats.changed, stats.deleted)
 
@@ -192,7 +208,7 @@ class Worker(threading.Thread):
         scope = source.changed_since(row.indexed_commit)
         if scope is None:
             return self._reconcile(name)
-        stats = self.app.index(row, scope=scope, commit=head)
+        stats = self.app.index(row, scope=scope, commit=head, embed=False)
         log.info(
             "%s moved to %s: %d path(s) checked, %d changed",
             name,
@@ -207,7 +223,7 @@ class Worker(threading.Thread):
             row = self.app.catalog.source(name)
         except ContextdError:
             return  # removed while its events were queued
-        self.app.index(row, scope=paths)
+        self.app.index(row, scope=paths, embed=False)
 
     def _fail_pending_calls(self) -> None:
         while True:

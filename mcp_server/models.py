@@ -39,6 +39,11 @@ class SearchResult(BaseModel):
         description="Calibrated probability that the top five results hold the answer."
     )
     calibrated: bool = Field(description="False: no calibration for this embedding model.")
+    pending: int = Field(
+        0,
+        description="Chunks not embedded yet (just indexed): found by keyword only, so "
+        "results may be missing some matches by meaning. Search again shortly.",
+    )
     results: list[SearchHit]
     note: str = SEARCH_NOTE
 
@@ -64,8 +69,11 @@ class SourceInfo(BaseModel):
     skipped: int
     indexed_commit: str | None
     head: str | None = Field(description="Current HEAD of a repository.")
-    up_to_date: bool = Field(description="Indexed at HEAD with nothing pending.")
-    pending: int = Field(description="Changed files waiting to be indexed.")
+    up_to_date: bool = Field(description="Indexed at HEAD with nothing queued or pending.")
+    queued: int = Field(0, description="Changed files waiting to be indexed.")
+    pending: int = Field(
+        0, description="Chunks searchable by keyword only, waiting to be embedded."
+    )
     last_indexed: float | None = Field(description="Unix time of the last index run.")
 
 

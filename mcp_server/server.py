@@ -51,6 +51,7 @@ async def _call(backend: Backend, op: str, **args: Any) -> Any:
 def _source_info(row: dict[str, Any]) -> SourceInfo:
     head = row.get("head")
     pending = int(row.get("pending") or 0)
+    queued = int(row.get("queued") or 0)
     at_head = row["kind"] != "git" or (head is not None and head == row.get("indexed_commit"))
     return SourceInfo(
         name=row["name"],
@@ -61,7 +62,8 @@ def _source_info(row: dict[str, Any]) -> SourceInfo:
         skipped=row["skipped"],
         indexed_commit=row.get("indexed_commit"),
         head=head,
-        up_to_date=bool(row.get("indexed_at")) and at_head and not pending,
+        up_to_date=bool(row.get("indexed_at")) and at_head and not (pending or queued),
+        queued=queued,
         pending=pending,
         last_indexed=row.get("indexed_at"),
     )
@@ -120,6 +122,7 @@ def build_server(backend: Backend) -> MCPServer:
             verdict=answer["verdict"],
             answerable=answer["answerable"],
             calibrated=answer["calibrated"],
+            pending=int(answer.get("pending") or 0),
             results=[
                 SearchHit(
                     source=h["source"],

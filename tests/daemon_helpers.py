@@ -52,6 +52,18 @@ def working_tree(root: Path) -> dict[str, str]:
     return out
 
 
+def pending(home: Path, source: str) -> int:
+    """Chunks of a source still waiting to be embedded."""
+    db = sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=10)
+    try:
+        row = db.execute(
+            "SELECT COUNT(*) FROM chunks WHERE source = ? AND embedded = 0", (source,)
+        ).fetchone()
+    finally:
+        db.close()
+    return int(row[0])
+
+
 def indexed(home: Path, source: str) -> dict[str, str]:
     db = sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=10)
     try:
@@ -64,16 +76,20 @@ def indexed(home: Path, source: str) -> dict[str, str]:
 
 
 def wait_converged(env: dict[str, str], source: str, root: Path, timeout: float = 45.0) -> float:
-    """Seconds until the index equals the working tree; fails with the difference."""
+    """Seconds until the index equals the working tree, every chunk embedded; fails with
+    the difference."""
     home = Path(env["CONTEXTD_HOME"])
     started = time.monotonic()
     while True:
         want, have = working_tree(root), indexed(home, source)
-        if want == have:
+        if want == have and not pending(home, source):
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
             missing = sorted(set(want) - set(have))
             extra = sorted(set(have) - set(want))
             stale = sorted(p for p in set(want) & set(have) if want[p] != have[p])
-            raise AssertionError(f"not converged: missing {missing}, extra {extra}, stale {stale}")
+            raise AssertionError(
+                f"not converged: missing {missing}, extra {extra}, stale {stale}, "
+                f"{pending(home, source)} chunk(s) not embedded"
+            )
         time.sleep(0.1)

@@ -154,7 +154,9 @@ def test_status_reports_the_daemon_and_each_source(daemon, tmp_path: Path) -> No
     assert data["daemon"]["pid"] > 0 and data["daemon"]["uptime_s"] >= 0
     row = next(r for r in data["sources"] if r["name"] == "shown")
     assert row["watch"] == "events" and row["indexed_commit"] == row["head"]
-    assert row["pending"] == 0 and row["reconciled_at"] and row["errors"] == []
+    assert (
+        row["queued"] == 0 and row["pending"] == 0 and row["reconciled_at"] and row["errors"] == []
+    )
 
 
 def test_search_is_answered_by_the_daemon(daemon, tmp_path: Path) -> None:
@@ -224,3 +226,17 @@ def test_a_storm_of_hook_notes_leaves_the_daemon_running(daemon, tmp_path: Path)
     wait_converged(daemon, "storm", root)
     assert json.loads(contextd(daemon, "status", "--json").stdout)["daemon"]["pid"] > 0
     assert not list((Path(daemon["CONTEXTD_HOME"]) / "spool").glob("*.note"))
+
+
+def test_index_through_the_daemon_waits_until_every_chunk_is_embedded(daemon, tmp_path) -> None:
+    root, _ = new_repo(tmp_path, daemon, "waited")
+    for i in range(30):
+        write(root, f"app/mod_{i}.py", f"def task_{i}(x):\n    '''Step {i} of the job.'''\n")
+    summary = json.loads(contextd(daemon, "index", "waited", "--json").stdout)
+    row = next(r for r in summary["sources"] if r["source"] == "waited")
+    # The watcher may have started on them first; either way, none is left unembedded.
+    assert summary["pending"] == row["pending"] == 0 and row["files"] == 32
+    assert row["searchable_seconds"] <= summary["seconds"]
+    data = json.loads(contextd(daemon, "status", "--json").stdout)
+    shown = next(r for r in data["sources"] if r["name"] == "waited")
+    assert shown["pending"] == 0 and shown["chunks"] >= 30

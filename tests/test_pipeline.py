@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from contextd import ops
 from contextd.app import App
+from contextd.settings import Settings
 from contextd.store import VectorStore
-from tests.conftest import git, write
+from tests.conftest import SAMPLE_FILES, git, write
 
 
 def consistent(app: App, source: str) -> tuple[int, int, int]:
@@ -137,3 +140,48 @@ def test_a_catalog_from_an_earlier_version_is_migrated_in_place(tmp_path: Path) 
     assert catalog.source("s").reconciled_at is None
     assert catalog.lexical(["redirects"], 5)[0][0] == "c1"
     catalog.close()
+
+
+def test_chunks_are_searchable_by_keyword_before_they_are_embedded(
+    app: App, repo: Path, isolated_home: Path
+) -> None:
+    stats = app.indexer.index(add(app, repo))  # pass 1 only, as the daemon's worker runs it
+    assert stats.pending == stats.chunks > 0
+    assert app.store.ids("shop") == set(), "nothing reaches the vector store in pass 1"
+    report = ops.verify(app)["shop"]
+    assert (report["pending"], report["lost"], report["orphan"]) == (stats.chunks, 0, 0)
+    answer = ops.search(app, "send_receipt_email")
+    assert answer["pending"] == stats.chunks
+    assert answer["results"][0]["path"] == "src/shop/mail.py"
+    app.close()
+
+    restarted = App(Settings())  # the backlog survives a restart: it is in the catalog
+    try:
+        done = restarted.indexer.embed_pending()
+        assert done.embedded == stats.chunks and done.pending == 0
+        assert restarted.store.ids("shop") == restarted.catalog.chunk_ids("shop")
+        assert consistent(restarted, "shop") == (0, 0, 0)
+        assert ops.search(restarted, "send_receipt_email")["pending"] == 0
+    finally:
+        restarted.close()
+
+
+def test_the_backlog_embeds_files_changed_just_now_first(app: App, repo: Path) -> None:
+    old = time.time() - 3600
+    for rel in SAMPLE_FILES:
+        os.utime(repo / rel, (old, old))
+    write(repo, "docs/guide.md", SAMPLE_FILES["docs/guide.md"] + "\nAsk at the counter.\n")
+    app.indexer.index(add(app, repo))
+    first = app.catalog.pending_chunks(1, time.time_ns() - 600 * 10**9)
+    assert [c.chunk.path for c in first] == ["docs/guide.md"]
+
+
+def test_a_chunk_rewritten_while_it_waits_is_stored_as_it_is_now(app: App, repo: Path) -> None:
+    app.indexer.index(add(app, repo))
+    write(
+        repo, "src/shop/mail.py", SAMPLE_FILES["src/shop/mail.py"] + "\n\ndef late():\n    pass\n"
+    )
+    app.indexer.index(app.catalog.source("shop"))
+    app.indexer.embed_pending()
+    assert consistent(app, "shop") == (0, 0, 0)
+    assert app.store.ids("shop") == app.catalog.chunk_ids("shop")

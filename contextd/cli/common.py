@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -83,9 +82,18 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA unknown"
+    if seconds < 90:
+        return f"ETA {seconds:.0f}s"
+    return f"ETA {seconds / 60:.0f} min" if seconds < 5400 else f"ETA {seconds / 3600:.1f} h"
+
+
 @contextmanager
 def index_progress(enabled: bool) -> Iterator[Callable[[dict], None] | None]:
-    """A live progress bar on a terminal; nothing elsewhere."""
+    """A live progress bar on a terminal: files while chunking, then chunks while
+    embedding, with the rate and an ETA. Nothing when output is not a terminal."""
     if not enabled or not err_console.is_terminal:
         yield None
         return
@@ -93,22 +101,35 @@ def index_progress(enabled: bool) -> Iterator[Callable[[dict], None] | None]:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("files · {task.fields[detail]}"),
+        TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
     ) as bar:
         task = bar.add_task("indexing", total=None, detail="scanning")
-        started = time.perf_counter()
 
         def update(p: dict) -> None:
-            rate = p["embedded"] / max(1e-9, time.perf_counter() - started)
+            if p.get("phase") == "embedding":
+                done = int(p.get("embedded", 0)) + int(p.get("cached", 0))
+                rate = float(p.get("embed_rate") or 0.0)
+                pending = int(p.get("pending", 0))
+                left = p.get("eta_s", pending / rate if rate and pending else None)
+                bar.update(
+                    task,
+                    total=done + pending,
+                    completed=done,
+                    description="embedding",
+                    detail=f"chunks · {p.get('embedded', 0)} embedded, "
+                    f"{p.get('cached', 0)} cached, {pending} pending · {rate:.0f}/s · "
+                    f"{eta(left)} · searchable by keyword already",
+                )
+                return
             bar.update(
                 task,
                 total=p.get("total_files") or None,
-                completed=p["scanned"],
-                description=p["source"],
-                detail=f"{p['embedded']} embedded ({rate:.0f}/s) · {p['cached']} cached",
+                completed=p.get("scanned", 0),
+                description=f"chunking {p.get('source', '')}",
+                detail=f"files · {p.get('changed', 0)} changed, {p.get('deleted', 0)} deleted",
             )
 
         yield update

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from contextd.cli.common import console, execute, index_progress, print_json
+from contextd.cli.common import console, eta, execute, index_progress, print_json
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
@@ -17,21 +17,40 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
     if not summary["sources"]:
         console.print("No sources yet. Run `contextd add PATH` first.")
     for r in summary["sources"]:
-        rate = f", {r['embed_rate']:.0f} chunks/s" if r["embedded"] else ""
         console.print(
             f"[bold]{r['source']}[/]: {r['files']} files, {r['chunks']} chunks "
             f"({r['changed']} changed, {r['deleted']} deleted, {r['skipped']} skipped) · "
-            f"{r['embedded']} embedded, {r['cached']} cached{rate} · {r['seconds']:.1f}s"
+            f"searchable in {r['searchable_seconds']:.1f}s"
+        )
+    if summary["sources"]:
+        rate = f" at {summary['embed_rate']:.0f} chunks/s" if summary["embedded"] else ""
+        pending = (
+            f", [yellow]{summary['pending']} pending[/] (the daemon embeds them)"
+            if summary["pending"]
+            else ""
+        )
+        console.print(
+            f"{summary['embedded']} embedded{rate}, {summary['cached']} from the cache"
+            f"{pending} · {summary['seconds']:.1f}s in all"
         )
 
 
 def index(
     source: Annotated[str | None, typer.Argument(help="Source to index (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Wait until every chunk is embedded, or return once all is searchable "
+            "by keyword (the running daemon embeds the rest).",
+        ),
+    ] = True,
 ) -> None:
     """Bring the index up to date with what is on disk (only changes are re-embedded)."""
+    args = {"sources": [source] if source else None, "embed": wait}
     with index_progress(enabled=not as_json) as progress:
-        summary = execute("index", {"sources": [source] if source else None}, progress)
+        summary = execute("index", args, progress)
     _report(summary, as_json)
 
 
@@ -72,13 +91,20 @@ def status(
             f"daemon: running, pid {d['pid']}, up {d['uptime_s']:.0f}s, "
             f"model {'loaded' if d['model_loaded'] else 'loading'}"
         )
+        e = d.get("embedding") or {}
+        if e.get("active"):
+            console.print(f"embedding: {e['rate']:.0f} chunks/s, {e['embedded']} embedded so far")
+        if e.get("error"):
+            console.print(f"  [red]embedding error[/] {e['error']} (retrying; see `contextd logs`)")
     else:
         console.print("daemon: not running (`contextd start` keeps the index fresh)")
     console.print(f"home: {data['home']}\nmodel: {data['model']}")
     for r in data["sources"]:
+        embedded = r["chunks"] - r["pending"]
         line = (
-            f"[bold]{r['name']}[/] ({r['kind']}) {r['files']} files, {r['chunks']} chunks, "
-            f"{r['skipped']} skipped · indexed {_ago(r['indexed_at'])} · "
+            f"[bold]{r['name']}[/] ({r['kind']}) {r['files']} files, {r['chunks']} chunks "
+            f"({embedded} embedded, {r['pending']} pending), {r['skipped']} skipped · "
+            f"indexed {_ago(r['indexed_at'])} · "
             f"last full reconcile {_ago(r['reconciled_at'])}"
         )
         if r["kind"] == "git" and r["indexed_commit"]:
@@ -88,9 +114,11 @@ def status(
             line += f" · commit {r['indexed_commit'][:10]} ({fresh})"
         if d:
             line += (
-                f" · watch: {r['watch'] or 'none'} · pending {r['pending']}"
+                f" · watch: {r['watch'] or 'none'} · queued files {r['queued']}"
                 f" · last event {_ago(r['last_event'])}"
             )
+            if r["pending"]:
+                line += f" · embedding, {eta(r.get('eta_s'))}"
         if r.get("busy"):
             line += " · [cyan]indexing now[/]"
         elif r["interrupted"]:

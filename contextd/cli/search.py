@@ -76,11 +76,18 @@ def search(
     hits = answer["results"]
     if not hits:
         console.print("No results. Check `contextd status`, or widen --source/--path/--lang.")
+        if answer.get("pending"):
+            console.print(f"{answer['pending']} chunk(s) are still being embedded.")
         return
     terms = query_terms(query)
     for rank, hit in enumerate(hits, 1):
         _print_hit(rank, hit, terms)
     console.print(_verdict_line(answer))
+    if answer.get("pending"):
+        console.print(
+            f"[yellow]{answer['pending']} chunk(s) are not embedded yet[/]: they were matched "
+            "by keyword only. `contextd status` shows when embedding is done.",
+        )
 
 
 VERDICT_TEXT = {

@@ -1,0 +1,98 @@
+"""The daemon's embedding backlog: a thread that embeds what pass 1 left pending.
+
+The worker makes changes searchable (catalog and lexical index) and wakes this thread.
+It embeds the backlog slice by slice (`Indexer.embed_pending`), stepping aside whenever
+the worker has indexing to do, so that new changes become searchable first. Its rate and
+the backlog's size give `status` and `contextd index` their progress and ETA.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from contextd.app import App
+from contextd.pipeline import IndexStats
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 30.0  # after a failure (model, store), try again this much later
+
+
+@dataclass
+class BacklogState:
+    embedded: int = 0  # chunk texts embedded since the daemon started
+    cached: int = 0  # chunks stored from the embedding cache
+    rate: float = 0.0  # chunks per second over the current drain
+    active: bool = False
+    error: str | None = None
+
+
+class Backlog(threading.Thread):
+    def __init__(self, app: App, busy: Callable[[], bool]) -> None:
+        super().__init__(name="contextd-backlog", daemon=True)
+        self.app = app
+        self.busy = busy  # the worker has indexing to do: step aside
+        self.state = BacklogState()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def pending(self, sources: list[str] | None = None) -> int:
+        return self.app.catalog.pending_count(sources)
+
+    def eta_s(self, pending: int) -> float | None:
+        rate = self.state.rate
+        return pending / rate if pending and rate > 0 else None
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=RETRY_S if self.state.error else 5.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            if self.busy() or not self.pending():
+                continue
+            self._drain()
+
+    def _drain(self) -> None:
+        self.state.active, self.state.error = True, None
+        base_embedded, base_cached = self.state.embedded, self.state.cached
+        stats = IndexStats("")
+
+        def progress(s: IndexStats) -> None:
+            self.state.embedded = base_embedded + s.embedded
+            self.state.cached = base_cached + s.cached
+            if s.embed_seconds > 0:
+                self.state.rate = (s.embedded + s.cached) / s.embed_seconds
+
+        started = time.perf_counter()
+        try:
+            self.app.indexer.embed_pending(
+                stats, progress, pause=lambda: self._stop.is_set() or self.busy()
+            )
+            progress(stats)
+            if stats.embedded or stats.cached:
+                log.info(
+                    "embedded %d chunk(s), %d from the cache, in %.1fs (%d pending)",
+                    stats.embedded,
+                    stats.cached,
+                    time.perf_counter() - started,
+                    stats.pending,
+                )
+        except Exception as exc:  # the daemon outlives a failing model or store
+            log.exception("embedding the backlog failed; retrying in %.0fs", RETRY_S)
+            self.state.error = f"{time.strftime('%H:%M:%S')} {exc}"
+        finally:
+            self.state.active = False
+            if self.pending() and not self.state.error:
+                self._wake.set()  # stepped aside for the worker: come back when it is done
