@@ -54,7 +54,11 @@ def wait_idle(home: Path, timeout: float = 600.0) -> dict[str, Any]:
             continue
         rows = status["sources"]
         if rows and all(
-            r["indexed_at"] and not r["busy"] and not r["pending"] and not r["interrupted"]
+            r["indexed_at"]
+            and not r["busy"]
+            and not r["pending"]  # chunks waiting to be embedded
+            and not r.get("queued")  # changed files waiting to be indexed
+            and not r["interrupted"]
             for r in rows
         ):
             return dict(status)

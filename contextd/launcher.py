@@ -7,11 +7,13 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contextd import rpc
 from contextd.errors import DaemonError
-from contextd.settings import Settings
+
+if TYPE_CHECKING:
+    from contextd.settings import Settings
 
 START_TIMEOUT_S = 120.0
 

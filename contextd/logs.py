@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-from contextd.settings import Settings
+if TYPE_CHECKING:
+    from contextd.settings import Settings
 
 NOISY = ("chromadb", "httpx", "httpx2", "sentence_transformers", "urllib3", "transformers", "mcp")
 

@@ -6,23 +6,19 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contextd.errors import ConfigError
+from contextd.home import default_home
 
 DEFAULT_MODEL = "default"
-
-
-def _default_home() -> Path:
-    return Path(platformdirs.user_data_dir("contextd", appauthor=False))
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTEXTD_", frozen=True, extra="ignore")
 
-    home: Path = Field(default_factory=_default_home)
+    home: Path = Field(default_factory=default_home)
     """Data dir: catalog, vector store, logs."""
 
     model: str = DEFAULT_MODEL

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,3 +241,18 @@ def test_index_through_the_daemon_waits_until_every_chunk_is_embedded(daemon, tm
     data = json.loads(contextd(daemon, "status", "--json").stdout)
     shown = next(r for r in data["sources"] if r["name"] == "waited")
     assert shown["pending"] == 0 and shown["chunks"] >= 30
+
+
+def test_a_search_the_daemon_answers_loads_no_model_store_or_settings(daemon, tmp_path) -> None:
+    new_repo(tmp_path, daemon, "light")
+    probe = (
+        "import sys\n"
+        "from contextd.cli.main import run\n"
+        "code = run(['search', 'handle request', '--source', 'light', '-k', '2'])\n"
+        "heavy = {'torch', 'numpy', 'chromadb', 'sentence_transformers', 'pydantic_settings'}\n"
+        "print('loaded:', sorted(heavy & set(sys.modules)), code)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], env=daemon, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "app/core.py" in out.stdout and "loaded: [] 0" in out.stdout

@@ -12,16 +12,18 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from contextd import rpc
 from contextd.errors import DaemonError
+from contextd.home import home_from_env
 from contextd.lock import DataDirLock, read_info
-from contextd.logs import configure_logging
-from contextd.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from contextd.settings import Settings
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -35,6 +37,9 @@ _settings: Settings | None = None
 def settings() -> Settings:
     global _settings
     if _settings is None:
+        from contextd.logs import configure_logging
+        from contextd.settings import load_settings
+
         _settings = load_settings()
         configure_logging(_settings)
     return _settings
@@ -47,13 +52,15 @@ def reset() -> None:
 
 
 def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | None = None) -> Any:
-    s = settings()
+    """Ask the running daemon (knowing only the data dir); else do the work here."""
+    home = _settings.home if _settings is not None else home_from_env()
     try:
         return rpc.call(
-            s.home, op, args, timeout=None if op in LONG_OPS else 60, on_progress=progress
+            home, op, args, timeout=None if op in LONG_OPS else 60, on_progress=progress
         )
     except rpc.DaemonUnavailable:
         pass
+    s = settings()
     lock = DataDirLock(s.home)
     if not lock.acquire(wait_s=LOCK_WAIT_S):
         info = read_info(s.home)

@@ -11,10 +11,11 @@ from typing import Annotated
 import typer
 
 from contextd import rpc
-from contextd.cli.common import configure_logging, console, settings
+from contextd.cli.common import console, settings
 from contextd.errors import DaemonError
 from contextd.launcher import ensure_daemon, tail
 from contextd.lock import read_info
+from contextd.logs import configure_logging
 
 STOP_TIMEOUT_S = 30.0
 

@@ -1,0 +1,22 @@
+"""Where the data dir is, known without building Settings.
+
+Settings (pydantic) costs about 0.2 s to import. A command the running daemon answers
+needs only the data dir to find its socket, so it reads this and nothing more.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_home() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("contextd", appauthor=False))
+
+
+def home_from_env() -> Path:
+    """`CONTEXTD_HOME` as Settings reads it, else the platform data dir."""
+    raw = os.environ.get("CONTEXTD_HOME")
+    return (Path(raw) if raw else default_home()).expanduser().resolve()
