@@ -242,9 +242,7 @@ def _wordy(value: str) -> bool:
     """A word (`Incorrect`, `minio123`), or words and small numbers joined by - _ or .
     (`test-api-key-2`, `COHERE_API_KEY`): typed by a person, not generated."""
     parts = re.split(r"[-_.]", value)
-    return all(
-        (len(p) > 1 and _WORD_PART.match(p)) or (p.isdigit() and len(p) < 5) for p in parts
-    )
+    return all((len(p) > 1 and _WORD_PART.match(p)) or (p.isdigit() and len(p) < 5) for p in parts)
 
 
 def _sequential(value: str, run: int = 6) -> bool:
@@ -261,6 +259,8 @@ def _sequential(value: str, run: int = 6) -> bool:
 
 def _secret_value(value: str, strength: str, bare: bool, after: str) -> bool:
     """Is this assigned value a real secret, not a placeholder, variable or call?"""
+    if "%" in value:
+        value = unquote(value)
     if len(value) < (16 if strength == "weak" else 8) or len(value) > 300:
         return False
     if not value.isascii() or not value.isprintable() or " " in value:
@@ -283,7 +283,7 @@ def _secret_value(value: str, strength: str, bare: bool, after: str) -> bool:
         return False  # a variable or an attribute, not a literal
     if strength == "weak":  # hex digits carry 4 bits at most, other keys 5 or 6
         hexed = all(c in string.hexdigits for c in value)
-        return _random(value, 3.0 if hexed else 3.5) and digits >= 2
+        return _random(value, 2.7 if hexed else 3.5) and digits >= 2
     # A short value cannot reach 3 bits a character: log2(10) is 3.3 with none repeated.
     return _random(value, min(3.0, math.log2(len(value)) - 1.0))
 

@@ -24,7 +24,7 @@ B32 = string.ascii_uppercase + "234567"
 _AVOID = re.compile(
     r"(?i)test|your|xxxx|fake|todo|pass|pwd|secret|token|foo|bar|baz|spam|eggs|demo|dummy|"
     r"sample|example|enter|insert|replace|change|none|null|true|false|redact|admin|root|"
-    r"guest|user|login|key|auth|cred|x{4}|0{8}"
+    r"guest|user|login|key|auth|cred|x{4}|0{8}|\*\*\*|\.\.\."
 )
 _TOPICS = [
     ("ledger", "reconcile the monthly ledger against the bank statement"),
