@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import re
 import string
@@ -121,7 +122,7 @@ _COMPILED = [(kind, words, re.compile(p), check) for kind, words, p, check in _R
 
 # A private key block, with its newlines (or `\n` escapes inside a string). A BEGIN line
 # with no END is a secret too when a run of base64 follows it.
-_KEY_BODY = r"[A-Za-z0-9+/=\s:,.\-\\\"'|]"
+_KEY_BODY = r"(?:(?!-----BEGIN)[A-Za-z0-9+/=\s:,.\-\\\"'|])"  # up to the next block at most
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"
     rf"(?P<body>{_KEY_BODY}{{0,20000}}?)"
@@ -212,6 +213,7 @@ def _basic_auth(value: str) -> bool:
     return bool(colon and password) and not _SAMPLE_PASSWORD.search(password)
 
 
+@functools.lru_cache(maxsize=4096)
 def _name_strength(name: str) -> str | None:
     """Strong for password, secret, token and API key names; weak for other keys; or None."""
     words = [w.lower() for part in re.split(r"[^A-Za-z0-9]+", name) for w in _WORD.findall(part)]
@@ -258,50 +260,57 @@ def _sequential(value: str, run: int = 6) -> bool:
 
 
 def _secret_value(value: str, strength: str, bare: bool, after: str) -> bool:
-    """Is this assigned value a real secret, not a placeholder, variable or call?"""
+    """Is this assigned value a real secret, not a placeholder, variable or call?
+
+    The cheap tests come first: a file can hold a keyword on every line."""
     if "%" in value:
         value = unquote(value)
     if len(value) < (16 if strength == "weak" else 8) or len(value) > 300:
         return False
     if not value.isascii() or not value.isprintable() or " " in value:
         return False
-    if _PLACEHOLDER.search(value) or _URL_OR_QUERY.search(value.rstrip("=")):
+    if not any(c.isalpha() for c in value):
+        return False  # a number, a version, a date
+    if bare and ((after and after in "([.") or "::" in value):
+        return False  # a call, an index or a path expression
+    digits = sum(c.isdigit() for c in value)
+    if bare and _IDENTIFIER.match(value) and ("." in value or digits < 2):
+        return False  # a variable or an attribute, not a literal
+    if _URL_OR_QUERY.search(value.rstrip("=")) or _BRACKETED.search(value):
         return False
     if _PATH.match(value) and not any(_random(p, 3.5) for p in re.split(r"[/\\]", value)):
         return False
-    if _BRACKETED.search(value) or _wordy(value) or _sequential(value):
-        return False
-    digits = sum(c.isdigit() for c in value)
-    if not any(c.isalpha() for c in value):
-        return False  # a number, a version, a date
-    user, colon, password = value.partition(":")
-    if colon and user.isalnum() and (password == user or _SAMPLE_PASSWORD.search(password)):
-        return False  # `admin:admin`
-    if bare and ((after and after in "([.") or "::" in value):
-        return False  # a call, an index or a path expression
-    if bare and _IDENTIFIER.match(value) and ("." in value or digits < 2):
-        return False  # a variable or an attribute, not a literal
     if strength == "weak":  # hex digits carry 4 bits at most, other keys 5 or 6
         hexed = all(c in string.hexdigits for c in value)
-        return _random(value, 2.7 if hexed else 3.5) and digits >= 2
+        if not (_random(value, 2.7 if hexed else 3.5) and digits >= 2):
+            return False
     # A short value cannot reach 3 bits a character: log2(10) is 3.3 with none repeated.
-    return _random(value, min(3.0, math.log2(len(value)) - 1.0))
+    elif not _random(value, min(3.0, math.log2(len(value)) - 1.0)):
+        return False
+    if _wordy(value) or _sequential(value) or _PLACEHOLDER.search(value):
+        return False
+    user, colon, password = value.partition(":")
+    return not (
+        colon and user.isalnum() and (password == user or _SAMPLE_PASSWORD.search(password))
+    )
 
 
 def _assignments(text: str, lower: str) -> list[Finding]:
     found = []
     starts: set[int] = set()
+    value_end = 0  # a keyword inside the last value read is not a name
     for hit in _KEYWORD.finditer(lower):
         start = hit.start()
         while start > 0 and text[start - 1] in _NAME_CHARS and hit.start() - start < 60:
             start -= 1
-        if start in starts:
+        if start in starts or start < value_end:
             continue
         starts.add(start)
         m = _ASSIGNMENT.match(text, start)
         if not m or m.end("name") < hit.end() or not (strength := _name_strength(m["name"])):
             continue
         group = "quoted" if m["quoted"] is not None else "bare"
+        value_end = m.end(group)
         after = text[m.end(group) : m.end(group) + 1]
         if _secret_value(m[group], strength, group == "bare", after):
             kind = "key" if strength == "weak" else _assigned_kind(m["name"])
