@@ -25,6 +25,7 @@ from contextd.connectors.filters import (
 )
 from contextd.connectors.scope import Scope
 from contextd.records import Change, ChangeKind, FileState, Skip, Touch, content_hash
+from contextd.redaction import redact
 
 Event = Change | Skip | Touch
 
@@ -99,6 +100,9 @@ def classify(
     if text is None:
         return Skip(source, rel, "invalid UTF-8 (not text)", st.st_size, st.st_mtime_ns)
     kind = ChangeKind.MODIFIED if known and known.status == "indexed" else ChangeKind.ADDED
+    # Secrets are replaced here, where file text enters the index: chunks, FTS, the
+    # catalog and the vector store only ever see the redacted text.
+    text = redact(text).text
     return Change(source, rel, kind, digest, st.st_size, st.st_mtime_ns, text)
 
 

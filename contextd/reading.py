@@ -2,8 +2,9 @@
 
 A path is taken relative to its source's root, resolved with every symlink followed, and
 must still lie inside the (resolved) root. NUL bytes, absolute paths and backslashes are
-refused outright; the secrets deny-list, the size cap and the binary check apply as they
-do to indexing. Every refusal is a ContextdError with a sentence the agent can act on.
+refused outright; the secrets deny-list, the size cap, the binary check and the redaction
+of secrets in content apply as they do to indexing. Every refusal is a ContextdError with
+a sentence the agent can act on.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from contextd.catalog import Catalog
 from contextd.connectors.filters import decode_text, is_binary, secret_reason
 from contextd.errors import ContextdError
+from contextd.redaction import redact
 
 MAX_LINES = 2000
 
@@ -96,7 +98,7 @@ def read_file(
     text = decode_text(data)
     if text is None:
         raise ReadRefused(f"'{path}' is not UTF-8 text.")
-    lines = text.split("\n")
+    lines = redact(text).text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     total = len(lines)

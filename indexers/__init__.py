@@ -12,8 +12,8 @@ from contextd.indexers.tokens import TokenCounter
 from contextd.records import Chunk
 
 # Bump when chunk boundaries or what the model reads change: the store then asks for
-# `contextd reindex`.
-CHUNKER_VERSION = 3
+# `contextd reindex`. 4: secrets in content are redacted (an older index may hold them).
+CHUNKER_VERSION = 4
 
 CODE_EXTENSIONS: dict[str, str] = {
     ".py": "python",

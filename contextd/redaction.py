@@ -1,0 +1,387 @@
+"""Secrets in file content, replaced by a marker before anything is chunked, stored or read.
+
+Three kinds of evidence, in the manner of gitleaks and detect-secrets:
+
+- provider formats, recognisable on their own (`AKIA…`, `ghp_…`, `xoxb-…`, `sk-ant-…`);
+- private key blocks (`-----BEGIN … PRIVATE KEY-----` to its END line, any flavour);
+- a value assigned to a name that says it is secret (`password`, `api_key`, `token`,
+  `client_secret`, `key`…) in code, JSON, YAML, .ini or .env form, and a password in a
+  URL (`postgres://user:pass@host`), when the value is not a placeholder, a variable or
+  a call, and its Shannon entropy is high enough.
+
+`redact(text)` returns the text with each secret replaced by `[REDACTED:kind]`, and the
+kinds it found. Line structure is kept: a multi-line secret keeps its newlines, so the
+line numbers of everything after it do not move. Pure regular expressions; no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Callable
+from typing import NamedTuple
+from urllib.parse import unquote
+
+
+class Redacted(NamedTuple):
+    text: str
+    kinds: list[str]  # one per secret replaced, in order of position
+
+
+class Finding(NamedTuple):
+    """One secret: where it lies in the text, and what kind it is."""
+
+    start: int
+    end: int
+    kind: str
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def _classes(value: str) -> int:
+    """How many of lower case, upper case, digits and other characters the value uses."""
+    return sum(
+        (
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+            any(not c.isalnum() for c in value),
+        )
+    )
+
+
+def _random(value: str, min_entropy: float = 3.0) -> bool:
+    return entropy(value) >= min_entropy and _classes(value) >= 2
+
+
+# Provider formats: (kind, words, pattern, check). A rule runs only on text that holds
+# one of its words (lower case), as gitleaks' keywords do: most files hold none. The
+# secret is group 1 when there is one, else the whole match; `check` rejects matches too
+# regular to be a key.
+_E = r"(?![A-Za-z0-9_])"  # a token ends here (that it starts at one is checked after)
+Check = Callable[[str], bool]
+_RULES: list[tuple[str, tuple[str, ...], str, Check | None]] = [
+    ("aws-access-key", ("akia", "asia", "abia", "acca", "a3t"),
+     r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}" + _E, None),
+    ("github-token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+     r"gh[pousr]_[A-Za-z0-9]{36,251}" + _E, None),
+    ("github-token", ("github_pat_",), r"github_pat_[A-Za-z0-9_]{60,251}" + _E, None),
+    ("gitlab-token", ("glpat-", "gldt-", "glptt-", "glrt-", "glsoat-", "glcbt-", "glft-"),
+     r"gl(?:pat|dt|ptt|rt|soat|cbt|ft|imt|oas)-[A-Za-z0-9_\-]{20,}", None),
+    ("slack-token", ("xox",), r"xox[abposre]-[A-Za-z0-9-]{10,}", None),
+    ("slack-token", ("xapp-",), r"xapp-\d-[A-Za-z0-9-]{20,}", None),
+    ("slack-webhook", ("hooks.slack.com",),
+     r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[\w/+-]{20,}", None),
+    ("stripe-key", ("_live_", "_test_"), r"[sr]k_(?:live|test)_[A-Za-z0-9]{20,}" + _E, None),
+    ("stripe-key", ("whsec_",), r"whsec_[A-Za-z0-9]{24,}" + _E, None),
+    ("google-api-key", ("aiza",), r"AIza[0-9A-Za-z_\-]{35}" + _E, None),
+    ("google-oauth-secret", ("gocspx-",), r"GOCSPX-[A-Za-z0-9_\-]{28}" + _E, None),
+    ("anthropic-key", ("sk-ant-",), r"sk-ant-[a-z]+\d*-[A-Za-z0-9_\-]{32,}", None),
+    ("openai-key", ("sk-",),
+     r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,}", lambda v: _random(v)),
+    ("twilio-key", ("sk",), r"SK[0-9a-fA-F]{32}" + _E, None),
+    ("sendgrid-key", ("sg.",), r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}" + _E, None),
+    ("npm-token", ("npm_",), r"npm_[A-Za-z0-9]{36}" + _E, None),
+    ("pypi-token", ("pypi-age",), r"pypi-AgE[IN][A-Za-z0-9_\-]{50,}", None),
+    ("huggingface-token", ("hf_",), r"hf_[A-Za-z0-9]{34,}" + _E, lambda v: _random(v)),
+    ("databricks-token", ("dapi",), r"dapi[a-f0-9]{32}(?:-\d)?" + _E, None),
+    ("digitalocean-token", ("_v1_",), r"do[por]_v1_[a-f0-9]{64}" + _E, None),
+    ("shopify-token", ("shp",), r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}" + _E, None),
+    ("docker-token", ("dckr_pat_",), r"dckr_pat_[A-Za-z0-9_\-]{27,}", None),
+    ("vault-token", ("hvs.", "hvb.", "hvr."),
+     r"hv[sbr]\.[A-Za-z0-9_\-]{24,}", lambda v: _random(v)),
+    ("rubygems-key", ("rubygems_",), r"rubygems_[a-f0-9]{48}" + _E, None),
+    ("mailchimp-key", ("-us",), r"[0-9a-f]{32}-us\d{1,2}" + _E, None),
+    ("telegram-bot-token", (":aa",), r"\d{8,10}:AA[A-Za-z0-9_\-]{33}" + _E, None),
+    ("age-secret-key", ("age-secret-key-1",), r"AGE-SECRET-KEY-1[0-9A-Z]{58}", None),
+    ("azure-ad-secret", ("q~",), r"[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}" + _E, None),
+    ("azure-storage-key", ("accountkey=",), r"(?i:AccountKey)=([A-Za-z0-9+/]{86}==)", None),
+    ("azure-sas-key", ("sharedaccesskey=",),
+     r"(?i:SharedAccessKey)=([A-Za-z0-9+/]{42,44}=?)", None),
+    ("jwt", ("eyj",),
+     r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}", None),
+    ("auth-header", ("bearer", "token"),
+     r"(?i:\b(?:bearer|token))[ \t]+([A-Za-z0-9_~+/\-]{20,}\.?[A-Za-z0-9_~+/\-]*=*)",
+     lambda v: _random(v, 3.5)),
+    ("auth-header", ("basic",), r"(?i:\bbasic)[ \t]+([A-Za-z0-9+/]{16,}={0,2})(?![\w+/=])",
+     lambda v: _basic_auth(v)),
+]  # fmt: skip
+_ILLUSTRATION = re.compile(r"(?i)example|x{8}|0{8}")  # AKIAIOSFODNN7EXAMPLE and kin
+_COMPILED = [(kind, words, re.compile(p), check) for kind, words, p, check in _RULES]
+
+# A private key block, with its newlines (or `\n` escapes inside a string). A BEGIN line
+# with no END is a secret too when a run of base64 follows it.
+_KEY_BODY = r"(?:(?!-----BEGIN)[A-Za-z0-9+/=\s:,.\-\\\"'|])"  # up to the next block at most
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"
+    rf"(?P<body>{_KEY_BODY}{{0,20000}}?)"
+    r"(?:(?P<end>-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----)|(?!" + _KEY_BODY + r"))"
+)
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}")
+# With no END line, the block runs over lines of base64 (quoted or `\n`-escaped) and
+# `Name: value` headers, and stops at the first other line.
+_KEY_LINE = re.compile(
+    r"[ \t]*[\"']?(?:(?:\\n)*[A-Za-z0-9+/=]{16,}(?:(?:\\n)+[A-Za-z0-9+/=]+)*|[A-Za-z-]+: [^\n]*|)"
+    r"(?:\\n)*[\"']?,?[ \t]*(?:\n|$)"
+)
+
+# scheme://user:password@host; only the password is replaced. Hosts reserved for
+# documentation (RFC 2606: example.com, .test, .invalid…) hold no real account.
+_URL_PASSWORD = re.compile(
+    r"://(?P<user>[^\s:/@'\"`<>]{0,100}):(?P<pw>[^\s:/@'\"`<>]{1,200})@"
+    r"(?P<host>[^\s/:'\"`<>?#]*)"
+)
+_EXAMPLE_HOST = re.compile(r"(?i)(?:^|\.)example(?:\.(?:com|org|net))?$|\.(?:test|invalid)$")
+_SAMPLE_PASSWORD = re.compile(
+    r"(?i)^(?:p|pw|x+|\*+|user|username|login|guest|anonymous|admin|root)\d*$|pass|pwd|secret|"
+    r"foo|bar|baz|spam|eggs|test|example|dummy|fake|demo|sample|change.?me"
+)
+
+# A name that says its value is secret, then an assignment, then the value. Found from a
+# keyword back to the start of its name; the name's words are then judged, so `monkey`
+# and `tokenize` are not secrets, nor is `token_type`.
+_KEYWORD = re.compile(  # searched in lower-cased text: (?i) makes it 10x slower
+    r"(?:pass|pwd|secret|token|key|cred|auth)"
+    r"(?=[\w.\-$@]{0,40}[\"'\]]{0,2}[ \t]*(?:[:=]|\|\|=|\?=))"
+)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_WORD_CHARS = frozenset(string.ascii_letters + string.digits + "_")
+_NAME_CHARS = _WORD_CHARS | frozenset(".-$@")
+_ASSIGNMENT = re.compile(
+    r"(?P<name>[A-Za-z_$@][\w.\-]{0,80}?)"
+    r"(?P<close>[\"'\]]{0,2})[ \t]*"
+    r"(?::[ \t]*[A-Za-z_][\w.\[\], |]{0,40}?[ \t]*(?==))?"  # a type annotation
+    r"(?:=>|:=|\|\|=|\?=|=(?!=)|:(?!:))[ \t]*"
+    r"(?:[bBrRuU]{0,2}(?P<quote>[\"'`])(?P<quoted>[^\"'`\n]{1,300}?)(?P=quote)"
+    r"|(?P<bare>[^\s\"'`,;(){}\[\]<>]{1,300}))"
+)
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def _words(names: str) -> frozenset[str]:
+    return frozenset(names.split())
+
+
+_STRONG_WORDS = _words(
+    "password passwd pwd pass passphrase passcode passkey secret secrets token credential "
+    "credentials creds apikey authkey privatekey secretkey accesskey clientsecret"
+)
+_KEY_QUALIFIERS = _words(
+    "api access secret private signing encryption master auth client app account storage "
+    "license subscription consumer shared session hmac webhook"
+)
+_NOT_A_VALUE_NAME = _words(
+    "type types kind name names id file filename files path dir url uri var field label "
+    "prompt len length size count min max regex re pattern fmt format class cls func fn "
+    "method attr attrs index idx col column header headers param params prefix suffix mode "
+    "policy endpoint version hint message msg text title help description doc docs error "
+    "errors char chars sep delimiter enabled required expiry expires ttl timeout lifetime "
+    "algorithm alg env location store cache validator validators list set map dict "
+    "placeholder input widget form view handler callback"
+)
+_PLACEHOLDER = re.compile(
+    r"(?i)^[\W_]*$|^(.)\1*$|xxxx|\*\*\*|\.\.\.|change.?me|your|example|placeholder|dummy|"
+    r"fake|sample|redacted|replace|insert|enter|todo|fixme|secret|password|passwd|token|test|"
+    r"^n/?a$|^none$|^null$|^true$|^false$|^undefined$|<[^>]*>|\$\{|\{\{|%\(|%s|%d|^\$|^\{|"
+    r"\$\(|\bos\.|environ|getenv|process\.env|^env[.:(\[]"
+)
+_WORD_PART = re.compile(r"(?:[a-z]+|[A-Z]+|[A-Z][a-z]+)\d{0,3}$")
+_BRACKETED = re.compile(r"\[.*\]|\{.*\}|\(.*\)")
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
+_URL_OR_QUERY = re.compile(r"://|^https?:|\.(?:py|json|ya?ml|txt|pem|key)$|&|=[^=]")
+_PATH = re.compile(r"^(?:\.{0,2}/|~/|[A-Za-z]:\\)[\w.\-/\\]*$")
+
+
+def _basic_auth(value: str) -> bool:
+    """A `Basic` credential whose password is not a sample one."""
+    try:
+        user_pass = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return _random(value, 3.5)
+    _, colon, password = user_pass.partition(":")
+    return bool(colon and password) and not _SAMPLE_PASSWORD.search(password)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_strength(name: str) -> str | None:
+    """Strong for password, secret, token and API key names; weak for other keys; or None."""
+    words = [w.lower() for part in re.split(r"[^A-Za-z0-9]+", name) for w in _WORD.findall(part)]
+    if not words or words[-1] in _NOT_A_VALUE_NAME:
+        return None
+    if any(w in _STRONG_WORDS for w in words):
+        return "strong"
+    for i, w in enumerate(words):
+        if w == "key" and i and words[i - 1] in _KEY_QUALIFIERS:
+            return "strong"
+    if "key" in words or "auth" in words:
+        return "weak"
+    return None
+
+
+def _assigned_kind(name: str) -> str:
+    lower = name.lower()
+    if "aws" in lower:
+        return "aws-secret-key"
+    if "pass" in lower or "pwd" in lower:
+        return "password"
+    if "token" in lower:
+        return "token"
+    return "secret"
+
+
+def _wordy(value: str) -> bool:
+    """A word (`Incorrect`, `minio123`), or words and small numbers joined by - _ or .
+    (`test-api-key-2`, `COHERE_API_KEY`): typed by a person, not generated."""
+    parts = re.split(r"[-_.]", value)
+    return all((len(p) > 1 and _WORD_PART.match(p)) or (p.isdigit() and len(p) < 5) for p in parts)
+
+
+def _sequential(value: str, run: int = 6) -> bool:
+    """A run like `123456` or `abcdef` (or backwards): typed by a person, not generated."""
+    steps = [ord(b) - ord(a) for a, b in zip(value, value[1:], strict=False)]
+    for step in (1, -1):
+        length = 0
+        for d in steps:
+            length = length + 1 if d == step else 0
+            if length >= run - 1:
+                return True
+    return False
+
+
+def _secret_value(value: str, strength: str, bare: bool, after: str) -> bool:
+    """Is this assigned value a real secret, not a placeholder, variable or call?
+
+    The cheap tests come first: a file can hold a keyword on every line."""
+    if "%" in value:
+        value = unquote(value)
+    if len(value) < (16 if strength == "weak" else 8) or len(value) > 300:
+        return False
+    if not value.isascii() or not value.isprintable() or " " in value:
+        return False
+    if not any(c.isalpha() for c in value):
+        return False  # a number, a version, a date
+    if bare and ((after and after in "([.") or "::" in value):
+        return False  # a call, an index or a path expression
+    digits = sum(c.isdigit() for c in value)
+    if bare and _IDENTIFIER.match(value) and ("." in value or digits < 2):
+        return False  # a variable or an attribute, not a literal
+    if _URL_OR_QUERY.search(value.rstrip("=")) or _BRACKETED.search(value):
+        return False
+    if _PATH.match(value) and not any(_random(p, 3.5) for p in re.split(r"[/\\]", value)):
+        return False
+    if strength == "weak":  # hex digits carry 4 bits at most, other keys 5 or 6
+        hexed = all(c in string.hexdigits for c in value)
+        if not (_random(value, 2.7 if hexed else 3.5) and digits >= 2):
+            return False
+    # A short value cannot reach 3 bits a character: log2(10) is 3.3 with none repeated.
+    elif not _random(value, min(3.0, math.log2(len(value)) - 1.0)):
+        return False
+    if _wordy(value) or _sequential(value) or _PLACEHOLDER.search(value):
+        return False
+    user, colon, password = value.partition(":")
+    return not (
+        colon and user.isalnum() and (password == user or _SAMPLE_PASSWORD.search(password))
+    )
+
+
+def _assignments(text: str, lower: str) -> list[Finding]:
+    found = []
+    starts: set[int] = set()
+    value_end = 0  # a keyword inside the last value read is not a name
+    for hit in _KEYWORD.finditer(lower):
+        start = hit.start()
+        while start > 0 and text[start - 1] in _NAME_CHARS and hit.start() - start < 60:
+            start -= 1
+        if start in starts or start < value_end:
+            continue
+        starts.add(start)
+        m = _ASSIGNMENT.match(text, start)
+        if not m or m.end("name") < hit.end() or not (strength := _name_strength(m["name"])):
+            continue
+        group = "quoted" if m["quoted"] is not None else "bare"
+        value_end = m.end(group)
+        after = text[m.end(group) : m.end(group) + 1]
+        if _secret_value(m[group], strength, group == "bare", after):
+            kind = "key" if strength == "weak" else _assigned_kind(m["name"])
+            found.append(Finding(m.start(group), m.end(group), kind))
+    return found
+
+
+def _private_keys(text: str) -> list[Finding]:
+    found = []
+    for m in _PRIVATE_KEY.finditer(text):
+        if m["end"]:
+            if _BASE64_RUN.search(m["body"]) or len(m["body"].strip()) > 64:
+                found.append(Finding(m.start(), m.end(), "private-key"))
+            continue
+        end = m.start("body")
+        while end < len(text) and (line := _KEY_LINE.match(text, end)) and line.end() > end:
+            end = line.end()
+        if _BASE64_RUN.search(text, m.start("body"), end):
+            found.append(Finding(m.start(), end, "private-key"))
+    return found
+
+
+def find(text: str) -> list[Finding]:
+    """Every secret in `text`, by position; overlapping evidence becomes one finding."""
+    lower = text.lower()
+    if len(lower) != len(text):  # a few characters lower-case to two
+        lower = text.translate(_ASCII_LOWER)
+    found = _private_keys(text) if "private key" in lower else []
+    for kind, words, pattern, check in _COMPILED:
+        if not any(w in lower for w in words):
+            continue
+        for m in pattern.finditer(text):
+            group = 1 if pattern.groups else 0
+            value = m.group(group)
+            if not group and m.start() and text[m.start() - 1] in _WORD_CHARS:
+                continue  # inside a longer word
+            if not _ILLUSTRATION.search(value) and (check is None or check(value)):
+                found.append(Finding(m.start(group), m.end(group), kind))
+    if "://" in text:
+        for m in _URL_PASSWORD.finditer(text):
+            pw = unquote(m["pw"])
+            if pw == unquote(m["user"]) or _EXAMPLE_HOST.search(m["host"]):
+                continue
+            if not _SAMPLE_PASSWORD.search(pw) and not _PLACEHOLDER.search(pw):
+                found.append(Finding(m.start("pw"), m.end("pw"), "url-password"))
+    found.extend(_assignments(text, lower))
+    return _merge(found)
+
+
+def _merge(found: list[Finding]) -> list[Finding]:
+    """Overlapping findings become one, named for the first (the most specific) found."""
+    merged: list[Finding] = []
+    for f in sorted(found, key=lambda f: f.start):
+        if merged and f.start < merged[-1].end:
+            last = merged[-1]
+            merged[-1] = Finding(last.start, max(last.end, f.end), last.kind)
+        else:
+            merged.append(f)
+    return merged
+
+
+def redact(text: str) -> Redacted:
+    """`text` with every secret found replaced by `[REDACTED:kind]`, newlines kept."""
+    found = find(text)
+    if not found:
+        return Redacted(text, [])
+    out: list[str] = []
+    pos = 0
+    for f in found:
+        out.append(text[pos : f.start])
+        out.append(f"[REDACTED:{f.kind}]" + "\n" * text.count("\n", f.start, f.end))
+        pos = f.end
+    out.append(text[pos:])
+    return Redacted("".join(out), [f.kind for f in found])

@@ -1,0 +1,132 @@
+"""Secrets in content: found by format, by key block and by name + entropy; placeholders left."""
+
+from __future__ import annotations
+
+import random
+import string
+import time
+from collections import Counter
+
+import pytest
+
+from contextd.redaction import find, redact
+from tests.secrets_corpus import planted_corpus
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_every_planted_secret_is_redacted_and_no_line_moves(seed: int) -> None:
+    files = planted_corpus(seed)
+    assert sum(len(f.secrets) for f in files) == 100
+    assert len({s.kind for f in files for s in f.secrets}) >= 15
+    for f in files:
+        clean, kinds = redact(f.text)
+        assert len(kinds) >= len(f.secrets), f.path
+        for secret in f.secrets:
+            leaked = [p for p in secret.probes if p in clean]
+            assert not leaked, f"{secret.kind} leaked from {f.path} (seed {seed})"
+        assert clean.count("\n") == f.text.count("\n")
+        assert clean.splitlines()[-1] == f"# {f.closing}"
+        assert f.sentence in clean and f.function in clean
+
+
+def test_provider_formats_are_named_for_their_provider() -> None:
+    named = Counter()
+    for f in planted_corpus(3):
+        spans = find(f.text)
+        for secret in f.secrets:
+            start = f.text.index(secret.value)
+            kinds = [s.kind for s in spans if s.start <= start < s.end]
+            named[secret.kind == kinds[0]] += 1
+    assert named[False] == 0, named
+
+
+def base64_line(seed: int) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(string.ascii_letters + string.digits + "+/") for _ in range(64))
+
+
+def test_a_private_key_block_keeps_its_lines() -> None:
+    body = "\n".join(base64_line(i) for i in range(5))
+    begin, end = "-----BEGIN OPENSSH PRIVATE KEY-----", "-----END OPENSSH PRIVATE KEY-----"
+    text = f"a = 1\n{begin}\n{body}\n{end}\nb = 2\n"
+    clean, kinds = redact(text)
+    assert kinds == ["private-key"]
+    assert clean.splitlines() == [
+        "a = 1",
+        "[REDACTED:private-key]",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "b = 2",
+    ]
+
+
+def test_a_key_block_with_no_end_line_is_redacted_to_the_end_of_its_base64() -> None:
+    line = base64_line(7)
+    text = f"-----BEGIN RSA PRIVATE KEY-----\n{line}\n{line}\n\ndef after():\n    pass\n"
+    clean, _ = redact(text)
+    assert line not in clean and "def after():" in clean
+    assert clean.count("\n") == text.count("\n")
+
+
+def test_only_the_password_of_a_url_is_replaced() -> None:
+    clean, kinds = redact("DATABASE_URL=postgres://app:Zq8xLw2PvN7@db.internal:5432/app\n")
+    assert clean == "DATABASE_URL=postgres://app:[REDACTED:url-password]@db.internal:5432/app\n"
+    assert kinds == ["url-password"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'password = os.environ["DB_PASSWORD"]',
+        "password = os.getenv('DB_PASSWORD')",
+        'password = "changeme"',
+        'api_key = "<your-token>"',
+        "token: ${GITHUB_TOKEN}",
+        'secret = "xxxxxxxxxxxxxxxx"',
+        "secret = get_secret(name)",
+        "self.password = password",
+        "api_key = settings.OPENAI_API_KEY",
+        'password = "********"',
+        'API_KEY = "COHERE_API_KEY"',
+        'token_type = "Bearer"',
+        'api_key = "test-api-key-123"',
+        'key = "user_name"',
+        "for key in sorted(d.keys()):",
+        'PASSWORD_FIELD = "password_confirmation"',
+        "url = 'http://user:password@example.com/'",
+        "postgres://chroma:chroma@localhost:5432/chroma",
+        'AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"',
+        'headers = {"Authorization": f"Bearer {token}"}',
+        'password_hash = hash_password(password, "sha256")',
+        "let key_builder = Float32Builder::with_capacity(item_count);",
+        'const ref = "-----BEGIN RSA PRIVATE KEY-----";',
+        'secret_key: "{{ vault_secret }}"',
+        "PASSWORD=%(password)s",
+        'password = "12345678"',
+    ],
+)
+def test_placeholders_variables_and_calls_are_left_alone(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
+def test_redact_leaves_clean_text_identical() -> None:
+    text = "def total(items):\n    return sum(i.price for i in items)\n"
+    assert redact(text).text is text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-----BEGIN RSA PRIVATE KEY-----\n" * 30_000,  # each header once searched to the next
+        "key=" * 250_000,  # a keyword inside a value read is not a name
+        "api_key: abc\n" * 80_000,
+    ],
+)
+def test_a_megabyte_of_pathological_text_takes_well_under_a_few_seconds(text: str) -> None:
+    started = time.perf_counter()
+    redact(text)
+    assert time.perf_counter() - started < 5  # 40 s before each was bounded
