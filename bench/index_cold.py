@@ -1,19 +1,20 @@
 """Cold index of a large real tree: when it is searchable, how fast it embeds, what it costs.
 
-    python bench/index_cold.py [PATH ...] [--git GIT_DIR ...] [--sample 1500]
+    python bench/index_cold.py [PATH ...] [--git GIT_DIR ...] [--sample 1500] [--keep DIR]
 
 Without arguments the tree is the standard library of the Python running this script
 (`sysconfig.get_paths()["stdlib"]`). --git clones a repository (bare is fine) into a
-temp dir first. Each tree is indexed by `contextd index` in a fresh data dir, in its own
-process (so its peak RSS is its own), while this script watches the catalog:
+temp dir first. Each tree is indexed in a fresh data dir by `contextd index`, in child
+processes (so peak RSS is the indexer's own), as the two passes a user sees:
 
-- lexically searchable: every file the run ends with has its catalog row (FTS5 is
-  written in the same transaction);
-- fully embedded: every chunk has its vector in the store (the run's end);
-- chunks/s: chunks embedded per second of the run's embedding, and of the whole run;
+- lexically searchable: `contextd index --no-wait` (pass 1: every file in the catalog
+  and FTS5), wall time of the whole command;
+- fully embedded: that plus `contextd index` finishing pass 2 (model load included);
+- chunks/s: chunks embedded per second of pass 2, and over the whole run;
 - raw model chunks/s: the same model on a sample of the same chunks, in this process,
-  right after the run, in the dtype the pipeline chose and in float32;
-- peak RSS of the indexing process, and the data dir's size on disk.
+  with sentence-transformers' own `encode`, measured right before and right after pass 2
+  (their mean, so a change in machine load is shared), in bfloat16 and float32;
+- peak RSS of the indexing processes, and the data dir's size on disk.
 
 One summary line per tree.
 """
@@ -22,9 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import sqlite3
+import resource
 import subprocess
 import sys
 import sysconfig
@@ -42,67 +42,49 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def catalog_rows(db: Path) -> int:
-    """Files with a catalog row (indexed or skipped); 0 while the catalog is not there."""
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            return int(con.execute("SELECT count(*) FROM files").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-
-
-def run_index(env: dict[str, str], db: Path) -> tuple[dict, list[tuple[float, int]], int, float]:
-    """`contextd index --json` in a child; (summary, [(t, catalog rows)], peak RSS, seconds)."""
+def run_index(env: dict[str, str], *args: str) -> tuple[dict, int, float]:
+    """`contextd index --json ARGS` in a child: (summary, peak RSS so far of any child
+    process, in bytes, seconds)."""
     started = time.perf_counter()
-    child = subprocess.Popen(
-        [*CONTEXTD, "index", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    seen: list[tuple[float, int]] = []
-    rusage = None
-    while rusage is None:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            rusage = usage
-            break
-        seen.append((time.perf_counter() - started, catalog_rows(db)))
-        time.sleep(0.2)
+    out = subprocess.run([*CONTEXTD, "index", "--json", *args], env=env, capture_output=True)
     seconds = time.perf_counter() - started
-    out = child.stdout.read().decode() if child.stdout else ""
-    err = child.stderr.read().decode() if child.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"contextd index failed: {err.strip()[-2000:]}")
-    seen.append((seconds, catalog_rows(db)))
-    return json.loads(out), seen, rusage.ru_maxrss * 1024, seconds
+    if out.returncode != 0:
+        sys.exit(f"contextd index failed: {out.stderr.decode().strip()[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return json.loads(out.stdout), peak, seconds
 
 
-def raw_rates(home: Path, sample: int) -> tuple[int, dict[str, float]]:
-    """The model alone on a sample of the index's own chunk texts: chunks/s per dtype."""
-    import numpy as np
-    import torch
-
+def sample_texts(home: Path, sample: int) -> list[str]:
     from contextd.app import App
-    from contextd.embedder import cpu_has_fast_bf16
 
     app = App(Settings(home=home))
     ids = sorted(app.catalog.chunk_ids("bench"))
     random.Random(0).shuffle(ids)
     texts = [s.chunk.embed_text for s in app.catalog.chunks(ids[:sample])]
-    model = app.embedder
-    model.load()
-    st = model._load()  # the SentenceTransformer itself, in the dtype the pipeline chose
+    app.close()
+    return texts
+
+
+def raw_rates(home: Path, texts: list[str]) -> dict[str, float]:
+    """The model alone on the index's own chunk texts: chunks/s per dtype."""
+    import numpy as np
+    import torch
+
+    from contextd.embedder import SentenceTransformerEmbedder, cpu_has_fast_bf16
+
+    st = SentenceTransformerEmbedder(Settings(home=home))._load()
     rates = {}
     dtypes = ["bfloat16", "float32"] if cpu_has_fast_bf16() else ["float32"]
+    batch = Settings(home=home).batch_size
     for dtype in dtypes:
         st.to(getattr(torch, dtype))
         with torch.inference_mode():
-            batch = app.settings.batch_size
             st.encode(texts[:batch], batch_size=batch)  # warm up
             t0 = time.perf_counter()
             v = st.encode(texts, batch_size=batch, normalize_embeddings=True)
             rates[dtype] = len(texts) / (time.perf_counter() - t0)
         assert np.isfinite(v).all()
-    app.close()
-    return len(texts), rates
+    return rates
 
 
 def bench(root: Path, label: str, sample: int, keep: Path | None = None) -> str:
@@ -112,23 +94,29 @@ def bench(root: Path, label: str, sample: int, keep: Path | None = None) -> str:
             sys.exit(f"{keep} exists; --keep wants a new directory")
         env = env_for(home)
         cli(env, "add", str(root), "--name", "bench", "--no-hooks")
-        summary, seen, rss, seconds = run_index(env, Settings(home=home).catalog_path)
-        row = summary["sources"][0]
-        final = row["files"] + row["skipped"]
-        searchable = next(t for t, n in seen if n >= final)
+        first, rss1, searchable = run_index(env, "--no-wait")
+        texts = sample_texts(home, sample)
+        before = raw_rates(home, texts)
+        summary, rss2, embedding = run_index(env)
+        after = raw_rates(home, texts)
         size = du(home)
-        n, rates = raw_rates(home, sample)
-    pipeline = row["embed_rate"]
-    overall = row["embedded"] / seconds if seconds else 0.0
-    raw = " ".join(f"{k} {v:.1f}" for k, v in rates.items())
+    row = first["sources"][0]
+    rates = {k: (before[k] + after[k]) / 2 for k in before}
+    pipeline = summary["embed_rate"]
+    seconds = searchable + embedding
+    overall = summary["embedded"] / seconds if seconds else 0.0
+    raw = " ".join(
+        f"{k} {v:.1f} (before {before[k]:.1f}, after {after[k]:.1f})" for k, v in rates.items()
+    )
+    f32 = rates.get("float32", 0.0)
     best = max(rates.values())
     return (
         f"summary: {label}: {row['files']} files ({row['skipped']} skipped), "
         f"{row['chunks']} chunks; lexically searchable {searchable:.1f}s, fully embedded "
         f"{seconds:.1f}s; pipeline {pipeline:.1f} chunks/s while embedding, {overall:.1f} "
-        f"over the run; raw model on {n} of its chunks: {raw} chunks/s "
-        f"(pipeline/raw {pipeline / best:.2f}); peak RSS {rss / 2**20:.0f} MiB; "
-        f"store {size / 2**20:.0f} MiB"
+        f"over the run; raw model on {len(texts)} of its chunks: {raw} chunks/s; "
+        f"pipeline/raw {pipeline / best:.2f}, pipeline/float32 {pipeline / f32:.2f}; "
+        f"peak RSS {max(rss1, rss2) / 2**20:.0f} MiB; store {size / 2**20:.0f} MiB"
     )
 
 

@@ -25,7 +25,8 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
     if summary["sources"]:
         rate = f" at {summary['embed_rate']:.0f} chunks/s" if summary["embedded"] else ""
         pending = (
-            f", [yellow]{summary['pending']} pending[/] (the daemon embeds them)"
+            f", [yellow]{summary['pending']} pending[/] (searchable by keyword; the daemon "
+            "embeds them, or run `contextd index`)"
             if summary["pending"]
             else ""
         )
