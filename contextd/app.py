@@ -5,11 +5,16 @@ Commands that only read the catalog (sources, status) never load the model or Ch
 
 from __future__ import annotations
 
+import getpass
+import logging
+import socket
 import time
+import uuid
 from collections.abc import Collection
 from functools import cached_property
 from pathlib import Path
 
+from contextd import store as store_module
 from contextd.catalog import Catalog, SourceRow
 from contextd.confidence import Calibrations
 from contextd.embedder import SentenceTransformerEmbedder
@@ -17,9 +22,17 @@ from contextd.errors import StoreMismatch
 from contextd.indexers import CHUNKER_VERSION
 from contextd.pipeline import Indexer, IndexStats, Progress
 from contextd.settings import Settings
-from contextd.store import VectorStore
+from contextd.store import Owner, VectorStore
+
+log = logging.getLogger(__name__)
 
 MODEL_KEY = "model_id"
+STORE_KEY = "store"  # where the catalog's chunks were written: "embedded" or "URL#namespace"
+OWNER_KEY = "store_owner"  # this catalog's id, stamped on its collections on a server
+
+
+def store_identity(settings: Settings) -> str:
+    return "embedded" if settings.store is None else f"{settings.store}#{settings.namespace}"
 
 
 class App:
@@ -43,7 +56,44 @@ class App:
                 f"The index was built with model {built_with}; the configured model is "
                 f"{model_id}. Run `contextd reindex` to rebuild it, or set CONTEXTD_MODEL back."
             )
-        return VectorStore(self.settings.chroma_path, model_id, self.embedder.dim, CHUNKER_VERSION)
+        owner = self.owner if self.settings.store is not None else None
+        store = VectorStore(self.settings, model_id, self.embedder.dim, CHUNKER_VERSION, owner)
+        self._follow_store(store)
+        return store
+
+    @cached_property
+    def owner(self) -> Owner:
+        """This catalog's id on a shared server: a namespace belongs to one catalog."""
+        owner_id = self.catalog.get_meta(OWNER_KEY)
+        if owner_id is None:
+            owner_id = uuid.uuid4().hex
+            self.catalog.set_meta(OWNER_KEY, owner_id)
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "?"
+        return Owner(owner_id, f"{user}@{socket.gethostname()}:{self.settings.home}")
+
+    def _follow_store(self, store: VectorStore) -> None:
+        """When the store moved (embedded -> server, another server or namespace) or lost
+        its vectors, mark every source interrupted: its next index run sweeps, which puts
+        the chunks the store lacks back in the embedding backlog (served from the cache)."""
+        here = store_identity(self.settings)
+        before = self.catalog.get_meta(STORE_KEY) or "embedded"
+        chunks = self.catalog.chunk_count() - self.catalog.pending_count()  # embedded ones
+        if chunks and (before != here or store.count() == 0):
+            for row in self.catalog.sources():
+                self.catalog.mark_source(row.name, dirty=True)
+            why = f"they were written to {before}" if before != here else "it is empty"
+            log.warning(
+                "the catalog's %d embedded chunks are not in %s (%s); every source is swept "
+                "into it at its next index run",
+                chunks,
+                store.where,
+                why,
+            )
+        if self.catalog.get_meta(STORE_KEY) != here:
+            self.catalog.set_meta(STORE_KEY, here)
 
     @cached_property
     def calibrations(self) -> Calibrations:
@@ -80,23 +130,24 @@ class App:
         return len(ids)
 
     def reset_index(self) -> None:
-        """Drop every chunk and vector (the embedding cache stays) before a full rebuild."""
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
+        """Drop every chunk and vector (the embedding cache stays) before a full rebuild.
 
-        client = chromadb.PersistentClient(
-            path=str(self.settings.chroma_path),
-            settings=ChromaSettings(anonymized_telemetry=False),
-        )
-        for col in client.list_collections():
-            if col.name.startswith("contextd-"):
-                client.delete_collection(col.name)
+        On a server only this namespace's collections go, even one another catalog owns
+        (that is how a namespace is taken over); other namespaces are never touched."""
+        old = self.__dict__.pop("store", None)
+        if old is not None:
+            old.close()
+        dropped = store_module.drop_collections(self.settings)
+        log.info("reindex: dropped collections %s", dropped)
         self.catalog.clear_chunks()
         self.catalog.set_meta(MODEL_KEY, self.embedder.model_id)
-        self.__dict__.pop("store", None)
+        self.catalog.set_meta(STORE_KEY, store_identity(self.settings))
         self.__dict__.pop("indexer", None)
 
     def close(self) -> None:
+        store = self.__dict__.get("store")
+        if store is not None:
+            store.close()
         self.catalog.close()
 
 

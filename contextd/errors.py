@@ -5,7 +5,9 @@
      ├── SourceError              a source is unknown, duplicated or not a directory
      ├── ModelUnavailable         the embedding model cannot be loaded
      ├── StoreError               the vector store or catalog cannot be used
-     │    └── StoreMismatch       the index was built with another model or chunker
+     │    ├── StoreMismatch       the index was built with another model or chunker
+     │    ├── StoreUnavailable    the Chroma server cannot be reached, or refuses the token
+     │    └── NamespaceTaken      another contextd's index already uses this namespace
      ├── IndexingError            an index run could not complete
      └── DaemonError              the daemon cannot start, or does not answer
 
@@ -36,6 +38,14 @@ class StoreError(ContextdError):
 
 
 class StoreMismatch(StoreError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class NamespaceTaken(StoreError):
     pass
 
 

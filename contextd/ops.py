@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from contextd import hooks
+from contextd import hooks, remote
 from contextd.app import App, resolve_root
 from contextd.connectors.base import detect_kind
 from contextd.errors import ContextdError, SourceError
@@ -203,6 +203,7 @@ def status(app: App, skipped: bool = False) -> dict:
     data: dict[str, Any] = {
         "home": str(app.settings.home),
         "model": app.settings.model,
+        "store": store(app),
         "daemon": None,
         "sources": rows,
     }
@@ -211,6 +212,21 @@ def status(app: App, skipped: bool = False) -> dict:
             {"source": a, "path": b, "reason": c} for a, b, c in app.catalog.skipped()
         ]
     return data
+
+
+def store(app: App) -> dict[str, Any]:
+    """Which vector store is in use; for a server, whether it answers contextd now."""
+    info = remote.describe(app.settings)
+    opened = app.__dict__.get("store")
+    if opened is not None:
+        info["collection"] = opened.collection.name
+    if info["kind"] == "server":
+        try:
+            remote.probe(app.settings, remote.read_token(app.settings), timeout=3.0)
+            info |= {"reachable": True, "problem": None}
+        except ContextdError as exc:
+            info |= {"reachable": False, "problem": str(exc)}
+    return info
 
 
 def verify(app: App, repair: bool = False) -> dict[str, dict[str, int]]:
@@ -266,6 +282,8 @@ def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = Non
         return read(app, args["source"], args["path"], args.get("start_line"), args.get("end_line"))
     if op == "status":
         return status(app, bool(args.get("skipped")))
+    if op == "store":
+        return store(app)
     if op == "verify":
         return verify(app, bool(args.get("repair")))
     raise ContextdError(

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contextd.errors import ConfigError
 from contextd.home import default_home
 
 DEFAULT_MODEL = "default"
+
+
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
+
+
+def default_namespace(home: Path) -> str:
+    """user-host-<6 hex of the data dir>: two data dirs of one person on one machine differ."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "user"
+    host = socket.gethostname().split(".")[0]
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{user}-{host}".lower()).strip("-")[:40] or "contextd"
+    digest = hashlib.blake2b(str(home).encode(), digest_size=3).hexdigest()
+    return f"{slug}-{digest}"
 
 
 class Settings(BaseSettings):
@@ -46,10 +66,63 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_max_body: int = Field(default=1024 * 1024, ge=1024)
 
+    store: str | None = None
+    """A Chroma server (http(s)://host:port[/prefix]) holding the vectors instead of the
+    embedded store in the data dir: team mode. Unset: embedded."""
+    store_token: SecretStr | None = None
+    """Sent as `Authorization: Bearer <token>`; else read from store_token_file."""
+    store_token_file: Path | None = None
+    """Default: $CONTEXTD_HOME/store-token when it exists (mode 0600)."""
+    store_namespace: str | None = None
+    """This daemon's collections on the server; default user-host-<data dir digest>."""
+    store_allow_insecure: bool = False
+    """Allow plain http:// to a non-loopback server (token and code cross in clear)."""
+    store_ca_file: Path | None = None
+    """CA certificate(s) to verify an https:// server with (a private CA)."""
+
     @field_validator("home")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("store_token_file", "store_ca_file")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = value.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("give the Chroma server as http(s)://HOST:PORT")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(
+                "no user, password, query or fragment in the URL "
+                "(the token has its own setting, CONTEXTD_STORE_TOKEN)"
+            )
+        try:
+            parts.port  # noqa: B018 -- raises on a bad port
+        except ValueError:
+            raise ValueError("the port is not a number from 0 to 65535") from None
+        return url
+
+    @field_validator("store_namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        if value is not None and not NAMESPACE_RE.fullmatch(value):
+            raise ValueError(
+                "use 1-48 letters, digits, '-' or '_', starting with a letter or digit"
+            )
+        return value
+
+    @property
+    def namespace(self) -> str:
+        """Which of the server's collections are this daemon's (team mode)."""
+        return self.store_namespace or default_namespace(self.home)
 
     @property
     def catalog_path(self) -> Path:
@@ -66,6 +139,10 @@ class Settings(BaseSettings):
     @property
     def spool_path(self) -> Path:
         return self.home / "spool"
+
+    @property
+    def default_token_path(self) -> Path:
+        return self.home / "store-token"
 
 
 def load_settings() -> Settings:

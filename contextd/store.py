@@ -1,9 +1,17 @@
-"""The vector store: one ChromaDB collection per embedding model.
+"""The vector store: one ChromaDB collection per embedding model (and namespace).
 
 Chroma holds vectors, the chunk text and the metadata search filters on. It is derived
 data: every id in it has a chunk row in the catalog, and `Indexer.sweep` restores that
 agreement after an interruption. Embeddings are always computed by contextd, never by
 Chroma (no embedding function is configured, so Chroma never downloads a model).
+
+The store is embedded in the data dir, or a Chroma server shared by several contextd
+daemons (`CONTEXTD_STORE`, see `remote.py`). On a server each daemon has collections of
+its own, named for its namespace and stamped with its owner (a random id kept in its
+catalog). Chunk ids are derived from (source, path, text), so two people indexing the
+same repository under the same source name produce the same ids: one shared collection
+would let one daemon's sweep delete the other's vectors. Separate collections cannot,
+and a namespace already owned by another catalog is refused rather than shared.
 """
 
 from __future__ import annotations
@@ -11,22 +19,70 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from contextd.errors import StoreError, StoreMismatch
+from contextd import remote
+from contextd.errors import NamespaceTaken, StoreError, StoreMismatch, StoreUnavailable
+from contextd.settings import Settings
 
 log = logging.getLogger(__name__)
 
+REMOTE_MAX_BATCH = 1000  # records per request to a server: a few MB of JSON, not 25
 
-def collection_name(model_id: str) -> str:
+
+def collection_name(model_id: str, namespace: str | None = None) -> str:
+    key = model_id if namespace is None else f"{namespace}\0{model_id}"
     slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", model_id).strip("-._")[-40:] or "model"
-    digest = hashlib.blake2b(model_id.encode(), digest_size=4).hexdigest()
-    return f"contextd-{slug}-{digest}"
+    digest = hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+    prefix = "contextd-" if namespace is None else f"contextd-{namespace}-"
+    return f"{prefix}{slug}-{digest}"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The catalog a namespace's collections belong to: a random id, and who that is."""
+
+    id: str
+    label: str
+
+
+def open_client(settings: Settings) -> Any:
+    """The embedded PersistentClient in the data dir, or a client of the Chroma server."""
+    if settings.store is not None:
+        return remote.connect(settings)
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    return chromadb.PersistentClient(
+        path=str(settings.chroma_path),
+        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+    )
+
+
+def drop_collections(settings: Settings) -> list[str]:
+    """Delete this contextd's collections (every model): all of contextd's in the embedded
+    store; on a server only those of its namespace, whoever created them."""
+    client = open_client(settings)
+    dropped = []
+    try:
+        for col in client.list_collections():
+            if settings.store is None:
+                mine = col.name.startswith("contextd-")
+            else:
+                mine = (col.metadata or {}).get("namespace") == settings.namespace
+            if mine:
+                client.delete_collection(col.name)
+                dropped.append(col.name)
+    finally:
+        if settings.store is not None:
+            client.close()
+    return dropped
 
 
 @dataclass(frozen=True)
@@ -38,36 +94,102 @@ class StoredHit:
 
 
 class VectorStore:
-    def __init__(self, path: Path, model_id: str, dim: int, chunker_version: int) -> None:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
+    def __init__(
+        self,
+        settings: Settings,
+        model_id: str,
+        dim: int,
+        chunker_version: int,
+        owner: Owner | None = None,
+    ) -> None:
         self.model_id = model_id
         self.dim = dim
-        try:
-            self.client = chromadb.PersistentClient(
-                path=str(path),
-                settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-            )
-            self.collection = self.client.get_or_create_collection(
-                collection_name(model_id),
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={"model_id": model_id, "dim": dim, "chunker_version": chunker_version},
-                embedding_function=None,
-            )
-        except Exception as exc:
-            raise StoreError(
-                f"The vector store at {path} cannot be opened ({exc}). "
-                "Run `contextd reindex` to rebuild it from your files."
-            ) from None
+        self.url = settings.store
+        self.namespace = settings.namespace if self.url else None
+        metadata: dict[str, Any] = {
+            "model_id": model_id,
+            "dim": dim,
+            "chunker_version": chunker_version,
+        }
+        if self.url is not None:
+            if owner is None:
+                raise ValueError("a store on a server needs an owner")
+            metadata |= {
+                "namespace": self.namespace,
+                "owner": owner.id,
+                "owner_label": owner.label,
+                "created_at": time.time(),
+            }
+            self.client = open_client(settings)  # StoreUnavailable, ConfigError: clear as is
+            with self._calls():
+                self.collection = self.client.get_or_create_collection(
+                    collection_name(model_id, self.namespace),
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata=metadata,
+                    embedding_function=None,
+                )
+        else:
+            try:
+                self.client = open_client(settings)
+                self.collection = self.client.get_or_create_collection(
+                    collection_name(model_id),
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata=metadata,
+                    embedding_function=None,
+                )
+            except Exception as exc:
+                raise StoreError(
+                    f"The vector store at {settings.chroma_path} cannot be opened ({exc}). "
+                    "Run `contextd reindex` to rebuild it from your files."
+                ) from None
         meta = self.collection.metadata or {}
+        if owner is not None and self.url is not None and meta.get("owner") != owner.id:
+            raise NamespaceTaken(
+                f"Namespace '{self.namespace}' on {self.url} holds the index of another "
+                f"contextd ({meta.get('owner_label', 'unknown')}). Set "
+                "CONTEXTD_STORE_NAMESPACE to a name of your own; or, if that index was yours "
+                "(a data dir you have since replaced), run `contextd reindex` to take it over."
+            )
         if meta.get("dim") != dim or meta.get("chunker_version") != chunker_version:
             raise StoreMismatch(
                 f"The index was built with model {meta.get('model_id')} (dim {meta.get('dim')}, "
                 f"chunker v{meta.get('chunker_version')}); this contextd uses {model_id} "
                 f"(dim {dim}, chunker v{chunker_version}). Run `contextd reindex`."
             )
-        self.max_batch = max(1, int(self.client.get_max_batch_size()))
+        with self._calls():
+            self.max_batch = max(1, int(self.client.get_max_batch_size()))
+        if self.url is not None:
+            self.max_batch = min(self.max_batch, REMOTE_MAX_BATCH)
+
+    @property
+    def where(self) -> str:
+        """Where the vectors are, for messages."""
+        if self.url is None:
+            return "the embedded store"
+        return f"{self.url} (namespace {self.namespace})"
+
+    @contextmanager
+    def _calls(self) -> Iterator[None]:
+        """Server failures in the middle of work, as errors that say what to do."""
+        if self.url is None:
+            yield
+            return
+        import httpx
+        from chromadb.errors import ChromaAuthError
+
+        try:
+            yield
+        except httpx.TransportError as exc:
+            raise remote.unreachable(self.url, exc) from None
+        except ChromaAuthError:
+            raise StoreUnavailable(
+                f"The Chroma server at {self.url} refused contextd's token. Check "
+                "CONTEXTD_STORE_TOKEN (or the token file) against the one the proxy expects."
+            ) from None
+
+    def close(self) -> None:
+        if self.url is not None:
+            self.client.close()
 
     def upsert(
         self,
@@ -76,39 +198,45 @@ class VectorStore:
         metadatas: Sequence[dict[str, Any]],
         documents: Sequence[str],
     ) -> None:
-        for i in range(0, len(ids), self.max_batch):
-            j = i + self.max_batch
-            self.collection.upsert(
-                ids=list(ids[i:j]),
-                embeddings=vectors[i:j],
-                metadatas=list(metadatas[i:j]),  # type: ignore[arg-type]
-                documents=list(documents[i:j]),
-            )
+        with self._calls():
+            for i in range(0, len(ids), self.max_batch):
+                j = i + self.max_batch
+                self.collection.upsert(
+                    ids=list(ids[i:j]),
+                    embeddings=vectors[i:j],
+                    metadatas=list(metadatas[i:j]),  # type: ignore[arg-type]
+                    documents=list(documents[i:j]),
+                )
 
     def delete(self, ids: Sequence[str]) -> None:
-        for i in range(0, len(ids), self.max_batch):
-            self.collection.delete(ids=list(ids[i : i + self.max_batch]))
+        with self._calls():
+            for i in range(0, len(ids), self.max_batch):
+                self.collection.delete(ids=list(ids[i : i + self.max_batch]))
 
     def entries(self, source: str) -> list[tuple[str, dict[str, Any]]]:
         """(id, metadata) of every vector of one source."""
-        result = self.collection.get(where={"source": source}, include=["metadatas"])
+        with self._calls():
+            result = self.collection.get(where={"source": source}, include=["metadatas"])
         metas = result["metadatas"] or [{}] * len(result["ids"])
         return [(i, dict(m or {})) for i, m in zip(result["ids"], metas, strict=True)]
 
     def ids(self, source: str) -> set[str]:
-        result = self.collection.get(where={"source": source}, include=[])
+        with self._calls():
+            result = self.collection.get(where={"source": source}, include=[])
         return set(result["ids"])
 
     def count(self) -> int:
-        return int(self.collection.count())
+        with self._calls():
+            return int(self.collection.count())
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None) -> list[StoredHit]:
-        result = self.collection.query(
-            query_embeddings=vector.reshape(1, -1),
-            n_results=k,
-            where=where,  # type: ignore[arg-type]
-            include=["metadatas", "documents", "distances"],
-        )
+        with self._calls():
+            result = self.collection.query(
+                query_embeddings=vector.reshape(1, -1),
+                n_results=k,
+                where=where,  # type: ignore[arg-type]
+                include=["metadatas", "documents", "distances"],
+            )
         ids = result["ids"][0]
         distances = (result["distances"] or [[]])[0]
         metas = (result["metadatas"] or [[]])[0]

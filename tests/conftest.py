@@ -15,6 +15,9 @@ from contextd.app import App
 from contextd.cli import common
 from contextd.embedder import SentenceTransformerEmbedder
 from contextd.settings import Settings
+from tests.chroma_server import Server, make_certs, start_chroma, start_gate
+
+GATE_TOKEN = "team-token-0123456789"
 
 _shared: dict[str, SentenceTransformerEmbedder] = {}
 
@@ -141,3 +144,23 @@ def app(isolated_home: Path) -> Iterator[App]:
     a = App(Settings())
     yield a
     a.close()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real `chroma run` on a free loopback port, for the whole session."""
+    server = start_chroma(tmp_path_factory.mktemp("chroma-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def token_gate(
+    chroma_server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, Path]]:
+    """HTTPS + `Authorization: Bearer GATE_TOKEN` in front of chroma_server: (gate, CA file)."""
+    workdir = tmp_path_factory.mktemp("token-gate")
+    certs = make_certs(workdir)
+    gate = start_gate(workdir, chroma_server.url, GATE_TOKEN, certs)
+    yield gate, certs.ca
+    gate.stop()

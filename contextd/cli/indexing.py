@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from contextd.cli.common import console, eta, execute, index_progress, print_json
+from contextd.cli.common import console, eta, execute, index_progress, print_json, settings
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
@@ -100,6 +100,12 @@ def status(
     else:
         console.print("daemon: not running (`contextd start` keeps the index fresh)")
     console.print(f"home: {data['home']}\nmodel: {data['model']}")
+    print_store(data["store"])
+    if d and settings().store != data["store"].get("url"):
+        console.print(
+            "[yellow]This shell's CONTEXTD_STORE differs from the daemon's: run "
+            "`contextd stop`, then `contextd start`, to switch.[/]"
+        )
     for r in data["sources"]:
         embedded = r["chunks"] - r["pending"]
         line = (
@@ -136,11 +142,30 @@ def status(
         console.print("[dim]See what was skipped and why: `contextd status --skipped`.[/]")
 
 
+def print_store(info: dict[str, Any]) -> None:
+    """One line: which vector store, and for a server whether it answers."""
+    if info["kind"] == "embedded":
+        console.print(f"store: embedded, {info['path']}")
+        return
+    line = (
+        f"store: Chroma server {info['url']} · namespace {info['namespace']} · "
+        f"token: {info['token']}"
+    )
+    if info.get("collection"):
+        line += f" · collection {info['collection']}"
+    if info["reachable"]:
+        console.print(f"{line} · [green]reachable[/]")
+    else:
+        console.print(f"{line} · [red]not usable[/]\n  {info['problem']}")
+
+
 def doctor(
     repair: Annotated[bool, typer.Option("--repair", help="Sweep what does not match.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check that the vector store and the catalog agree: lost, orphan, duplicate chunks."""
+    if not as_json:
+        print_store(execute("store", {}))
     report = execute("verify", {"repair": repair})
     if as_json:
         print_json(report)

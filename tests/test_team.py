@@ -1,0 +1,292 @@
+"""Team mode: several contextd daemons share one real Chroma server (`chroma run`).
+
+Each daemon has its own data dir and catalog, and its own collections on the server; a
+token gate over HTTPS stands in for the proxy that checks tokens in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contextd import ops, remote
+from contextd.app import App
+from contextd.cli.main import run
+from contextd.errors import ConfigError, NamespaceTaken, StoreUnavailable
+from contextd.settings import Settings
+from tests.chroma_server import Server, free_port
+from tests.conftest import GATE_TOKEN, SAMPLE_FILES, git, write
+from tests.daemon_helpers import contextd, start_daemon, stop_daemon, wait_converged
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@contextmanager
+def server_collections(url: str) -> Iterator[dict[str, Any]]:
+    """namespace -> collection on the server, through a client of our own (no token)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    port = int(url.rsplit(":", 1)[1])
+    client = chromadb.HttpClient(
+        host=url, port=port, settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    try:
+        yield {(c.metadata or {}).get("namespace"): c for c in client.list_collections()}
+    finally:
+        client.close()
+
+
+def server_ids(url: str, namespace: str) -> set[str]:
+    """The vector ids one namespace holds on the server."""
+    with server_collections(url) as cols:
+        return set(cols[namespace].get(include=[])["ids"]) if namespace in cols else set()
+
+
+def plant_orphan(url: str, from_ns: str, to_ns: str, chunk_id: str) -> None:
+    """A vector the catalog does not know, as an interrupted run leaves: a sweep's work."""
+    with server_collections(url) as cols:
+        rec = cols[from_ns].get(ids=[chunk_id], include=["embeddings", "metadatas", "documents"])
+        cols[to_ns].upsert(
+            ids=rec["ids"],
+            embeddings=rec["embeddings"],
+            metadatas=rec["metadatas"],
+            documents=rec["documents"],
+        )
+
+
+def catalog_chunks(home: Path) -> int:
+    db = sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=10)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+    finally:
+        db.close()
+
+
+def shop_repo(root: Path) -> Path:
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    for rel, text in SAMPLE_FILES.items():
+        write(root, rel, text)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+# -- settings and errors, no server needed ----------------------------------------------
+
+
+def test_plain_http_to_another_machine_is_refused_unless_the_user_opts_in() -> None:
+    with pytest.raises(ConfigError) as refused:
+        remote.check_url(Settings(store="http://192.0.2.10:8000"))
+    message = str(refused.value)
+    assert "http://192.0.2.10:8000" in message and "in clear" in message
+    assert "https://" in message and "CONTEXTD_STORE_ALLOW_INSECURE=1" in message
+    for url in ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000",
+                "https://chroma.example.com", "https://10.0.0.5:8443/chroma"):  # fmt: skip
+        assert remote.check_url(Settings(store=url)) == url
+    allowed = Settings(store="http://192.0.2.10:8000", store_allow_insecure=True)
+    assert remote.check_url(allowed) == "http://192.0.2.10:8000"
+
+
+def test_the_refusal_reaches_the_terminal_and_status_names_the_store(
+    repo: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("CONTEXTD_STORE", "http://192.0.2.10:8000")
+    assert cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")[0] == 0
+    code, _, err = cli(capsys, "index")
+    assert code == 1 and "in clear" in err and "CONTEXTD_STORE_ALLOW_INSECURE=1" in err
+    code, out, _ = cli(capsys, "status")
+    assert code == 0
+    assert "store: Chroma server http://192.0.2.10:8000" in out and "not usable" in out
+
+
+def test_a_store_url_that_is_not_http_is_a_configuration_error(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CONTEXTD_STORE", "chroma.example.com:8000")
+    code, _, err = cli(capsys, "status")
+    assert code == 1 and "CONTEXTD_STORE" in err and "http(s)://HOST:PORT" in err
+
+
+def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    token.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        remote.read_token(Settings(store="https://x.example", store_token_file=token))
+    token.chmod(0o600)
+    read = remote.read_token(Settings(store="https://x.example", store_token_file=token))
+    assert (read.value, read.origin) == ("s3cret", str(token))
+
+
+def test_the_default_namespace_is_per_user_host_and_data_dir(tmp_path: Path) -> None:
+    a = Settings(home=tmp_path / "a", store="http://127.0.0.1:1").namespace
+    b = Settings(home=tmp_path / "b", store="http://127.0.0.1:1").namespace
+    assert a != b and a.rsplit("-", 1)[0] == b.rsplit("-", 1)[0]
+    assert Settings(store_namespace="team-alice").namespace == "team-alice"
+
+
+def test_an_unreachable_server_is_named_with_the_next_command(repo, capsys, monkeypatch) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("CONTEXTD_STORE", url)
+    assert cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")[0] == 0
+    code, _, err = cli(capsys, "index")
+    assert code == 1
+    assert f"Cannot reach the Chroma server at {url}" in err
+    assert "chroma run --path DIR --host 127.0.0.1" in err and "/api/v2/heartbeat" in err
+
+
+# -- a real server -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def team_settings(token_gate, tmp_path: Path) -> Iterator[dict]:
+    gate, ca = token_gate
+    token_file = tmp_path / "store-token"
+    token_file.write_text(GATE_TOKEN + "\n")
+    token_file.chmod(0o600)
+    yield {"store": gate.url, "store_ca_file": ca, "store_token_file": token_file}
+
+
+@pytest.mark.model
+def test_through_the_token_gate_only_the_right_token_over_trusted_tls_gets_in(
+    team_settings: dict, chroma_server: Server, repo: Path, tmp_path: Path
+) -> None:
+    url = team_settings["store"]
+    without = {k: v for k, v in team_settings.items() if k != "store_token_file"}
+    attempts = {
+        "no token": Settings(**without),
+        "wrong token": Settings(**without, store_token="not-the-token"),
+        "no CA": Settings(store=url, store_token=GATE_TOKEN),
+    }
+    expected = {
+        "no token": "refused contextd (HTTP 401). No token is configured",
+        "wrong token": "refused contextd (HTTP 401). Check the token from CONTEXTD_STORE_TOKEN",
+        "no CA": "is not trusted",
+    }
+    for what, settings in attempts.items():
+        app = App(settings)
+        with pytest.raises(StoreUnavailable) as refused:
+            _ = app.store
+        app.close()
+        assert expected[what] in str(refused.value), what
+        assert url in str(refused.value)
+
+    app = App(Settings(**team_settings))
+    try:
+        app.index(app.catalog.add_source("shop", repo, "git"))
+        answer = ops.search(app, "give money back", k=3)
+        assert answer["results"][0]["path"] == "docs/guide.md"  # no shared word: dense only
+        assert not app.settings.chroma_path.exists()  # nothing embedded: it came from the server
+        info = ops.store(app)
+        assert info["reachable"] and info["token"] == str(team_settings["store_token_file"])
+        assert ops.verify(app)["shop"]["lost"] == 0
+        namespace = app.settings.namespace
+    finally:
+        app.close()
+    # `chroma run` itself checks nothing: a client with no token reads it all. The gate is
+    # what enforces the token, which is why the server listens on loopback only.
+    assert len(server_ids(chroma_server.url, namespace)) > 0
+
+
+@pytest.mark.model
+def test_a_namespace_another_catalog_owns_is_refused_and_reindex_takes_it_over(
+    chroma_server: Server, tmp_path: Path
+) -> None:
+    def settings(name: str) -> Settings:
+        return Settings(home=tmp_path / name, store=chroma_server.url, store_namespace="shared")
+
+    first = App(settings("first"))
+    _ = first.store
+    first.close()
+    second = App(settings("second"))
+    with pytest.raises(NamespaceTaken) as taken:
+        _ = second.store
+    message = str(taken.value)
+    assert "CONTEXTD_STORE_NAMESPACE" in message and "contextd reindex" in message
+    assert str(tmp_path / "first") in message  # whose index it is
+    second.reset_index()
+    _ = second.store
+    second.close()
+    again = App(settings("first"))
+    with pytest.raises(NamespaceTaken):
+        _ = again.store
+    again.close()
+
+
+@pytest.mark.model
+def test_two_daemons_sharing_one_server_never_delete_each_others_chunks(
+    chroma_server: Server, tmp_path: Path
+) -> None:
+    """Same repository, same source name, so the same chunk ids: only the namespaces keep
+    them apart. Everything A does that deletes vectors must leave B's count unchanged."""
+    url = chroma_server.url
+    homes = {who: tmp_path / who / "home" for who in "AB"}
+    repos = {who: shop_repo(tmp_path / who / "shop") for who in "AB"}
+    envs = {who: start_daemon(homes[who], store=url) for who in "AB"}
+    try:
+        status = {
+            who: json.loads(contextd(envs[who], "status", "--json").stdout)["store"] for who in "AB"
+        }
+        ns = {who: status[who]["namespace"] for who in "AB"}
+        assert ns["A"] != ns["B"] and all(s["reachable"] for s in status.values())
+        for who in "AB":
+            contextd(envs[who], "add", str(repos[who]), "--name", "shop")
+            wait_converged(envs[who], "shop", repos[who])
+            contextd(envs[who], "index")
+        ids_a, ids_b = server_ids(url, ns["A"]), server_ids(url, ns["B"])
+
+        def row(step: str) -> tuple[str, int, int, int]:
+            """A's and B's vectors on the server, and B's own view: its chunks not there."""
+            lost_b = json.loads(contextd(envs["B"], "doctor", "--json").stdout)["shop"]["lost"]
+            a, b = len(server_ids(url, ns["A"])), len(server_ids(url, ns["B"]))
+            print(f"{step:<36} A {a:>2} chunks · B {b:>2} chunks, {lost_b} of its own missing")
+            return step, a, b, lost_b
+
+        print()
+        rows = [row("both indexed")]
+        a_env, a_repo = envs["A"], repos["A"]
+        git(a_repo, "rm", "-q", "src/shop/mail.py", env={**os.environ, **a_env})
+        git(a_repo, "commit", "-q", "-m", "no mail", env={**os.environ, **a_env})
+        wait_converged(a_env, "shop", a_repo)
+        contextd(a_env, "index")
+        rows.append(row("A: file deleted, full reconcile"))
+        orphan = sorted(ids_b - server_ids(url, ns["A"]))[0]  # a mail.py chunk; B has it
+        plant_orphan(url, ns["B"], ns["A"], orphan)
+        before = json.loads(contextd(a_env, "doctor", "--json").stdout)["shop"]
+        contextd(a_env, "doctor", "--repair")
+        after = json.loads(contextd(a_env, "doctor", "--json").stdout)["shop"]
+        rows.append(row("A: sweep deleted its orphan"))
+        contextd(a_env, "reindex")
+        rows.append(row("A: reindex (drops its collections)"))
+        contextd(a_env, "remove", "shop")
+        rows.append(row("A: remove shop"))
+
+        assert ids_b and ids_a == ids_b  # the very same ids, in two collections
+        assert len(ids_b) == catalog_chunks(homes["B"])
+        assert all((b, lost) == (len(ids_b), 0) for _, _, b, lost in rows), rows
+        assert server_ids(url, ns["B"]) == ids_b
+        assert 0 < rows[1][1] < rows[0][1] and rows[-1][1] == 0  # A did delete its own
+        assert (before["orphan"], after["orphan"]) == (1, 0)  # the sweep had work to do
+
+        answer = json.loads(
+            contextd(envs["B"], "search", "email the receipt", "-k", "1", "--json").stdout
+        )
+        assert answer["results"][0]["path"] == "src/shop/mail.py"  # B's copy survived
+        out = contextd(a_env, "status").stdout
+        assert f"store: Chroma server {url} · namespace {ns['A']}" in out and "reachable" in out
+        doctor = contextd(envs["B"], "doctor").stdout
+        assert "store: Chroma server" in doctor and "ok shop" in doctor and "lost 0" in doctor
+    finally:
+        for env in envs.values():
+            stop_daemon(env)
