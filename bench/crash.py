@@ -113,6 +113,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--files", type=int, default=1000)
+    p.add_argument("--min-delay", type=float, default=0.5)
     p.add_argument("--max-delay", type=float, default=25.0)
     a = p.parse_args()
     rng = random.Random(2026)
@@ -127,7 +128,7 @@ def main() -> None:
             log = Path(tmp) / "daemon.stderr"
             proc = start(env, log)
             call(home, "add", path=str(tree), name="tree")
-            delay = rng.uniform(0.5, a.max_delay)
+            delay = rng.uniform(a.min_delay, a.max_delay)
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
