@@ -20,6 +20,8 @@ from tests.conftest import write
 from tests.daemon_helpers import (
     CONTEXTD,
     contextd,
+    pending,
+    start_daemon,
     stop_daemon,
     wait_converged,
 )
@@ -165,3 +167,141 @@ def test_a_locked_catalog_is_a_clear_error_within_the_timeout(locked_catalog, co
     assert "unexpected" not in out.stderr
     print(f"\nFIGURE locked catalog: `contextd {command[0]}` failed clearly in {elapsed:.1f}s")
     assert elapsed < 5.0 + 4.0  # the 5 s busy timeout, plus the interpreter's start
+
+
+# -- a full disk ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 40 MB tmpfs to use as CONTEXTD_HOME."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)],
+                         capture_output=True, text=True)  # fmt: skip
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {out.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write zeros until the disk refuses."""
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (256 * 1024))
+                f.flush()
+        except OSError:
+            pass
+
+
+def status(env: dict[str, str]) -> dict:
+    return dict(json.loads(contextd(env, "status", "--json").stdout))
+
+
+def test_a_full_disk_makes_the_daemon_degraded_and_it_recovers(small_disk, tmp_path) -> None:
+    home, root = small_disk / "home", tmp_path / "repo"
+    small_repo(root, 20)
+    env = start_daemon(home, polling_interval_s="0.5", watch="polling")
+    try:
+        contextd(env, "add", str(root), "--name", "repo")
+        wait_converged(env, "repo", root, timeout=120)
+        filler = small_disk / "filler"
+        fill(filler)
+        for i in range(20):
+            write(root, f"new/mod_{i}.py", f"def added_{i}(y):\n    return y * {i}\n")
+        deadline = time.monotonic() + 60
+        while not status(env)["degraded"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        data = status(env)
+        assert data["degraded"] and data["daemon"]["pid"], data
+        text = contextd(env, "status").stdout
+        assert "degraded" in text and "free space" in text
+        time.sleep(3)  # the daemon keeps trying against the full disk, and stays up
+        data = status(env)
+        assert data["daemon"]["pid"]
+        db = sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        db.close()
+
+        freed = time.monotonic()
+        filler.unlink()
+        wait_converged(env, "repo", root, timeout=120)
+        recovered = time.monotonic() - freed
+        deadline = time.monotonic() + 30
+        while status(env)["degraded"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert status(env)["degraded"] == []
+        assert clean(doctor(env))
+        print(f"\nFIGURE disk full: recovered {recovered:.1f}s after space was freed")
+    finally:
+        stop_daemon(env)
+
+
+# -- the inotify watch limit ---------------------------------------------------------------
+
+
+def test_past_the_watch_limit_a_source_is_polled_and_stays_correct(tmp_path, monkeypatch) -> None:
+    """inotify refuses more watches (ENOSPC, as past fs.inotify.max_user_watches): the
+    source is polled instead, says so, and still sees edits and deletions. (Lowering the
+    real limit inside a user namespace did not make watchdog fail here, and the sysctl is
+    machine-wide, shared with other processes, so the refusal is simulated.)"""
+    import errno
+    import queue
+
+    from contextd.connectors.watch import Watchers
+
+    def refuse(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    root = tmp_path / "repo"
+    small_repo(root, 30, dirs=10)
+    seen: queue.Queue[set[str]] = queue.Queue()
+    watchers = Watchers(lambda _source, paths: seen.put(paths), polling_interval_s=0.3)
+    monkeypatch.setattr(watchers._events, "schedule", refuse)
+    watchers.start()
+    try:
+        assert watchers.watch("repo", root) == "polling"
+        assert watchers.mode("repo") == "polling"
+        started = time.monotonic()
+        write(root, "pkg3/late.py", "def late():\n    return 'seen by polling'\n")
+        (root / "pkg4/mod_4.py").unlink()
+        got: set[str] = set()
+        while not {"pkg3/late.py", "pkg4/mod_4.py"} <= got:
+            got |= seen.get(timeout=10)
+        print(f"\nFIGURE watch limit: polling saw an edit and a deletion in "
+              f"{time.monotonic() - started:.1f}s")  # fmt: skip
+    finally:
+        watchers.stop()
+
+
+# -- a checkout storm ----------------------------------------------------------------------
+
+
+def test_a_checkout_between_branches_that_differ_in_500_files_converges(tmp_path) -> None:
+    home, root = tmp_path / "home", tmp_path / "storm"
+    small_repo(root, 5)
+    run_git(root, "checkout", "-q", "-b", "wide")
+    for i in range(500):
+        write(root, f"wide{i % 25}/w_{i}.py", f"def wide_{i % 40}(z):\n    return z - {i % 40}\n")
+    run_git(root, "add", "-A")
+    run_git(root, "commit", "-q", "-m", "wide")
+    run_git(root, "checkout", "-q", "main")
+    env = start_daemon(home)
+    try:
+        contextd(env, "add", str(root), "--name", "storm")
+        wait_converged(env, "storm", root, timeout=120)
+        started = time.monotonic()
+        run_git(root, "checkout", "-q", "wide")
+        wait_converged(env, "storm", root, timeout=300)
+        there = time.monotonic() - started
+        run_git(root, "checkout", "-q", "main")
+        wait_converged(env, "storm", root, timeout=300)
+        back = time.monotonic() - started - there
+        assert clean(doctor(env)) and pending(home, "storm") == 0
+        print(f"\nFIGURE checkout storm (500 files): {there:.1f}s there, {back:.1f}s back")
+    finally:
+        stop_daemon(env)
