@@ -4,8 +4,11 @@
 
 Each run: a fresh data dir and a generated tree, a daemon indexing it, SIGKILL after a
 random delay, a new daemon, and then the counts that matter: chunks lost (in the catalog,
-not the store), orphaned (in the store, not the catalog), duplicated, and files whose
-indexed hash differs from disk.
+not the store), orphaned (in the store, not the catalog), duplicated, still pending (not
+embedded), and files whose indexed hash differs from disk. Indexing runs in two passes,
+so each kill is classed by where it landed: pass 1 (the source still being chunked into
+the catalog), pass 2 (chunks waiting for their vectors) or after both. The last line
+sums every run; a non-zero count there is a bug.
 """
 
 from __future__ import annotations
@@ -84,14 +87,18 @@ def start(env: dict[str, str], log: Path) -> subprocess.Popen:
     return proc
 
 
-def chunk_count(home: Path) -> int:
+def where_killed(home: Path) -> tuple[str, int]:
+    """(pass the kill landed in, chunks in the catalog then), read after the kill."""
     try:
         db = sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=5)
-        n = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        n, pending = db.execute("SELECT COUNT(*), SUM(embedded = 0) FROM chunks").fetchone()
+        row = db.execute("SELECT dirty, indexed_at FROM sources").fetchone()
         db.close()
-        return int(n)
     except sqlite3.Error:
-        return 0
+        return "start", 0
+    if row is None or row[0] or not row[1]:
+        return "pass 1", int(n)
+    return ("pass 2" if pending else "done"), int(n)
 
 
 def disk_mismatch(home: Path, root: Path) -> int:
@@ -106,10 +113,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--files", type=int, default=1000)
+    p.add_argument("--min-delay", type=float, default=0.5)
     p.add_argument("--max-delay", type=float, default=25.0)
     a = p.parse_args()
     rng = random.Random(2026)
-    totals = {"lost": 0, "orphan": 0, "duplicate": 0, "mismatch": 0}
+    totals = {"lost": 0, "orphan": 0, "duplicate": 0, "pending": 0, "mismatch": 0}
+    phases: dict[str, int] = {}
+    slowest = 0.0
     for run in range(1, a.runs + 1):
         with tempfile.TemporaryDirectory(prefix="contextd-crash-") as tmp:
             home, tree = Path(tmp) / "home", Path(tmp) / "tree"
@@ -118,34 +128,38 @@ def main() -> None:
             log = Path(tmp) / "daemon.stderr"
             proc = start(env, log)
             call(home, "add", path=str(tree), name="tree")
-            delay = rng.uniform(0.5, a.max_delay)
+            delay = rng.uniform(a.min_delay, a.max_delay)
             time.sleep(delay)
-            at_kill = chunk_count(home)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+            phase, at_kill = where_killed(home)
+            phases[phase] = phases.get(phase, 0) + 1
             t0 = time.perf_counter()
             proc = start(env, log)
             wait_idle(home)
             recovered = time.perf_counter() - t0
+            slowest = max(slowest, recovered)
             report = call(home, "verify")["tree"]
             mismatch = disk_mismatch(home, tree)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
-        for k in ("lost", "orphan", "duplicate"):
+        for k in ("lost", "orphan", "duplicate", "pending"):
             totals[k] += report[k]
         totals["mismatch"] += mismatch
         print(
-            f"run {run:2d}: killed after {delay:5.1f}s with {at_kill:4d} chunks written; "
-            f"converged in {recovered:5.1f}s to {report['chunks']} chunks: "
-            f"lost {report['lost']}, "
-            f"orphan {report['orphan']}, duplicate {report['duplicate']}, "
+            f"run {run:2d}: killed after {delay:5.1f}s in {phase:6s} with {at_kill:4d} chunks "
+            f"written; restarted and converged in {recovered:5.1f}s to {report['chunks']} "
+            f"chunks: lost {report['lost']}, orphan {report['orphan']}, "
+            f"duplicate {report['duplicate']}, pending {report['pending']}, "
             f"files differing from disk {mismatch}",
             flush=True,
         )
+    landed = ", ".join(f"{n} in {k}" for k, n in sorted(phases.items()))
     print(
-        f"summary: {a.runs} kill -9 runs on {a.files} files: lost {totals['lost']}, "
+        f"summary: {a.runs} kill -9 runs on {a.files} files ({landed}): lost {totals['lost']}, "
         f"duplicate {totals['duplicate']}, orphan {totals['orphan']}, "
-        f"files differing from disk {totals['mismatch']}"
+        f"pending {totals['pending']}, files differing from disk {totals['mismatch']}; "
+        f"slowest restart-to-converged {slowest:.1f}s"
     )
 
 

@@ -38,6 +38,7 @@ def store_identity(settings: Settings) -> str:
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.store_repair: str | None = None  # what opening the store had to rebuild
         settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.catalog = Catalog(settings.catalog_path)
 
@@ -58,8 +59,38 @@ class App:
             )
         owner = self.owner if self.settings.store is not None else None
         store = VectorStore(self.settings, model_id, self.embedder.dim, CHUNKER_VERSION, owner)
+        if self.settings.store is None:
+            self._check_store(store)
         self._follow_store(store)
         return store
+
+    def _check_store(self, store: VectorStore) -> None:
+        """Rebuild a damaged or vanished embedded collection from the catalog.
+
+        A collection that cannot be read back (truncated or zeroed HNSW files) is dropped
+        and made again; an empty one while the catalog has embedded chunks was deleted.
+        Either way every chunk goes back to the embedding backlog, whose vectors come from
+        the embedding cache (no model work for text seen before)."""
+        started = time.perf_counter()
+        try:
+            store.probe()
+        except Exception as exc:  # Chroma's errors for a damaged segment are not typed
+            reason = f"its collection could not be read ({exc})"
+            log.warning("the vector store is damaged: %s; rebuilding it", reason)
+            store.recreate()
+        else:
+            embedded = self.catalog.chunk_count() - self.catalog.pending_count()
+            same_store = (self.catalog.get_meta(STORE_KEY) or "embedded") == "embedded"
+            if not (embedded and same_store and store.count() == 0):
+                return
+            reason = "its collection was missing or empty"
+        chunks = self.catalog.mark_all_unembedded()
+        self.store_repair = (
+            f"The vector store was rebuilt at {time.strftime('%Y-%m-%d %H:%M:%S')}: {reason}. "
+            f"{chunks} chunks are back in the embedding backlog and are rewritten from the "
+            "embedding cache (the daemon does it; without one, run `contextd index`)."
+        )
+        log.warning("%s (%.2fs)", self.store_repair, time.perf_counter() - started)
 
     @cached_property
     def owner(self) -> Owner:
@@ -81,10 +112,10 @@ class App:
         here = store_identity(self.settings)
         before = self.catalog.get_meta(STORE_KEY) or "embedded"
         chunks = self.catalog.chunk_count() - self.catalog.pending_count()  # embedded ones
-        if chunks and (before != here or store.count() == 0):
+        if chunks and (before != here or store.count() < chunks):
             for row in self.catalog.sources():
                 self.catalog.mark_source(row.name, dirty=True)
-            why = f"they were written to {before}" if before != here else "it is empty"
+            why = f"they were written to {before}" if before != here else "it lacks some"
             log.warning(
                 "the catalog's %d embedded chunks are not in %s (%s); every source is swept "
                 "into it at its next index run",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from contextd.app import App
+from contextd.health import Health
 from contextd.pipeline import IndexStats
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class Backlog(threading.Thread):
         self.app = app
         self.busy = busy  # the worker has indexing to do: step aside
         self.state = BacklogState()
+        self.health = Health(app.settings.home)  # the daemon shares one with the worker
         self._wake = threading.Event()
         self._stop = threading.Event()
 
@@ -82,6 +84,7 @@ class Backlog(threading.Thread):
             )
             progress(stats)
             if stats.embedded or stats.cached:
+                self.health.succeeded()
                 log.info(
                     "embedded %d chunk(s), %d from the cache, in %.1fs (%d pending)",
                     stats.embedded,
@@ -90,6 +93,7 @@ class Backlog(threading.Thread):
                     stats.pending,
                 )
         except Exception as exc:  # the daemon outlives a failing model or store
+            self.health.failed(exc)
             log.exception("embedding the backlog failed; retrying in %.0fs", RETRY_S)
             self.state.error = f"{time.strftime('%H:%M:%S')} {exc}"
         finally:

@@ -14,10 +14,11 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from contextd.errors import SourceError, StoreError
+from contextd.errors import CatalogLocked, DiskFull, SourceError, StoreError
 from contextd.lexical import code_tokens, fts_query
 from contextd.records import Chunk, FileState
 
@@ -99,6 +100,48 @@ class StoredChunk:
     chunk: Chunk
 
 
+def sqlite_error(path: Path, timeout_s: float, exc: sqlite3.OperationalError) -> Exception:
+    """A lock held too long or a full disk, as an error that says what to do; else `exc`."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return CatalogLocked(
+            f"The catalog at {path} is locked by another process ({text}; waited "
+            f"{timeout_s:.0f}s). Close whatever holds it (`fuser {path}` names it), or run "
+            "`contextd stop`, then try again."
+        )
+    if "disk is full" in text or "No space left" in text:
+        return DiskFull(
+            f"The disk holding {path.parent} is full ({text}). Free some space there; "
+            "contextd picks up where it stopped (`contextd status` shows it)."
+        )
+    return exc
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose lock timeouts and full-disk failures raise StoreError subclasses."""
+
+    path: Path = Path()
+    timeout_s: float = 0.0
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            raise sqlite_error(self.path, self.timeout_s, exc) from exc
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            raise sqlite_error(self.path, self.timeout_s, exc) from exc
+
+    def executescript(self, script: str, /) -> sqlite3.Cursor:
+        try:
+            return super().executescript(script)
+        except sqlite3.OperationalError as exc:
+            raise sqlite_error(self.path, self.timeout_s, exc) from exc
+
+
 class Catalog:
     """One SQLite connection per thread over a WAL database: readers never block the writer."""
 
@@ -146,17 +189,19 @@ class Catalog:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=self.timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_Connection,
             )
+            conn.path, conn.timeout_s = self.path, self.timeout_s
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+        except StoreError:
+            raise  # locked, or a full disk
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreError(
-                    f"The catalog at {self.path} is locked by another process ({exc}). "
-                    "Close whatever holds it, or run `contextd stop`, then try again."
-                ) from None
             raise StoreError(f"The catalog at {self.path} cannot be opened ({exc}).") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(
@@ -179,10 +224,14 @@ class Catalog:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # a failed COMMIT (a full disk) leaves it open
+                try:
+                    self.db.execute("ROLLBACK")
+                except (sqlite3.Error, StoreError):
+                    pass
             raise
-        self.db.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -514,6 +563,11 @@ class Catalog:
     def mark_unembedded(self, ids: Iterable[str]) -> None:
         with self.transaction() as db:
             db.executemany("UPDATE chunks SET embedded = 0 WHERE id = ?", [(i,) for i in ids])
+
+    def mark_all_unembedded(self) -> int:
+        """Put every chunk back in the embedding backlog (the store lost its vectors)."""
+        with self.transaction() as db:
+            return int(db.execute("UPDATE chunks SET embedded = 0 WHERE embedded = 1").rowcount)
 
     def embedded_ids(self, source: str) -> set[str]:
         rows = self.db.execute("SELECT id FROM chunks WHERE source = ? AND embedded = 1", (source,))

@@ -79,6 +79,7 @@ class Daemon:
             self.app, self.settings.settle_ms / 1000, self.settings.reconcile_interval_s
         )
         self.backlog = Backlog(self.app, self.worker.busy)
+        self.backlog.health = self.worker.health
         self.worker.on_idle = self.backlog.wake
         self.watchers = Watchers(
             self.worker.paths_changed,
@@ -113,6 +114,10 @@ class Daemon:
                     self._drain_spool()
                 except Exception:  # the daemon outlives any one bad note
                     log.exception("reading hook notes failed")
+                if self.worker.health.should_retry():  # after a full disk: try again
+                    log.info("retrying after a full disk")
+                    self.worker.submit(Reconcile(None))
+                    self.backlog.wake()
         finally:
             log.info("daemon stopping")
             server.close()
@@ -263,6 +268,7 @@ class Daemon:
 
     def _status(self, skipped: bool) -> dict[str, Any]:
         data = ops.status(self.app, skipped)
+        data["degraded"] = self.worker.health.degraded()
         data["daemon"] = {
             "pid": os.getpid(),
             "started_at": self.started_at,

@@ -7,7 +7,9 @@
      ├── StoreError               the vector store or catalog cannot be used
      │    ├── StoreMismatch       the index was built with another model or chunker
      │    ├── StoreUnavailable    the Chroma server cannot be reached, or refuses the token
-     │    └── NamespaceTaken      another contextd's index already uses this namespace
+     │    ├── NamespaceTaken      another contextd's index already uses this namespace
+     │    ├── CatalogLocked       another process holds the catalog's lock past the timeout
+     │    └── DiskFull            the data dir's disk has no room for a write
      ├── IndexingError            an index run could not complete
      └── DaemonError              the daemon cannot start, or does not answer
 
@@ -46,6 +48,14 @@ class StoreUnavailable(StoreError):
 
 
 class NamespaceTaken(StoreError):
+    pass
+
+
+class CatalogLocked(StoreError):
+    pass
+
+
+class DiskFull(StoreError):
     pass
 
 

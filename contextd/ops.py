@@ -18,6 +18,7 @@ from contextd import hooks, remote
 from contextd.app import App, resolve_root
 from contextd.connectors.base import detect_kind
 from contextd.errors import ContextdError, SourceError
+from contextd.health import low_space
 from contextd.pipeline import IndexStats
 from contextd.reading import read_file
 from contextd.search import search as run_search
@@ -205,6 +206,7 @@ def status(app: App, skipped: bool = False) -> dict:
         "model": app.settings.model,
         "store": store(app),
         "daemon": None,
+        "degraded": [r for r in [low_space(app.settings.home)] if r],
         "sources": rows,
     }
     if skipped:
@@ -214,9 +216,14 @@ def status(app: App, skipped: bool = False) -> dict:
     return data
 
 
-def store(app: App) -> dict[str, Any]:
-    """Which vector store is in use; for a server, whether it answers contextd now."""
+def store(app: App, check: bool = False) -> dict[str, Any]:
+    """Which vector store is in use; for a server, whether it answers contextd now.
+    `check` opens the store (which rebuilds a damaged embedded collection) and reports
+    what had to be rebuilt, if anything."""
     info = remote.describe(app.settings)
+    if check:
+        _ = app.store
+    info["repaired"] = app.store_repair
     opened = app.__dict__.get("store")
     if opened is not None:
         info["collection"] = opened.collection.name
@@ -283,7 +290,7 @@ def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = Non
     if op == "status":
         return status(app, bool(args.get("skipped")))
     if op == "store":
-        return store(app)
+        return store(app, bool(args.get("check")))
     if op == "verify":
         return verify(app, bool(args.get("repair")))
     raise ContextdError(

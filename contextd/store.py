@@ -229,6 +229,29 @@ class VectorStore:
         with self._calls():
             return int(self.collection.count())
 
+    def probe(self) -> None:
+        """Read the collection back (a count, then a one-vector query): a damaged segment
+        (a truncated or zeroed HNSW file) raises here rather than in the middle of work."""
+        with self._calls():
+            if self.collection.count():
+                self.collection.query(
+                    query_embeddings=np.ones((1, self.dim), dtype=np.float32),
+                    n_results=1,
+                    include=[],
+                )
+
+    def recreate(self) -> None:
+        """Drop this collection and create it again, empty, with the same settings."""
+        name, metadata = self.collection.name, dict(self.collection.metadata or {})
+        with self._calls():
+            self.client.delete_collection(name)
+            self.collection = self.client.get_or_create_collection(
+                name,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata=metadata,
+                embedding_function=None,
+            )
+
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None) -> list[StoredHit]:
         with self._calls():
             result = self.collection.query(

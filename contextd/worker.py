@@ -20,6 +20,7 @@ from typing import Any
 from contextd.app import App
 from contextd.connectors.git import GitSource
 from contextd.errors import ContextdError
+from contextd.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Worker(threading.Thread):
         self._states_lock = threading.Lock()
         self.working = False
         self.on_idle: Callable[[], None] = lambda: None  # the backlog's wake-up
+        self.health = Health(app.settings.home)  # the daemon shares one with the backlog
 
     def busy(self) -> bool:
         """Is there indexing to do (or being done)? The embedding backlog steps aside."""
@@ -185,7 +187,9 @@ class Worker(threading.Thread):
         state.busy = True
         try:
             fn(*args)
+            self.health.succeeded()
         except Exception as exc:
+            self.health.failed(exc)
             if not isinstance(exc, ContextdError):
                 log.exception("indexing %s failed", name)
             else:

@@ -99,6 +99,8 @@ def status(
             console.print(f"  [red]embedding error[/] {e['error']} (retrying; see `contextd logs`)")
     else:
         console.print("daemon: not running (`contextd start` keeps the index fresh)")
+    for reason in data.get("degraded") or []:
+        console.print(f"[red]degraded[/]: {reason} (free space there; contextd then catches up)")
     console.print(f"home: {data['home']}\nmodel: {data['model']}")
     print_store(data["store"])
     if d and settings().store != data["store"].get("url"):
@@ -164,8 +166,11 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check that the vector store and the catalog agree: lost, orphan, duplicate chunks."""
+    info = execute("store", {"check": True})
     if not as_json:
-        print_store(execute("store", {}))
+        print_store(info)
+        if info.get("repaired"):
+            console.print(f"[yellow]{info['repaired']}[/]")
     report = execute("verify", {"repair": repair})
     if as_json:
         print_json(report)
@@ -177,7 +182,7 @@ def doctor(
         mark = "[green]ok[/]" if ok else "[red]mismatch[/]"
         console.print(
             f"{mark} {name}: {r['chunks']} chunks · lost {r['lost']} · "
-            f"orphan {r['orphan']} · duplicate {r['duplicate']}"
+            f"orphan {r['orphan']} · duplicate {r['duplicate']} · pending {r['pending']}"
         )
     if bad and not repair:
         console.print("Run `contextd doctor --repair` to sweep the store back into agreement.")
