@@ -36,11 +36,13 @@ def store_identity(settings: Settings) -> str:
 
 
 class App:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalog_timeout_s: float = 5.0) -> None:
+        """`catalog_timeout_s`: how long to wait for a catalog another writer holds (the
+        daemon's threads take turns; a command in a terminal should give up sooner)."""
         self.settings = settings
         self.store_repair: str | None = None  # what opening the store had to rebuild
         settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.catalog = Catalog(settings.catalog_path)
+        self.catalog = Catalog(settings.catalog_path, timeout_s=catalog_timeout_s)
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:

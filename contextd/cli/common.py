@@ -29,6 +29,7 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 LOCK_WAIT_S = 5.0
+CLI_CATALOG_TIMEOUT_S = 2.5  # a catalog held by another process: a clear error within 5 s
 LONG_OPS = frozenset({"index", "reindex", "add", "remove"})
 
 _settings: Settings | None = None
@@ -76,7 +77,7 @@ def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | No
         from contextd import ops
         from contextd.app import App
 
-        app = App(s)
+        app = App(s, catalog_timeout_s=CLI_CATALOG_TIMEOUT_S)
         try:
             return ops.run(app, op, args, progress)
         finally:
