@@ -33,9 +33,11 @@ from _common import CONTEXTD, cli, env_for, wait_idle  # noqa: E402
 SKIP = shutil.ignore_patterns("site-packages", "__pycache__", "*.pyc")
 
 
-def timed_index(env: dict[str, str]) -> tuple[float, dict]:
+def timed_index(env: dict[str, str], *args: str) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    out = subprocess.run([*CONTEXTD, "index", "--json"], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [*CONTEXTD, "index", "--json", *args], env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - t0
     if out.returncode != 0:
         sys.exit(f"contextd index failed: {out.stderr.strip()[-2000:]}")
@@ -48,6 +50,11 @@ def main() -> int:
     p.add_argument("--home", type=Path, required=True, help="a data dir that indexed PATH")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--daemon", action="store_true", help="through a warm daemon")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="pass 1 only (`index --no-wait`): new chunks are counted, not embedded",
+    )
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="contextd-incr-") as tmp:
         tree, home = Path(tmp) / "tree", Path(tmp) / "home"
@@ -58,7 +65,8 @@ def main() -> int:
             cli(env, "remove", name["name"])
         cli(env, "add", str(tree), "--name", "copy", "--no-hooks")
         t0 = time.perf_counter()
-        setup = json.loads(cli(env, "index", "--json"))
+        extra = ("--no-wait",) if a.no_wait else ()
+        setup = json.loads(cli(env, "index", "--json", *extra))
         print(
             f"setup: {setup['files']} files, {setup['chunks']} chunks in "
             f"{time.perf_counter() - t0:.0f}s ({setup['embedded']} embedded, "
@@ -73,19 +81,22 @@ def main() -> int:
             step = max(1, len(files) // 100)
             same, touched = [], []
             for run in range(a.runs):
-                seconds, summary = timed_index(env)
+                seconds, summary = timed_index(env, *extra)
                 assert summary["changed"] == 0, summary
+                pending0 = summary["pending"]
                 same.append(seconds)
                 picked = files[run::step][: len(files) // 100]
                 for f in picked:
                     with f.open("a", encoding="utf-8") as fh:
                         fh.write(f"\n\ndef bench_added_{run}(x):\n    return x + {run}\n")
-                seconds, summary = timed_index(env)
+                seconds, summary = timed_index(env, *extra)
+                summary["new_pending"] = summary["pending"] - pending0
                 touched.append((seconds, summary["embed_seconds"], summary))
                 print(
                     f"run {run + 1}: no change {same[-1]:.2f}s; {len(picked)} files touched "
                     f"{seconds:.2f}s ({summary['changed']} changed, {summary['embedded']} "
-                    f"embedded in {summary['embed_seconds']:.2f}s)",
+                    f"embedded in {summary['embed_seconds']:.2f}s, "
+                    f"{summary['new_pending']} new chunks left pending)",
                     flush=True,
                 )
         finally:
@@ -99,7 +110,8 @@ def main() -> int:
         f"summary: {setup['files']} files ({'daemon' if a.daemon else 'in-process'}), "
         f"median of {a.runs}: no-change re-index {t_same:.2f}s; {n} files (1%) touched "
         f"{t_touch:.2f}s, of which embedding their new chunks {t_embed:.2f}s "
-        f"(rest {t_touch - t_embed:.2f}s)"
+        f"(rest {t_touch - t_embed:.2f}s); new chunks left pending "
+        f"{statistics.median(s['new_pending'] for _, _, s in touched):.0f}"
     )
     return 0
 
