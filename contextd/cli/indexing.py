@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from contextd.cli.common import console, execute, index_progress, print_json
+from contextd.cli.common import console, execute, index_progress, print_json, shown
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
@@ -77,7 +77,7 @@ def status(
     console.print(f"home: {data['home']}\nmodel: {data['model']}")
     for r in data["sources"]:
         line = (
-            f"[bold]{r['name']}[/] ({r['kind']}) {r['files']} files, {r['chunks']} chunks, "
+            f"[bold]{shown(r['name'])}[/] ({r['kind']}) {r['files']} files, {r['chunks']} chunks, "
             f"{r['skipped']} skipped · indexed {_ago(r['indexed_at'])} · "
             f"last full reconcile {_ago(r['reconciled_at'])}"
         )
@@ -97,10 +97,11 @@ def status(
             line += " · [yellow]last run was interrupted: run `contextd index`[/]"
         console.print(line)
         for error in r.get("errors", []):
-            console.print(f"  [red]error[/] {error}")
+            console.print(f"  [red]error[/] {shown(error)}")
     if skipped:
         for item in data["skipped"]:
-            console.print(f"  {item['source']}:{item['path']}  [dim]{item['reason']}[/]")
+            where, why = shown(f"{item['source']}:{item['path']}"), shown(item["reason"])
+            console.print(f"  {where}  [dim]{why}[/]")
         if not data["skipped"]:
             console.print("No files were skipped.")
     elif any(r["skipped"] for r in data["sources"]):
