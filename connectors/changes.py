@@ -16,11 +16,14 @@ from pathlib import Path
 
 from contextd.connectors.base import Source
 from contextd.connectors.filters import (
+    MAX_LINE_CHARS,
     decode_text,
     is_binary,
     is_temp_file,
+    longest_line,
     printable_path,
     secret_reason,
+    unicode_encoding,
     valid_utf8_name,
 )
 from contextd.connectors.scope import Scope
@@ -71,6 +74,8 @@ def classify(
         return Skip(source, rel, f"unreadable: {exc.strerror or exc}")
     if stat.S_ISLNK(st.st_mode):
         return Skip(source, rel, "symlink (not followed)", st.st_size, st.st_mtime_ns)
+    if stat.S_ISDIR(st.st_mode):
+        return Skip(source, rel, _folder_reason(path), 0, st.st_mtime_ns)
     if not stat.S_ISREG(st.st_mode):
         return Skip(source, rel, "not a regular file", 0, st.st_mtime_ns)
     if known and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
@@ -98,12 +103,29 @@ def classify(
         return Touch(source, rel, st.st_size, st.st_mtime_ns)
     text = decode_text(data)
     if text is None:
-        return Skip(source, rel, "invalid UTF-8 (not text)", st.st_size, st.st_mtime_ns)
+        encoding = unicode_encoding(data)
+        reason = (
+            f"invalid {encoding.upper()} (not text)" if encoding else "invalid UTF-8 (not text)"
+        )
+        return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
+    longest = longest_line(text)
+    if longest > MAX_LINE_CHARS:
+        reason = f"minified or generated (a line of {longest:,} characters > {MAX_LINE_CHARS:,})"
+        return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
     kind = ChangeKind.MODIFIED if known and known.status == "indexed" else ChangeKind.ADDED
     # Secrets are replaced here, where file text enters the index: chunks, FTS, the
     # catalog and the vector store only ever see the redacted text.
     text = redact(text).text
     return Change(source, rel, kind, digest, st.st_size, st.st_mtime_ns, text)
+
+
+def _folder_reason(path: Path) -> str:
+    """A folder only reaches classify when its listing failed."""
+    try:
+        with os.scandir(path):
+            return "a folder (not a file)"
+    except OSError as exc:
+        return f"unreadable folder: {exc.strerror or exc}"
 
 
 def _gone(source: str, rel: str, known: FileState | None) -> Change | None:

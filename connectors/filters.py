@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
@@ -68,6 +69,18 @@ TEMP_PATTERNS: tuple[str, ...] = (
 )  # fmt: skip
 
 BINARY_SNIFF_BYTES = 8192
+# A line longer than this marks minified or generated text (a bundle, a data blob): costly
+# to tokenize, worth nothing as a search result, and never what an agent should read.
+MAX_LINE_CHARS = 20_000
+
+# Byte order marks, longest first (a UTF-32 LE mark starts like a UTF-16 LE one).
+BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 def secret_reason(path: str) -> str | None:
@@ -88,16 +101,43 @@ def is_temp_file(name: str) -> bool:
     return any(fnmatchcase(name, pattern) for pattern in TEMP_PATTERNS)
 
 
+def unicode_encoding(data: bytes) -> str | None:
+    """The encoding of UTF-16/32 text (by its byte order mark, or for BOM-less UTF-16 by
+    its zero bytes: every high byte of mostly-ASCII text), else None (UTF-8 or not text)."""
+    for bom, encoding in BOMS:
+        if data.startswith(bom) and encoding != "utf-8":
+            return encoding
+    head = data[: BINARY_SNIFF_BYTES & ~1]
+    pairs = len(head) // 2
+    if pairs < 2:
+        return None
+    low, high = head[0::2][:pairs], head[1::2][:pairs]
+    if low.count(0) == 0 and high.count(0) >= 0.6 * pairs:
+        return "utf-16-le"
+    if high.count(0) == 0 and low.count(0) >= 0.6 * pairs:
+        return "utf-16-be"
+    return None
+
+
 def is_binary(head: bytes) -> bool:
-    return b"\x00" in head[:BINARY_SNIFF_BYTES]
+    """A NUL byte in the first 8 KiB, unless the bytes are UTF-16/32 text."""
+    return b"\x00" in head[:BINARY_SNIFF_BYTES] and unicode_encoding(head) is None
 
 
 def decode_text(data: bytes) -> str | None:
-    """UTF-8 text, or None when the bytes are not text we should index.
+    """The text of UTF-8 (or UTF-16/32) bytes, or None when they are not text we should index.
 
-    A stray invalid byte (a Latin-1 comment, say) is replaced rather than losing the file;
-    a file that is mostly undecodable is not text.
+    A stray invalid UTF-8 byte (a Latin-1 comment, say) is replaced rather than losing the
+    file; a file that is mostly undecodable is not text. UTF-16/32 must decode cleanly.
     """
+    encoding = unicode_encoding(data)
+    if encoding is not None:
+        bom = next((b for b, e in BOMS if e == encoding and data.startswith(b)), b"")
+        try:
+            text = data[len(bom) :].decode(encoding)
+        except UnicodeDecodeError:
+            return None
+        return None if "\x00" in text else text
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -105,6 +145,11 @@ def decode_text(data: bytes) -> str | None:
         if text.count("\ufffd") > max(8, len(text) // 100):
             return None
     return text.removeprefix("\ufeff")
+
+
+def longest_line(text: str) -> int:
+    """Characters in the longest line (lines end at newlines)."""
+    return max(map(len, text.split("\n")), default=0)
 
 
 def printable_path(path: str) -> str:

@@ -52,7 +52,11 @@ class FolderSource:
         # Each folder's ignore files apply to everything below it, relative to it.
         specs: dict[str, list[tuple[str, pathspec.PathSpec]]] = {"": []}
         root = str(self.root)
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        unlisted: list[OSError] = []  # folders that cannot be listed: reported, not lost
+        for dirpath, dirnames, filenames in os.walk(
+            root, followlinks=False, onerror=unlisted.append
+        ):
+            yield from _unlisted(root, unlisted)
             rel_dir = os.path.relpath(dirpath, root)
             rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
             active = list(specs.pop(rel_dir, []))
@@ -84,3 +88,13 @@ class FolderSource:
                 rel = f"{rel_dir}/{f}" if rel_dir else f
                 if not ignored(rel, False):
                     yield rel
+        yield from _unlisted(root, unlisted)
+
+
+def _unlisted(root: str, errors: list[OSError]) -> Iterator[str]:
+    """The folders os.walk could not list, as paths (the scan skips them with the reason)."""
+    while errors:
+        exc = errors.pop()
+        rel = os.path.relpath(os.fsdecode(exc.filename or root), root).replace(os.sep, "/")
+        if rel != "." and not rel.startswith("../"):
+            yield rel

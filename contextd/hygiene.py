@@ -1,8 +1,19 @@
 """Make indexed text inert before it reaches an agent or a terminal.
 
-Strips ANSI/terminal escape sequences, C0/C1 control characters (tab and newline stay),
-bidirectional overrides and isolates (the "Trojan Source" characters), and zero-width
-characters that hide text. What is left reads the same to a person and to a model.
+Applied where text leaves contextd (MCP tools, CLI output), never to the index, so what
+is stored stays faithful to the file. `clean`:
+
+- strips ANSI/terminal escape sequences, C0/C1 control characters (tab and newline stay),
+  bidirectional overrides and isolates (the "Trojan Source" characters), zero-width
+  characters and Unicode tag characters that hide text;
+- escapes markup that imitates a prompt or a tool protocol, so it reads as quoted text:
+  tags such as `<IMPORTANT>`, `<system>`, `<function_calls>`, `<invoke>`, `<tool_call>`
+  (any all-capitals tag, and tags named for roles, tools and instructions) become
+  `&lt;IMPORTANT&gt;`; chat-template tokens (`<|im_start|>`, `<<SYS>>`, `[INST]`) likewise.
+
+Ordinary code keeps its angle brackets (`a < b`, `List<T>`, `<div>`). Tool-call JSON in
+a file stays as written: it reaches an agent inside a JSON string (quotes escaped), next
+to a note that result text is data, and in the CLI behind a line-number gutter.
 """
 
 from __future__ import annotations
@@ -22,9 +33,40 @@ INVISIBLE = re.compile(
     "\U000e0000-\U000e007f]"  # also Unicode "tag" characters, used to smuggle hidden text
 )
 
+# Tag names that address a model: roles, tool protocols, instructions (any case).
+PROMPT_WORDS = (
+    r"system|user|assistant|human|ai|developer|tools?|tool_?calls?|tool_?use|tool_?results?|"
+    r"tool_?response|functions?|function_?calls?|function_?results?|invoke|parameter|"
+    r"instructions?|important|prompt|system_?prompt|context|thinking|answer|admin|"
+    r"[a-z]+:(?:invoke|parameter|function_?calls?)"
+)
+PROMPT_TAG = re.compile(
+    rf"<\s*/?\s*(?:(?i:{PROMPT_WORDS})|[A-Z][A-Z0-9_]{{2,}})(?=[\s/>])[^<>\n]{{0,300}}>"
+)
+CHAT_TOKEN = re.compile(r"<\|[^<>|\n]{1,40}\|>|<</?SYS>>|\[/?INST\]")
+
 
 def clean(text: str) -> str:
     text = ANSI.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = CONTROL.sub("", text)
-    return INVISIBLE.sub("", text)
+    text = INVISIBLE.sub("", text)
+    return neutralise(text)
+
+
+def neutralise(text: str) -> str:
+    """Escape markup that imitates prompts or tool calls (see the module docstring)."""
+    if "<" not in text and "[" not in text:
+        return text
+    text = CHAT_TOKEN.sub(_escape, text)
+    return PROMPT_TAG.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return (
+        match.group(0)
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("[", "&#91;")
+        .replace("]", "&#93;")
+    )

@@ -43,6 +43,10 @@ GRAMMARS: dict[str, tuple[str, str, str]] = {
 # Lines directly above a definition that belong to it: comments, decorators, attributes.
 LEADING_MARKERS = ("#", "//", "/*", "*", "@", "///", "--")
 MAX_NESTING = 48
+# Definitions are looked for this many syntax levels deep at most. Real code nests a few
+# dozen levels; a query over a file nested 50,000 deep took minutes without this limit
+# (and tree-sitter 0.26 crashes on a progress callback for queries, so none is used).
+MAX_START_DEPTH = 200
 
 
 @dataclass
@@ -70,7 +74,9 @@ def _matches(query: Query, node: Node) -> list[tuple[int, dict[str, list[Node]]]
     except ImportError:  # py-tree-sitter < 0.25
         result: Any = query.matches(node)  # type: ignore[attr-defined]
         return list(result)
-    return list(QueryCursor(query).matches(node))
+    cursor = QueryCursor(query)
+    cursor.set_max_start_depth(MAX_START_DEPTH)
+    return list(cursor.matches(node))
 
 
 def _text(node: Node) -> str:

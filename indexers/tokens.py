@@ -45,9 +45,14 @@ class TokenCounter:
         return len(self._tok.encode(text, add_special_tokens=False).ids)
 
     def counts(self, texts: Sequence[str]) -> list[int]:
+        """Token counts, each distinct text tokenized once: a file's lines repeat (blank
+        lines, closing braces), and a million one-line texts cost seconds in encode_batch."""
         if not texts:
             return []
-        return [len(e.ids) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+        distinct = list(dict.fromkeys(texts))
+        encoded = self._tok.encode_batch(distinct, add_special_tokens=False)
+        known = {text: len(e.ids) for text, e in zip(distinct, encoded, strict=True)}
+        return [known[t] for t in texts]
 
     def split(self, text: str, budget: int) -> list[str]:
         """Cut one overlong text into consecutive pieces of at most `budget` tokens."""

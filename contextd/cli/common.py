@@ -15,11 +15,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from contextd import rpc
 from contextd.errors import DaemonError
 from contextd.home import home_from_env
+from contextd.hygiene import clean
 from contextd.lock import DataDirLock, read_info
 
 if TYPE_CHECKING:
@@ -86,8 +88,25 @@ def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | No
         lock.release()
 
 
+def shown(value: object) -> str:
+    """Text from files, paths or names, made inert for the terminal: cleaned (see
+    `contextd.hygiene`) and with rich markup escaped (a file named `[/]` is a name)."""
+    return escape(clean(str(value)))
+
+
+def cleaned(data: Any) -> Any:
+    """Every string in a JSON-able value cleaned (see `contextd.hygiene`)."""
+    if isinstance(data, str):
+        return clean(data)
+    if isinstance(data, dict):
+        return {k: cleaned(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [cleaned(v) for v in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(cleaned(data), indent=2, ensure_ascii=False) + "\n")
 
 
 def eta(seconds: float | None) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from contextd.cli.common import console, eta, execute, index_progress, print_json, settings
+from contextd.cli.common import console, eta, execute, index_progress, print_json, settings, shown
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
@@ -111,7 +111,7 @@ def status(
     for r in data["sources"]:
         embedded = r["chunks"] - r["pending"]
         line = (
-            f"[bold]{r['name']}[/] ({r['kind']}) {r['files']} files, {r['chunks']} chunks "
+            f"[bold]{shown(r['name'])}[/] ({r['kind']}) {r['files']} files, {r['chunks']} chunks "
             f"({embedded} embedded, {r['pending']} pending), {r['skipped']} skipped · "
             f"indexed {_ago(r['indexed_at'])} · "
             f"last full reconcile {_ago(r['reconciled_at'])}"
@@ -134,10 +134,11 @@ def status(
             line += " · [yellow]last run was interrupted: run `contextd index`[/]"
         console.print(line)
         for error in r.get("errors", []):
-            console.print(f"  [red]error[/] {error}")
+            console.print(f"  [red]error[/] {shown(error)}")
     if skipped:
         for item in data["skipped"]:
-            console.print(f"  {item['source']}:{item['path']}  [dim]{item['reason']}[/]")
+            where, why = shown(f"{item['source']}:{item['path']}"), shown(item["reason"])
+            console.print(f"  {where}  [dim]{why}[/]")
         if not data["skipped"]:
             console.print("No files were skipped.")
     elif any(r["skipped"] for r in data["sources"]):

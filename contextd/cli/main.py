@@ -17,7 +17,7 @@ import click
 import typer
 
 from contextd.cli import daemon, evaluate, hooks, indexing, mcp, search, sources
-from contextd.cli.common import err_console, settings
+from contextd.cli.common import err_console, settings, shown
 from contextd.errors import ContextdError
 
 app = typer.Typer(
@@ -55,7 +55,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         return result if isinstance(result, int) else 0
     except ContextdError as exc:
-        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        err_console.print(f"[red]error:[/] {shown(exc)}", markup=True, highlight=False)
         return 1
     except (KeyboardInterrupt, click.exceptions.Abort):
         err_console.print("Interrupted.")
@@ -72,7 +72,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         except ContextdError:
             where = "the log"
         err_console.print(
-            f"[red]unexpected error:[/] {type(exc).__name__}: {exc}. "
+            f"[red]unexpected error:[/] {type(exc).__name__}: {shown(exc)}. "
             f"The traceback is in {where}; please report it."
         )
         return 3

@@ -8,6 +8,7 @@ import typer
 from rich.text import Text
 
 from contextd.cli.common import console, execute, print_json
+from contextd.hygiene import clean
 from contextd.lexical import query_terms
 
 SNIPPET_LINES = 6
@@ -24,18 +25,18 @@ def snippet(text: str, terms: list[str], n: int = SNIPPET_LINES) -> tuple[int, l
 
 def _print_hit(rank: int, hit: dict[str, Any], terms: list[str]) -> None:
     head = Text(f"{rank}. ", style="dim")
-    head.append(f"{hit['path']}:{hit['start_line']}-{hit['end_line']}", style="bold cyan")
+    head.append(f"{clean(hit['path'])}:{hit['start_line']}-{hit['end_line']}", style="bold cyan")
     if hit["symbol"]:
-        head.append(f"  {hit['symbol']}", style="magenta")
+        head.append(f"  {clean(hit['symbol'])}", style="magenta")
     if hit.get("confidence") is not None:
         head.append(f"  {hit['confidence']:.0%} relevant", style="green")
     else:
         head.append(f"  score {hit['score']:.3f}", style="green")
     if hit.get("stale"):
         head.append("  stale", style="yellow")
-    head.append(f"  [{hit['source']}]", style="dim")
+    head.append(f"  [{clean(hit['source'])}]", style="dim")
     console.print(head)
-    offset, lines = snippet(hit["text"], terms)
+    offset, lines = snippet(clean(hit["text"]), terms)
     for i, line in enumerate(lines):
         body = Text(f"  {hit['start_line'] + offset + i:>5} │ ", style="dim")
         code = Text(line.expandtabs(4)[:160])

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from contextd.cli.common import console, execute, print_json
+from contextd.cli.common import console, execute, print_json, shown
 
 
 def add(
@@ -21,9 +21,11 @@ def add(
     args = {"path": str(path.expanduser().resolve()), "name": name, "hooks": not no_hooks}
     row = execute("add", args)
     if not row["created"]:
-        console.print(f"'{row['name']}' is already a source ({row['kind']}, {row['root']}).")
+        console.print(
+            f"'{shown(row['name'])}' is already a source ({row['kind']}, {shown(row['root'])})."
+        )
     else:
-        console.print(f"Added {row['kind']} source '{row['name']}' at {row['root']}.")
+        console.print(f"Added {row['kind']} source '{shown(row['name'])}' at {shown(row['root'])}.")
     if row["hooks"]:
         console.print(f"Git hooks installed: {', '.join(row['hooks'])}.")
     if row["created"]:
@@ -50,4 +52,4 @@ def sources(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             if r["indexed_at"] is None
             else f"{r['files']} files, {r['chunks']} chunks"
         )
-        console.print(f"[bold]{r['name']}[/]  {r['kind']}  {r['root']}  ({state})")
+        console.print(f"[bold]{shown(r['name'])}[/]  {r['kind']}  {shown(r['root'])}  ({state})")

@@ -97,3 +97,28 @@ def test_stat_and_hash_decide_what_changed(tmp_path: Path) -> None:
     assert events(root, known)["a.txt"].kind is ChangeKind.MODIFIED
     f.unlink()
     assert events(root, known)["a.txt"].kind is ChangeKind.DELETED
+
+
+def test_utf16_and_utf32_text_is_decoded_not_skipped_as_binary(tmp_path: Path) -> None:
+    root = tmp_path / "wide"
+    root.mkdir()
+    text = "def wide():\n    return 'h\xe9llo'\n"
+    (root / "le_bom.py").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    (root / "be_bom.py").write_bytes(b"\xfe\xff" + text.encode("utf-16-be"))
+    (root / "le.py").write_bytes(text.encode("utf-16-le"))
+    (root / "be.py").write_bytes(text.encode("utf-16-be"))
+    (root / "utf32.py").write_bytes(b"\xff\xfe\x00\x00" + text.encode("utf-32-le"))
+    (root / "broken.py").write_bytes(b"\xff\xfe" + text.encode("utf-16-le") + b"\x00\xd8")
+    got = events(root)
+    for name in ("le_bom.py", "be_bom.py", "le.py", "be.py", "utf32.py"):
+        assert isinstance(got[name], Change) and got[name].text == text, name
+    assert got["broken.py"].reason == "invalid UTF-16-LE (not text)"
+
+
+def test_a_minified_one_liner_is_skipped_with_its_line_length(tmp_path: Path) -> None:
+    root = tmp_path / "min"
+    write(root, "bundle.min.js", "var a=1;" * 5000 + "\n")
+    write(root, "long_but_fine.py", ("x = 1  # " + "y" * 300 + "\n") * 200)
+    got = events(root)
+    assert got["bundle.min.js"].reason.startswith("minified or generated (a line of 40,000")
+    assert isinstance(got["long_but_fine.py"], Change)

@@ -1,0 +1,45 @@
+"""What the CLI prints from files and names is inert: no escapes, no markup taking effect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.hostile_corpus import INJECTIONS
+from contextd.cli.main import run
+from tests.conftest import write
+
+RAW = ("<IMPORTANT>", "<function_calls>", "<|im_start|>", "\x1b", "\x07", "\u202e", "\u200b")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_search_and_status_print_hostile_text_and_names_inertly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "notes"
+    write(root, "runbook.md", "# Rotating the signing key\n\n" + "".join(INJECTIONS))
+    (root / "[").mkdir()  # "[/]" in a path: the folder "[" and a file in it
+    for name in ("[/]\x1b[2J.png", "[red]styled.png"):  # skipped as binary, then listed
+        (root / name).write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert cli(capsys, "add", str(root), "--name", "notes")[0] == 0
+    assert cli(capsys, "index")[0] == 0
+
+    for args in (("search", "rotating the signing key"), ("search", "signing key", "--json")):
+        code, out = cli(capsys, *args)
+        assert code == 0 and "runbook.md" in out
+        for marker in RAW:
+            assert marker not in out, (args, marker)
+    code, out = cli(capsys, "search", "signing key", "--json")
+    top = json.loads(out)["results"][0]
+    assert top["path"] == "runbook.md" and "&lt;IMPORTANT&gt;" in top["text"]
+
+    code, out = cli(capsys, "status", "--skipped")
+    assert code == 0 and "notes:[/].png" in out and "notes:[red]styled.png" in out
+    assert "\x1b" not in out
