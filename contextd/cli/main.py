@@ -13,7 +13,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-import click
 import typer
 
 from contextd.cli import daemon, evaluate, hooks, indexing, mcp, search, sources
@@ -57,15 +56,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     except ContextdError as exc:
         err_console.print(f"[red]error:[/] {shown(exc)}", markup=True, highlight=False)
         return 1
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("Interrupted.")
         return 130
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
     except Exception as exc:
+        # A usage error (unknown option, missing argument): click's ClickException, which
+        # typer 0.28 carries as its own copy, so it is recognised by what it can do.
+        if callable(getattr(exc, "show", None)) and isinstance(
+            getattr(exc, "exit_code", None), int
+        ):
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
         logging.getLogger("contextd").error("unexpected error\n%s", traceback.format_exc())
         try:
             where = str(settings().log_path)

@@ -131,3 +131,10 @@ def test_print_config_gives_a_snippet_ready_to_paste(client: str, capsys) -> Non
     assert Path(entry["command"]).exists() and entry["args"][-1] == "mcp"
     assert entry["env"]["CONTEXTD_HOME"] == os.environ["CONTEXTD_HOME"]
     assert cli(capsys, "mcp", "--print-config", "emacs")[0] == 1
+
+
+@pytest.mark.parametrize("args", [["search"], ["index", "--bogus"], ["nonsense"]])
+def test_a_usage_mistake_is_exit_2_with_usage_not_an_unexpected_error(args, capsys) -> None:
+    code, out, err = cli(capsys, *args)
+    assert code == 2
+    assert "Usage: contextd" in err and "unexpected" not in err + out
