@@ -3,8 +3,15 @@
 Every event is reduced to paths relative to the source root and handed to `emit`; the
 worker settles, coalesces and reads the disk itself, so an editor's atomic save (write a
 temp file, rename it over the original) is indexed once, as its final content. Swap and
-temp files and git's own `.git/` churn never reach the worker. When the OS refuses more
-inotify watches, that source is polled instead and says so.
+temp files and git's own `.git/` churn never reach the worker.
+
+When the OS refuses more inotify watches, that source is polled instead and says so.
+watchdog raises only when the root itself cannot be watched; a sub-folder it cannot watch
+(fs.inotify.max_user_watches reached, at start or when folders are created later) it
+skips silently, and edits there would never be seen. So after scheduling, and again after
+new folders appear, the folders of the tree are checked against the watches the kernel
+really holds (/proc/self/fdinfo); a source with unwatched folders moves to polling and is
+reconciled, so what happened meanwhile is caught up.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,19 +35,75 @@ log = logging.getLogger(__name__)
 
 IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
 LIMIT_ERRORS = frozenset({errno.ENOSPC, errno.EMFILE})
+RECHECK_S = 1.0  # after new folders appear: let watchdog add their watches, then look
 
 Emit = Callable[[str, set[str]], None]
+LIMIT_HINT = (
+    "raise fs.inotify.max_user_watches (e.g. `sudo sysctl fs.inotify.max_user_watches=524288`)"
+    " and restart the daemon to get events back"
+)
+
+
+def watched_inodes() -> set[int] | None:
+    """Inodes of the folders this process holds inotify watches on; None where /proc
+    cannot tell (not Linux, or no inotify in use)."""
+    inodes: set[int] = set()
+    found = False
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+                found = True
+                for line in info:
+                    if line.startswith("inotify wd:") and " ino:" in line:
+                        inodes.add(int(line.split(" ino:", 1)[1].split()[0], 16))
+        except (OSError, ValueError):
+            continue
+    return inodes if found else None
+
+
+def unwatched_folders(root: Path, inodes: set[int], limit: int = 5) -> list[str]:
+    """Up to `limit` folders under `root` (outside `.git/`) without a watch."""
+    missing: list[str] = []
+    stack = [str(root)]
+    while stack and len(missing) < limit:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if not entry.is_dir(follow_symlinks=False):
+                        continue
+                    if folder == str(root) and entry.name == ".git":
+                        continue
+                    if not os.access(entry.path, os.R_OK | os.X_OK):
+                        continue  # inotify cannot watch it either; not the limit
+                    if entry.inode() not in inodes:
+                        missing.append(os.path.relpath(entry.path, root))
+                    stack.append(entry.path)
+        except OSError:
+            continue  # vanished or unreadable meanwhile
+    return missing
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, source: str, root: Path, emit: Emit) -> None:
+    def __init__(
+        self, source: str, root: Path, emit: Emit, new_folder: Callable[[str], None]
+    ) -> None:
         self.source = source
         self.root = str(root)
         self.emit = emit
+        self.new_folder = new_folder
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in IGNORED_EVENTS:
             return
+        if event.is_directory and event.event_type in ("created", "moved"):
+            self.new_folder(self.source)
         paths: set[str] = set()
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if not raw:
@@ -59,13 +123,26 @@ class _Handler(FileSystemEventHandler):
 class Watchers:
     """One inotify observer for every source, and a polling one for sources it refused."""
 
-    def __init__(self, emit: Emit, polling_interval_s: float = 2.0, force_polling: bool = False):
+    def __init__(
+        self,
+        emit: Emit,
+        polling_interval_s: float = 2.0,
+        force_polling: bool = False,
+        on_fallback: Callable[[str], None] | None = None,
+    ):
         self.emit = emit
         self.force_polling = force_polling
+        self.polling_interval_s = polling_interval_s
+        self.on_fallback = on_fallback  # a source moved to polling while watched: catch up
         self._events: BaseObserver = Observer()
         self._polling: BaseObserver = PollingObserver(timeout=polling_interval_s)
         self._watches: dict[str, tuple[str, object]] = {}
+        self._roots: dict[str, Path] = {}
+        self._checks: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
+        # Observer threads call _new_folder while holding their own lock, and _lock is held
+        # around schedule/unschedule, which take it: so _new_folder takes only this one.
+        self._checks_lock = threading.Lock()
         self._started = False
 
     def start(self) -> None:
@@ -77,19 +154,80 @@ class Watchers:
         """Start watching one source; returns its mode, "events" or "polling"."""
         with self._lock:
             self._unwatch(source)
-            handler = _Handler(source, root, self.emit)
+            handler = _Handler(source, root, self.emit, self._new_folder)
+            self._roots[source] = root
             if not self.force_polling:
                 try:
                     watch = self._events.schedule(handler, str(root), recursive=True)
-                    self._watches[source] = ("events", watch)
-                    return "events"
                 except OSError as exc:
                     if exc.errno not in LIMIT_ERRORS:
                         raise
-                    log.warning("%s: %s; falling back to polling", source, exc.strerror or exc)
-            watch = self._polling.schedule(handler, str(root), recursive=True)
-            self._watches[source] = ("polling", watch)
-            return "polling"
+                    log.warning(
+                        "%s: %s; polling every %gs instead; %s",
+                        source,
+                        exc.strerror or exc,
+                        self.polling_interval_s,
+                        LIMIT_HINT,
+                    )
+                else:
+                    self._watches[source] = ("events", watch)
+                    if not self._limit_reached(source, root):
+                        return "events"
+                    self._unwatch(source)
+                    self._roots[source] = root
+            return self._poll(source, root, handler)
+
+    def _poll(self, source: str, root: Path, handler: _Handler) -> str:
+        watch = self._polling.schedule(handler, str(root), recursive=True)
+        self._watches[source] = ("polling", watch)
+        return "polling"
+
+    def _limit_reached(self, source: str, root: Path) -> bool:
+        """Are folders of `source` left without a watch (watchdog skips them silently)?"""
+        inodes = watched_inodes()
+        if inodes is None:
+            return False  # nothing to check against: trust the observer
+        missing = unwatched_folders(root, inodes)
+        if missing:
+            log.warning(
+                "%s: inotify watch limit reached, %s not watched; polling every %gs instead; %s",
+                source,
+                ", ".join(missing[:3]) + (" and more" if len(missing) > 3 else ""),
+                self.polling_interval_s,
+                LIMIT_HINT,
+            )
+        return bool(missing)
+
+    def _new_folder(self, source: str) -> None:
+        """New folders in an event-watched source: check their watches a moment later."""
+        with self._checks_lock:
+            if self._started and source not in self._checks and self.mode(source) == "events":
+                timer = threading.Timer(RECHECK_S, self._recheck, (source,))
+                timer.daemon = True
+                self._checks[source] = timer
+                timer.start()
+
+    def _recheck(self, source: str) -> None:
+        with self._checks_lock:
+            self._checks.pop(source, None)
+        with self._lock:
+            root = self._roots.get(source)
+            if root is None or self.mode(source) != "events" or not self._started:
+                return
+            inodes = watched_inodes()
+            if inodes is None or not unwatched_folders(root, inodes, limit=1):
+                return
+        time.sleep(RECHECK_S / 2)  # a folder created this instant may be getting its watch
+        with self._lock:
+            if self._roots.get(source) != root or self.mode(source) != "events":
+                return
+            if not self._limit_reached(source, root):
+                return
+            self._unwatch(source)
+            self._roots[source] = root
+            self._poll(source, root, _Handler(source, root, self.emit, self._new_folder))
+        if self.on_fallback:
+            self.on_fallback(source)  # edits in the unwatched folders went unseen: catch up
 
     def mode(self, source: str) -> str | None:
         entry = self._watches.get(source)
@@ -100,6 +238,11 @@ class Watchers:
             self._unwatch(source)
 
     def _unwatch(self, source: str) -> None:
+        self._roots.pop(source, None)
+        with self._checks_lock:
+            timer = self._checks.pop(source, None)
+        if timer:
+            timer.cancel()
         entry = self._watches.pop(source, None)
         if entry:
             observer = self._events if entry[0] == "events" else self._polling
@@ -111,8 +254,12 @@ class Watchers:
     def stop(self) -> None:
         if not self._started:
             return
+        with self._checks_lock:
+            self._started = False
+            for timer in self._checks.values():
+                timer.cancel()
+            self._checks.clear()
         for observer in (self._events, self._polling):
             observer.stop()
         for observer in (self._events, self._polling):
             observer.join(timeout=5)
-        self._started = False

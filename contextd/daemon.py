@@ -85,6 +85,7 @@ class Daemon:
             self.worker.paths_changed,
             self.settings.polling_interval_s,
             force_polling=self.settings.watch == "polling",
+            on_fallback=lambda name: self.worker.submit(Reconcile(name)),
         )
         server = RpcServer(self.home, self.dispatch)
         if threading.current_thread() is threading.main_thread():
