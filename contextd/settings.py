@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     """Embedding model: "default" (bundled all-MiniLM-L6-v2), a sentence-transformers
     name, or a local directory."""
 
-    device: str = "cpu"
+    device: str = "auto"
+    """torch device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda"..."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=64)
