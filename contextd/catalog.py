@@ -463,18 +463,27 @@ class Catalog:
         """(chunk id, BM25 score, higher is better) for chunks matching any of the terms."""
         if not terms:
             return []
+        args: list[object] = [fts_query(terms)]
+        if not sources and not language:
+            # Rank in the FTS table alone, then look up only the best: joining every match
+            # (thousands for common words) before the LIMIT cost twice as much.
+            sql = (
+                "SELECT c.id, f.score FROM (SELECT rowid, -bm25(chunks_fts, 3.0, 1.0) AS score"
+                " FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY score DESC, rowid LIMIT ?) f "
+                "JOIN chunks c ON c.rowid = f.rowid ORDER BY f.score DESC, f.rowid"
+            )
+            return [(i, float(s)) for i, s in self.db.execute(sql, [*args, limit])]
         sql = (
             "SELECT c.id, -bm25(chunks_fts, 3.0, 1.0) AS score FROM chunks_fts "
             "JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE chunks_fts MATCH ?"
         )
-        args: list[object] = [fts_query(terms)]
         if sources:
             sql += f" AND c.source IN ({','.join('?' * len(sources))})"
             args += sources
         if language:
             sql += " AND c.language = ?"
             args.append(language)
-        sql += " ORDER BY score DESC LIMIT ?"
+        sql += " ORDER BY score DESC, c.rowid LIMIT ?"  # ties in a stable order
         args.append(limit)
         return [(i, float(s)) for i, s in self.db.execute(sql, args)]
 
@@ -489,23 +498,38 @@ class Catalog:
         ).fetchone()
         return row is not None
 
+    def _counted(self, key: tuple[str, str], sql: str, args: tuple[str, ...]) -> int:
+        """A COUNT, remembered until the database changes: a commit on any connection
+        (`data_version`) or a change on this one (`total_changes`)."""
+        version = (self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes)
+        memo: tuple[tuple[int, int], dict[tuple[str, str], int]] | None = getattr(
+            self._local, "counts", None
+        )
+        if memo is None or memo[0] != version:
+            memo = (version, {})
+            self._local.counts = memo
+        if key not in memo[1]:
+            memo[1][key] = int(self.db.execute(sql, args).fetchone()[0])
+        return memo[1][key]
+
     def name_frequency(self, term: str) -> int:
         """How many chunks have a term in their path or symbol name."""
-        row = self.db.execute(
+        return self._counted(
+            ("names", term),
             "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
             ("meta : " + fts_query([term]),),
-        ).fetchone()
-        return int(row[0])
+        )
 
     def chunk_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+        return self._counted(("chunks", ""), "SELECT COUNT(*) FROM chunks", ())
 
     def document_frequency(self, term: str) -> int:
         """How many chunks contain a term (as the lexical index tokenises it)."""
-        row = self.db.execute(
-            "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_query([term]),)
-        ).fetchone()
-        return int(row[0])
+        return self._counted(
+            ("documents", term),
+            "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+            (fts_query([term]),),
+        )
 
     def skipped(self, source: str | None = None) -> list[tuple[str, str, str]]:
         sql = "SELECT source, path, reason FROM files WHERE status = 'skipped'"

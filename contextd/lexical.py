@@ -8,8 +8,10 @@ The FTS5 table applies the Porter stemmer on top ("redirects" ~ "redirect").
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|[0-9]+")
+SEPARATORS = re.compile(r"[._]+")
 CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 MAX_TOKEN = 64
 
@@ -87,23 +89,24 @@ STOPWORDS = frozenset(
 )
 
 
-def split_identifier(word: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    """A word's tokens as `code_tokens` emits them; words repeat, so they are remembered."""
     parts: list[str] = []
-    for piece in re.split(r"[._]+", word):
+    for piece in SEPARATORS.split(word):
         parts += CAMEL.findall(piece)
-    return [p.lower() for p in parts if p]
+    lowered = [p.lower() for p in parts if p]
+    if len(lowered) > 1 or word.lower() not in lowered:
+        return (word.lower(), *lowered)
+    return tuple(lowered)
 
 
 def code_tokens(text: str) -> list[str]:
     out: list[str] = []
     for m in WORD.finditer(text):
         word = m.group()
-        if len(word) > MAX_TOKEN:
-            continue
-        parts = split_identifier(word)
-        if len(parts) > 1 or word.lower() not in parts:
-            out.append(word.lower())
-        out += parts
+        if len(word) <= MAX_TOKEN:
+            out += _word_tokens(word)
     return out
 
 

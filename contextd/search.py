@@ -17,6 +17,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -103,6 +104,7 @@ def _where(sources: list[str] | None, language: str | None) -> dict[str, Any] | 
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(token: str) -> str:
     """A crude stem, enough to match "redirects" with "redirect" when measuring coverage."""
     for suffix in ("ing", "ed", "es", "s"):
