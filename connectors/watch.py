@@ -24,7 +24,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -34,6 +45,19 @@ from contextd.connectors.filters import is_temp_file
 log = logging.getLogger(__name__)
 
 IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
+# Only changes. By default watchdog also asks inotify for every open and read-only close:
+# in a large tree, reads alone (an editor, grep, git, the reconcile's own hashing) then
+# overflow the kernel's queue, and each overflow makes watchdog re-add every watch.
+CHANGES: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
 LIMIT_ERRORS = frozenset({errno.ENOSPC, errno.EMFILE})
 RECHECK_S = 1.0  # after new folders appear: let watchdog add their watches, then look
 
@@ -158,7 +182,9 @@ class Watchers:
             self._roots[source] = root
             if not self.force_polling:
                 try:
-                    watch = self._events.schedule(handler, str(root), recursive=True)
+                    watch = self._events.schedule(
+                        handler, str(root), recursive=True, event_filter=CHANGES
+                    )
                 except OSError as exc:
                     if exc.errno not in LIMIT_ERRORS:
                         raise
@@ -178,7 +204,7 @@ class Watchers:
             return self._poll(source, root, handler)
 
     def _poll(self, source: str, root: Path, handler: _Handler) -> str:
-        watch = self._polling.schedule(handler, str(root), recursive=True)
+        watch = self._polling.schedule(handler, str(root), recursive=True, event_filter=CHANGES)
         self._watches[source] = ("polling", watch)
         return "polling"
 

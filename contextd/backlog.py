@@ -40,13 +40,13 @@ class Backlog(threading.Thread):
         self.state = BacklogState()
         self.health = Health(app.settings.home)  # the daemon shares one with the worker
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self._wake.set()
 
     def pending(self, sources: list[str] | None = None) -> int:
@@ -57,10 +57,10 @@ class Backlog(threading.Thread):
         return pending / rate if pending and rate > 0 else None
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             self._wake.wait(timeout=RETRY_S if self.state.error else 5.0)
             self._wake.clear()
-            if self._stop.is_set():
+            if self._stopping.is_set():
                 break
             if self.busy() or not self.pending():
                 continue
@@ -80,7 +80,7 @@ class Backlog(threading.Thread):
         started = time.perf_counter()
         try:
             self.app.indexer.embed_pending(
-                stats, progress, pause=lambda: self._stop.is_set() or self.busy()
+                stats, progress, pause=lambda: self._stopping.is_set() or self.busy()
             )
             progress(stats)
             if stats.embedded or stats.cached:

@@ -33,7 +33,12 @@ def start_daemon(home: Path, **settings: str) -> dict[str, str]:
 
 
 def stop_daemon(env: dict[str, str]) -> None:
+    """Stop it, and fail if it did not stop cleanly (a traceback after "daemon stopping")."""
     contextd(env, "stop", check=False)
+    log = Path(env["CONTEXTD_HOME"]) / "logs" / "contextd.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    tail = text[text.rfind("daemon stopping") :] if "daemon stopping" in text else ""
+    assert "Traceback" not in tail, f"the daemon failed while stopping:\n{tail[-3000:]}"
 
 
 def working_tree(root: Path) -> dict[str, str]:

@@ -70,3 +70,49 @@ def test_a_refused_inotify_watch_falls_back_to_polling(
     finally:
         w.stop()
     assert "late.md" in seen
+
+
+def inotify_masks() -> list[int]:
+    """The event mask of every inotify watch this process holds (Linux /proc)."""
+    masks = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/self/fdinfo/{fd}") as info:
+                masks += [int(line.split(" mask:")[1].split()[0], 16)
+                          for line in info if line.startswith("inotify wd:")]  # fmt: skip
+        except OSError:
+            continue
+    return masks
+
+
+IN_ACCESS, IN_CLOSE_NOWRITE, IN_OPEN = 0x1, 0x10, 0x20
+
+
+def test_only_changes_are_asked_of_inotify_so_reads_cannot_flood_it(tmp_path: Path) -> None:
+    """watchdog asks by default for every open and read-only close too: in a large tree an
+    editor, grep or the reconcile's own reading then overflow the kernel queue, and each
+    overflow makes watchdog drop and re-add every watch (seen on the stdlib: 5 overflows
+    from reading its files once)."""
+    for i in range(40):
+        (tmp_path / f"d{i % 8}").mkdir(exist_ok=True)
+        (tmp_path / f"d{i % 8}" / f"f{i}.py").write_text(f"x = {i}\n")
+    q: queue.Queue = queue.Queue()
+    w = Watchers(lambda s, p: q.put((s, p)))
+    w.start()
+    try:
+        assert w.watch("src", tmp_path) == "events"
+        masks = inotify_masks()
+        assert len(masks) >= 9  # the root and its 8 folders
+        assert all(m & (IN_ACCESS | IN_CLOSE_NOWRITE | IN_OPEN) == 0 for m in masks)
+        (tmp_path / "d3" / "f3.py").write_text("x = 'changed'\n")
+        (tmp_path / "d4" / "f4.py").rename(tmp_path / "d4" / "g4.py")
+        (tmp_path / "d5" / "f5.py").unlink()
+        (tmp_path / "d9").mkdir()
+        (tmp_path / "d9" / "new.py").write_text("y = 1\n")
+        want = {"d3/f3.py", "d4/f4.py", "d4/g4.py", "d5/f5.py", "d9/new.py"}
+        seen = collect(5, q, want)
+    finally:
+        w.stop()
+    assert want <= seen
