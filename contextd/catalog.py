@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -210,7 +211,20 @@ class Catalog:
             ) from None
         with self._guard:
             self._all.append(conn)
+        # A thread's connection goes with the thread: a server that starts one per request
+        # would otherwise keep a connection (and a file descriptor) for every request.
+        weakref.finalize(threading.current_thread(), self._release, conn)
         return conn
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        with self._guard:
+            if conn not in self._all:
+                return  # closed with the catalog already
+            self._all.remove(conn)
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
 
     def close(self) -> None:
         with self._guard:

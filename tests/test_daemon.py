@@ -170,6 +170,32 @@ def test_search_is_answered_by_the_daemon(daemon, tmp_path: Path) -> None:
     assert answer["calibrated"] and answer["verdict"] in ("found", "uncertain", "not_found")
 
 
+def test_many_requests_leave_the_daemon_with_a_bounded_number_of_open_files(
+    daemon, tmp_path: Path
+) -> None:
+    """A daemon runs for weeks: every request used to leave a catalog connection open."""
+    from contextd.rpc import call
+
+    root, _ = new_repo(tmp_path, daemon, "requested")
+    write(root, "app/ship.py", "def ship_order(order):\n    return order.box()\n")
+    wait_converged(daemon, "requested", root)
+    home = Path(daemon["CONTEXTD_HOME"])
+    pid = json.loads(contextd(daemon, "status", "--json").stdout)["daemon"]["pid"]
+    from contextd.rpc import RPC_THREADS
+
+    def open_files_after_300_searches() -> int:
+        for i in range(300):
+            answer = call(home, "search", {"query": f"ship order {i}", "k": 3})
+            assert answer["results"][0]["path"] == "app/ship.py"
+        return len(os.listdir(f"/proc/{pid}/fd"))
+
+    before = len(os.listdir(f"/proc/{pid}/fd"))
+    first, second = open_files_after_300_searches(), open_files_after_300_searches()
+    # Each request thread of the pool keeps one connection (database and WAL files).
+    assert first - before <= 2 * RPC_THREADS, f"{first - before} more open files"
+    assert second - first <= 2, f"{second - first} more open files after another 300"
+
+
 def test_a_second_daemon_on_the_same_data_dir_refuses_at_once(daemon) -> None:
     started = time.monotonic()
     out = subprocess.run([*CONTEXTD, "daemon"], env=daemon, capture_output=True, text=True,

@@ -185,3 +185,21 @@ def test_a_chunk_rewritten_while_it_waits_is_stored_as_it_is_now(app: App, repo:
     app.indexer.embed_pending()
     assert consistent(app, "shop") == (0, 0, 0)
     assert app.store.ids("shop") == app.catalog.chunk_ids("shop")
+
+
+def test_a_threads_catalog_connection_closes_when_the_thread_ends(tmp_path: Path) -> None:
+    import gc
+    import threading
+
+    from contextd.catalog import Catalog
+
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog.chunk_count()
+    for _ in range(30):
+        t = threading.Thread(target=catalog.chunk_count)
+        t.start()
+        t.join()
+        del t
+    gc.collect()
+    assert len(catalog._all) == 1  # only this thread's
+    catalog.close()
