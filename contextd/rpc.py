@@ -16,6 +16,7 @@ import socket
 import socketserver
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ def socket_path(home: Path) -> Path:
 
 Emit = Callable[[dict[str, Any]], None]
 Handler = Callable[[str, dict[str, Any], Emit], Any]
+Request = tuple[Any, Any]  # a connected socket and its address
 
 
 class _RequestHandler(socketserver.StreamRequestHandler):
@@ -88,30 +90,40 @@ class _RequestHandler(socketserver.StreamRequestHandler):
 
 
 class _Server(socketserver.UnixStreamServer):
-    """Requests are served by a fixed pool of threads, not a new thread each: a thread
-    keeps its catalog connection, and with it SQLite's page cache and counts, from one
-    request to the next (a new connection per request cost a third of a search's time)."""
+    """Requests are served by a small pool of threads, the one idle most recently first,
+    not by a new thread each: a thread keeps its catalog connection, and with it SQLite's
+    page cache and memoised counts, from one request to the next. (A new connection per
+    request left one open each time, and started every search with a cold cache.)"""
 
     allow_reuse_address = True
 
     def __init__(self, path: Path, handler: Handler) -> None:
         self.handler = handler
-        self.queue: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
-        # Enough for long requests (an `index` waiting for its embeddings) to leave room.
-        # Daemon threads: a request still waiting never holds the process up at exit.
-        self.threads = [
-            threading.Thread(target=self._work, name=f"contextd-rpc-{i}", daemon=True)
-            for i in range(RPC_THREADS)
-        ]
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Request | None]] = []  # most recently idle last
+        self._waiting: deque[Request] = deque()  # requests no thread was free for
+        self._threads = 0
+        self._closed = False
         super().__init__(str(path), _RequestHandler)
-        for thread in self.threads:
-            thread.start()
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        self.queue.put((request, client_address))
+        with self._lock:
+            if self._idle:
+                self._idle.pop().put((request, client_address))
+                return
+            if self._threads >= RPC_THREADS:  # all busy (long `index` waits): queue it
+                self._waiting.append((request, client_address))
+                return
+            self._threads += 1
+            name = f"contextd-rpc-{self._threads}"
+        inbox: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
+        inbox.put((request, client_address))
+        # A daemon thread: a request still waiting never holds the process up at exit.
+        threading.Thread(target=self._work, args=(inbox,), name=name, daemon=True).start()
 
-    def _work(self) -> None:
-        while (item := self.queue.get()) is not None:
+    def _work(self, inbox: queue.SimpleQueue[Request | None]) -> None:
+        item = inbox.get()
+        while item is not None:
             request, client_address = item
             try:
                 self.finish_request(request, client_address)
@@ -119,11 +131,22 @@ class _Server(socketserver.UnixStreamServer):
                 self.handle_error(request, client_address)
             finally:
                 self.shutdown_request(request)
+            with self._lock:
+                if self._waiting:
+                    item = self._waiting.popleft()
+                    continue
+                if self._closed:
+                    return
+                self._idle.append(inbox)
+            item = inbox.get()
 
     def server_close(self) -> None:
         super().server_close()
-        for _ in self.threads:
-            self.queue.put(None)
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for inbox in idle:
+            inbox.put(None)
 
 
 class RpcServer:

@@ -201,20 +201,13 @@ def _candidates(
 ) -> list[_Candidate]:
     vector = app.embedder.embed([query])[0]
     found: dict[str, _Candidate] = {}
-    for h in app.store.query(vector, pool, _where(sources, language)):
-        m = h.metadata
-        hit = Hit(
-            source=str(m.get("source", "")),
-            path=str(m.get("path", "")),
-            start_line=int(m.get("start_line", 0)),
-            end_line=int(m.get("end_line", 0)),
-            symbol=str(m.get("symbol", "")),
-            language=str(m.get("language", "")),
-            score=0.0,
-            text=h.document,
-            dense=1.0 - h.distance,
-        )
-        found[h.id] = _Candidate(hit, dense_side=True)
+    nearest = dict(app.store.nearest(vector, pool, _where(sources, language)))
+    # A chunk the catalog no longer has (deleted while the query ran, or an orphan the
+    # next reconcile sweeps) is not a result.
+    for s in sorted(app.catalog.chunks(nearest), key=lambda s: nearest[s.id]):
+        c = s.chunk
+        hit = Hit(s.source, c.path, c.start_line, c.end_line, c.symbol, c.language, 0.0, c.text)
+        found[s.id] = _Candidate(replace(hit, dense=1.0 - nearest[s.id]), dense_side=True)
 
     lexical = app.catalog.lexical(terms, pool, sources, language)
     best = max((s for _, s in lexical), default=0.0)
