@@ -9,6 +9,7 @@ local directory can be configured instead. bfloat16 is used on CPUs with native 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -75,6 +76,23 @@ def resolve_device(setting: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by the model back to the OS (glibc). Activations of every shape
+    fragment malloc's heap, and without this a long first index grew without bound: 3 GB
+    on the standard library, against about 0.6 GB for the model itself."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc: nothing to do
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -155,7 +173,10 @@ class SentenceTransformerEmbedder:
         import torch
 
         with torch.inference_mode():
-            return self._encode(model, texts)
+            vectors = self._encode(model, texts)
+        if len(texts) > self.settings.batch_size:
+            release_freed_memory()
+        return vectors
 
     def load(self) -> None:
         self._load()
