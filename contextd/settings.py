@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     device: str = "auto"
     """torch device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda"..."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    batch_size: int = Field(default=64, ge=1, le=4096)
+    batch_size: int = Field(default=32, ge=1, le=4096)
     chunk_threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=64)
     """Threads chunking files while the catalog is written (the tokenizer frees the GIL)."""
 

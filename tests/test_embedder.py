@@ -1,10 +1,13 @@
-"""Where the model runs: the device setting."""
+"""Where the model runs (the device setting) and how it batches."""
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import pytest
 
-from contextd.embedder import resolve_device
+from contextd.embedder import ONEDNN_CACHE_SHAPES, resolve_device
 
 
 def test_auto_takes_a_gpu_when_torch_sees_one_and_the_cpu_otherwise(
@@ -27,3 +30,34 @@ def test_the_default_setting_loads_the_model_on_this_machines_device(app) -> Non
     want = "cuda" if torch.cuda.is_available() else "cpu"
     assert app.embedder.device == want
     assert app.embedder.settings.device == "auto"
+
+
+def test_batches_sorted_by_length_come_back_in_order_and_free_their_memory(
+    isolated_home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Texts are batched longest first; each vector must still land on its own text, and
+    the memory a batch's activations held is handed back before the next batch."""
+    import contextd.embedder as embedder_module
+    from contextd.embedder import SentenceTransformerEmbedder
+    from contextd.settings import Settings
+
+    texts = [
+        "def parse_url(url): return urllib.parse.urlsplit(url)",
+        "x",
+        "The session object persists cookies across requests. " * 12,
+        "class Retry: backoff_factor = 0.5",
+        "SELECT path FROM files WHERE source = ?",
+        "README\n\nInstall with pip and run the daemon.",
+        "raise ValueError('bad header')",
+    ]
+    embedder = SentenceTransformerEmbedder(Settings(batch_size=3))
+    alone = np.stack([embedder.embed([t])[0] for t in texts])
+    trims = []
+    monkeypatch.setattr(embedder_module, "release_freed_memory", lambda: trims.append(1))
+    batched = embedder.embed(texts)
+
+    assert batched.shape == (len(texts), embedder.dim)
+    cosines = np.sum(batched * alone, axis=1)
+    assert cosines.min() > 0.99, cosines  # padding in bf16 moves vectors a hair, no more
+    assert len(trims) == 3  # ceil(7 / 3) batches
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(ONEDNN_CACHE_SHAPES)
