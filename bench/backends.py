@@ -122,7 +122,7 @@ def onnx_backends(home: Path, batch: int, tmp: Path) -> dict[str, Encode]:
 
         def encode(texts: list[str]) -> np.ndarray:
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            out = np.zeros((len(texts), 384), dtype=np.float32)
+            out = np.zeros((len(texts), bert.config.hidden_size), dtype=np.float32)
             for start in range(0, len(order), batch):
                 idx = order[start : start + batch]
                 x = tokenizer(
