@@ -142,6 +142,7 @@ def search(
         "answerable": answer.answerable,
         "verdict": answer.verdict,
         "calibration": answer.calibration,
+        "unknown_words": answer.unknown_words,
         "pending": app.catalog.pending_count(sources or list(rows)),
         "results": results,
     }

@@ -77,6 +77,7 @@ class Answer:
     answerable: float | None = None  # P(the top ANSWER_K results hold the answer)
     verdict: str = "uncertain"  # found | uncertain | not_found
     calibration: str = ""  # what the calibration was fitted on
+    unknown_words: list[str] = field(default_factory=list)  # in no indexed chunk at all
     # For evaluation and fitting: the features behind every confidence.
     hit_features: np.ndarray = field(default_factory=lambda: np.zeros((0, len(HIT_FEATURES))))
     query_features: np.ndarray = field(default_factory=lambda: np.zeros(len(QUERY_FEATURES)))
@@ -153,6 +154,7 @@ def search(
 
         cal = app.calibrations.for_sources(sources or known) if confidence else None
         answer = Answer(query, [], calibrated=cal is not None)
+        answer.unknown_words = unknown_words(app, query)
         top = ranked[:FEATURED]
         if top and confidence:
             weights = _term_weights(app, terms)
@@ -179,6 +181,39 @@ def search(
         hits = [h for _, h in top] + [h for _, h in ranked[FEATURED:]]
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
         return answer
+
+
+# English glue words beyond the index's stopwords: absent from code, and never the point.
+# fmt: off
+FILLER = frozenset({
+    "about", "above", "across", "after", "again", "all", "also", "any", "around", "back",
+    "before", "below", "between", "both", "each", "either", "else", "ever", "every", "few",
+    "here", "just", "like", "more", "most", "much", "must", "need", "no", "nor", "not", "now",
+    "off", "once", "one", "only", "other", "out", "over", "own", "same", "since", "some",
+    "still", "such", "through", "too", "two", "under", "until", "up", "upon", "very", "via",
+    "whether", "within", "without",
+})
+# fmt: on
+
+
+def unknown_words(app: App, query: str) -> list[str]:
+    """The query's words that no indexed chunk contains: what to drop or rephrase.
+
+    An identifier counts as present only whole (`parse_url_v2` is unknown even where
+    "parse" and "url" are common), each part of a dotted name on its own; any other word
+    when one of its terms is present.
+    """
+    out = []
+    for word in dict.fromkeys(WORD.findall(query)):
+        for part in word.split("."):
+            if looks_like_identifier(part):
+                terms = [part.lower()]
+            else:
+                terms = [t for t in query_terms(part) if not t.isdigit() and t not in FILLER]
+            if terms and not any(app.catalog.document_frequency(t) for t in terms):
+                out.append(word)
+                break
+    return out
 
 
 def _code_terms(query: str) -> list[str]:

@@ -39,6 +39,11 @@ class SearchResult(BaseModel):
         description="Calibrated probability that the top five results hold the answer."
     )
     calibrated: bool = Field(description="False: no calibration for this embedding model.")
+    unknown_words: list[str] = Field(
+        default_factory=list,
+        description="Words of the query found in no indexed file: a misspelling, a name "
+        "the code does not use, or something the index does not cover. Rephrase without them.",
+    )
     pending: int = Field(
         0,
         description="Chunks not embedded yet (just indexed): found by keyword only, so "

@@ -133,3 +133,15 @@ def test_confidence_is_higher_when_the_index_holds_the_answer(indexed: App) -> N
     top = present.hits[0]
     assert top.path == "src/shop/mail.py" and top.confidence is not None
     assert all(0 <= h.confidence <= 1 for h in present.hits if h.confidence is not None)
+
+
+def test_words_no_indexed_file_contains_are_named(indexed: App) -> None:
+    query = (
+        "does send_receipt_email retry through Kubernetes, or send_receipt_sms, "
+        "Cart.discount and Cart.total_price in 2024 emails"
+    )
+    answer = search(indexed, query, k=3)
+    # Identifiers count only whole, dotted names part by part; "emails" is there stemmed;
+    # glue words and numbers are never reported.
+    assert answer.unknown_words == ["retry", "Kubernetes", "send_receipt_sms", "Cart.discount"]
+    assert search(indexed, "email the receipt to the customer", k=3).unknown_words == []

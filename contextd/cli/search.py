@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.text import Text
 
 from contextd.cli.common import console, execute, print_json
@@ -84,6 +85,12 @@ def search(
     for rank, hit in enumerate(hits, 1):
         _print_hit(rank, hit, terms)
     console.print(_verdict_line(answer))
+    if answer.get("unknown_words"):
+        console.print(
+            "[yellow]Not in any indexed file:[/] "
+            + ", ".join(escape(w) for w in answer["unknown_words"])
+            + " (check the spelling, or the index does not cover it)"
+        )
     if answer.get("pending"):
         console.print(
             f"[yellow]{answer['pending']} chunk(s) are not embedded yet[/]: they were matched "
