@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,3 +63,41 @@ def test_batches_sorted_by_length_come_back_in_order_and_free_their_memory(
     assert cosines.min() > 0.99, cosines  # padding in bf16 moves vectors a hair, no more
     assert len(trims) == 3  # ceil(7 / 3) batches
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(ONEDNN_CACHE_SHAPES)
+
+
+def test_batches_group_texts_by_length_in_tokens_not_characters(
+    isolated_home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code and prose differ in characters per token: batches formed by characters pad a
+    fifth of their tokens on real chunks. By tokens, no batch is padded to a longer text
+    than a later batch holds."""
+    from contextd.embedder import SentenceTransformerEmbedder
+    from contextd.settings import Settings
+
+    embedder = SentenceTransformerEmbedder(Settings(batch_size=2))
+    model = embedder._load()
+    texts = [
+        "a b c d e f g h i j k l m n o p q r s t u v w x y z " * 2,  # 104 chars, 52 words
+        "HTTPAdapter" * 9,  # 99 characters, few tokens
+        "ConnectionPool" * 7,
+        "x = 1",
+        "1 2 3 4 5 6 7 8 9 " * 5,  # 90 characters, 45 tokens
+        "requests.sessions.Session.resolve_redirects()",
+    ]
+    batches: list[list[str]] = []
+    tokenize = embedder._tokenize
+
+    def spy(model: Any, batch: list[str]) -> Any:
+        batches.append(batch)
+        return tokenize(model, batch)
+
+    monkeypatch.setattr(embedder, "_tokenize", spy)
+    embedder.embed(texts)
+
+    def tokens(text: str) -> int:
+        return len(model.tokenizer(text)["input_ids"])
+
+    spans = [(min(map(tokens, b)), max(map(tokens, b))) for b in batches]
+    assert sorted(t for b in batches for t in b) == sorted(texts)
+    for (low, _), (_, later_high) in itertools.pairwise(spans):
+        assert low >= later_high, spans
