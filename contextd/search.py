@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from contextd import redaction
 from contextd.app import App
 from contextd.confidence import ANSWER_K, HIT_FEATURES, QUERY_FEATURES, logit
 from contextd.errors import ContextdError
@@ -201,10 +202,19 @@ def unknown_words(app: App, query: str) -> list[str]:
 
     An identifier counts as present only whole (`parse_url_v2` is unknown even where
     "parse" and "url" are common), each part of a dotted name on its own; any other word
-    when one of its terms is present.
+    when one of its terms is present. A word the secret scanner would redact is never
+    listed: the answer must not carry a key back, even one the caller typed.
     """
+    secret = [(f.start, f.end) for f in redaction.find(query)]
+    # Runs between spaces shaped like a key (`AbC9/x+Yz...`) on their own count too.
+    secret += [
+        m.span() for m in re.finditer(r"\S+", query) if redaction.find(f"secret = {m.group()}")
+    ]
     out = []
-    for word in dict.fromkeys(WORD.findall(query)):
+    for m in WORD.finditer(query):
+        word = m.group()
+        if word in out or any(s < m.end() and m.start() < e for s, e in secret):
+            continue
         for part in word.split("."):
             if looks_like_identifier(part):
                 terms = [part.lower()]
