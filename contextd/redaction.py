@@ -360,6 +360,12 @@ def find(text: str) -> list[Finding]:
     return _merge(found)
 
 
+def looks_like_secret(value: str) -> bool:
+    """Would `value` be redacted as the value of a password or token? For a fragment
+    without context of its own, such as one word of a search query."""
+    return bool(find(f"secret = {value}"))
+
+
 def _merge(found: list[Finding]) -> list[Finding]:
     """Overlapping findings become one, named for the first (the most specific) found."""
     merged: list[Finding] = []

@@ -207,9 +207,7 @@ def unknown_words(app: App, query: str) -> list[str]:
     """
     secret = [(f.start, f.end) for f in redaction.find(query)]
     # Runs between spaces shaped like a key (`AbC9/x+Yz...`) on their own count too.
-    secret += [
-        m.span() for m in re.finditer(r"\S+", query) if redaction.find(f"secret = {m.group()}")
-    ]
+    secret += [m.span() for m in re.finditer(r"\S+", query) if redaction.looks_like_secret(m[0])]
     out = []
     for m in WORD.finditer(query):
         word = m.group()
