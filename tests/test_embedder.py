@@ -70,7 +70,7 @@ def test_batches_group_texts_by_length_in_tokens_not_characters(
 ) -> None:
     """Code and prose differ in characters per token: batches formed by characters pad a
     fifth of their tokens on real chunks. By tokens, no batch is padded to a longer text
-    than a later batch holds."""
+    than a later batch holds, and each batch is padded only to its own longest."""
     from contextd.embedder import SentenceTransformerEmbedder
     from contextd.settings import Settings
 
@@ -84,20 +84,21 @@ def test_batches_group_texts_by_length_in_tokens_not_characters(
         "1 2 3 4 5 6 7 8 9 " * 5,  # 90 characters, 45 tokens
         "requests.sessions.Session.resolve_redirects()",
     ]
-    batches: list[list[str]] = []
-    tokenize = embedder._tokenize
+    widths: list[list[int]] = []  # per batch, each text's length in tokens
+    forward = embedder._forward
 
-    def spy(model: Any, batch: list[str]) -> Any:
-        batches.append(batch)
-        return tokenize(model, batch)
+    def spy(model: Any, features: dict[str, Any]) -> Any:
+        mask = features["attention_mask"]
+        widths.append(mask.sum(dim=1).tolist())
+        assert mask.shape[1] == max(widths[-1])  # padded to its own longest, no further
+        return forward(model, features)
 
-    monkeypatch.setattr(embedder, "_tokenize", spy)
+    monkeypatch.setattr(embedder, "_forward", spy)
     embedder.embed(texts)
 
     def tokens(text: str) -> int:
         return len(model.tokenizer(text)["input_ids"])
 
-    spans = [(min(map(tokens, b)), max(map(tokens, b))) for b in batches]
-    assert sorted(t for b in batches for t in b) == sorted(texts)
-    for (low, _), (_, later_high) in itertools.pairwise(spans):
-        assert low >= later_high, spans
+    assert sorted(n for b in widths for n in b) == sorted(map(tokens, texts))
+    for batch, later in itertools.pairwise(widths):
+        assert min(batch) >= max(later), widths
