@@ -380,7 +380,6 @@ class Indexer:
                 [r.id for r in rows],
                 vectors,
                 [metadata(r.source, r.chunk) for r in rows],
-                [r.chunk.text for r in rows],
             )
             self.catalog.mark_embedded([r.id for r in rows])
 

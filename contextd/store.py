@@ -188,8 +188,10 @@ class VectorStore:
         ids: Sequence[str],
         vectors: np.ndarray,
         metadatas: Sequence[dict[str, Any]],
-        documents: Sequence[str],
     ) -> None:
+        """Vectors and their metadata, never the chunk text: search reads text from the
+        catalog, so a copy here would only cost disk (half the stdlib's data dir) and, in
+        team mode, send the code over the network."""
         with self._calls():
             for i in range(0, len(ids), self.max_batch):
                 j = i + self.max_batch
@@ -197,7 +199,6 @@ class VectorStore:
                     ids=list(ids[i:j]),
                     embeddings=vectors[i:j],
                     metadatas=list(metadatas[i:j]),  # type: ignore[arg-type]
-                    documents=list(documents[i:j]),
                 )
 
     def delete(self, ids: Sequence[str]) -> None:

@@ -35,6 +35,19 @@ def test_a_first_index_embeds_everything_and_a_second_nothing(app: App, repo: Pa
     assert consistent(app, "shop") == (0, 0, 0)
 
 
+def test_the_vector_store_holds_vectors_and_metadata_but_no_chunk_text(
+    app: App, repo: Path
+) -> None:
+    """Search reads text from the catalog; a copy in Chroma would only cost disk and, with
+    a Chroma server, send the code over the network."""
+    app.index(add(app, repo))
+    stored = app.store.collection.get(include=["documents", "metadatas"])
+    assert stored["ids"] and all(m["path"] for m in stored["metadatas"])
+    assert stored["documents"] == [None] * len(stored["ids"])
+    hit = ops.search(app, "email the receipt", k=1)["results"][0]
+    assert "def send_receipt_email" in hit["text"]
+
+
 def test_editing_one_function_re_embeds_only_its_chunk(app: App, repo: Path) -> None:
     body = "\n".join(
         f"def helper_{i}(x):\n    '''Helper {i}.'''\n    return x * {i} + len(str(x))\n"
