@@ -205,23 +205,42 @@ def unknown_words(app: App, query: str) -> list[str]:
     when one of its terms is present. A word the secret scanner would redact is never
     listed: the answer must not carry a key back, even one the caller typed.
     """
-    secret = [(f.start, f.end) for f in redaction.find(query)]
-    # Runs between spaces shaped like a key (`AbC9/x+Yz...`) on their own count too.
-    secret += [m.span() for m in re.finditer(r"\S+", query) if redaction.looks_like_secret(m[0])]
-    out = []
+    absent: dict[str, bool] = {}  # a repeated word is looked up once
+    secret: list[tuple[int, int]] | None = None  # scanned only once a word is unknown
+    out: list[str] = []
     for m in WORD.finditer(query):
         word = m.group()
-        if word in out or any(s < m.end() and m.start() < e for s, e in secret):
+        if word in out:
             continue
-        for part in word.split("."):
-            if looks_like_identifier(part):
-                terms = [part.lower()]
-            else:
-                terms = [t for t in query_terms(part) if not t.isdigit() and t not in FILLER]
-            if terms and not any(app.catalog.document_frequency(t) for t in terms):
-                out.append(word)
-                break
+        if word not in absent:
+            absent[word] = _in_no_chunk(app, word)
+        if not absent[word]:
+            continue
+        if secret is None:
+            secret = _secret_spans(query)
+        if not any(s < m.end() and m.start() < e for s, e in secret):
+            out.append(word)
     return out
+
+
+def _secret_spans(query: str) -> list[tuple[int, int]]:
+    """Where the query holds something the secret scanner would redact: in context, and
+    runs between spaces shaped like a key (`AbC9/x+Yz...`) on their own."""
+    spans = [(f.start, f.end) for f in redaction.find(query)]
+    runs = re.finditer(r"\S+", query)
+    return spans + [r.span() for r in runs if redaction.looks_like_secret(r[0])]
+
+
+def _in_no_chunk(app: App, word: str) -> bool:
+    """No indexed chunk holds the word (each part of a dotted name judged alone)."""
+    for part in word.split("."):
+        if looks_like_identifier(part):
+            terms = [part.lower()]
+        else:
+            terms = [t for t in query_terms(part) if not t.isdigit() and t not in FILLER]
+        if terms and not any(app.catalog.document_frequency(t) for t in terms):
+            return True
+    return False
 
 
 def _code_terms(query: str) -> list[str]:
