@@ -27,7 +27,10 @@ from contextd.embedder import DEFAULT_MODEL_ID
 from contextd.evaluation import Record, fit, read_records, report, rescore
 
 OUT = Path(__file__).resolve().parent.parent / "contextd" / "resources" / "calibration"
-KEYS = ("n", "recall@5", "mrr@10", "auroc", "ece", "recall@5_at_80_coverage")
+KEYS = (
+    "n", "recall@5", "mrr@10", "auroc", "ece", "recall@5_at_80_coverage",
+    "confidence_auroc", "confidence_ece",
+)  # fmt: skip
 
 
 def line(name: str, figures: dict) -> str:
@@ -126,7 +129,7 @@ def main() -> int:
             shares = ", ".join(f"{v} {part.count(v) / len(part):.0%}" for v in VERDICTS)
             print(f"verdicts with {label}: {shares} (n={len(part)})")
     print("weights (standardised features):")
-    for model in (cal.hit, cal.answerable):
+    for model in (cal.hit, cal.answerable, cal.relevant):
         pairs = zip(model.features, model.weights, strict=True)
         print("  " + ", ".join(f"{f} {w:+.2f}" for f, w in pairs))
     if a.write:

@@ -1,14 +1,23 @@
 """Calibrated confidence: how likely a result is relevant, and the index holds the answer.
 
-Two small logistic models, fitted by `bench/fit_calibration.py` (or `contextd calibrate`
-for one source) and shipped as JSON beside the package:
+Three small logistic models, fitted by `bench/fit_calibration.py` (or `contextd
+calibrate` for one source) and shipped as JSON beside the package:
 
-- `hit`: P(this result is relevant) from the result's own evidence: its cosine, BM25,
-  where it ranks on each side, how much of the query (weighted by rarity) it contains.
+- `hit`: P(this result is relevant) from the result's own evidence alone: its cosine,
+  BM25, where it ranks on each side, how much of the query (weighted by rarity) it
+  contains. Its best feeds `answerable`.
 - `answerable`: P(the top `ANSWER_K` results hold the answer) from the shape of the whole
-  answer: the best result's confidence, how far the best stands out from the rest,
-  whether the dense and lexical rankings agree, and how much of the query occurs in the
-  index at all.
+  answer: the best result's `hit`, how far the best stands out from the rest, whether
+  the dense and lexical rankings agree, and how much of the query occurs in the index.
+- `relevant`: P(this result is relevant | the top results hold the answer), from the
+  same evidence, fitted on the questions whose answer was there. It orders the results
+  (the learned fusion), so they come in the order of their confidence.
+
+A result's `confidence` is `answerable` x `relevant`: a result can only be the answer if
+the answer is there, so no result is ever surer than the answer as a whole, and a
+question the index most likely cannot answer lowers every result with it. (The `hit`
+model alone, blind to the rest of the answer, put its best result above `answerable`
+for 28-69% of the development questions.)
 
 A calibration belongs to one embedding model: its cosines mean nothing for another. A
 search with a model that has no calibration says `calibrated: false` and gives no
@@ -57,7 +66,7 @@ HIT_FEATURES = (
 # code by construction, so the model would learn that docs are never relevant and bury
 # the answer to every documentation question. A doc is judged on its evidence like code.
 QUERY_FEATURES = (
-    "top_hit",  # logit of the best result's confidence
+    "top_hit",  # logit of the best result's `hit` probability
     "top_dense",  # best cosine
     "dense_margin",  # best file's cosine minus the second file's
     "dense_peak",  # best cosine minus the mean of the top ten
@@ -186,15 +195,20 @@ class Calibration:
     model_id: str
     hit: Logistic
     answerable: Logistic
+    relevant: Logistic  # P(relevant | the top ANSWER_K results hold the answer)
     found: float  # answerable at or above this: "found"
     not_found: float  # below this: "not_found"; between: "uncertain"
     origin: str  # what it was fitted on
-    rerank: bool = False  # order results by confidence (the hit model is the fusion)
+    rerank: bool = False  # order results by confidence (the relevant model is the fusion)
 
     def verdict(self, answerable: float) -> str:
         if answerable >= self.found:
             return "found"
         return "not_found" if answerable < self.not_found else "uncertain"
+
+    def confidence(self, answerable: float, hit_features: np.ndarray) -> np.ndarray:
+        """P(relevant) of each result: the answer is there, and this result is it."""
+        return answerable * self.relevant.predict(hit_features)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -206,18 +220,24 @@ class Calibration:
             "rerank": self.rerank,
             "hit": self.hit.as_dict(),
             "answerable": self.answerable.as_dict(),
+            "relevant": self.relevant.as_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
-        hit = Logistic.from_dict(d["hit"])
-        answerable = Logistic.from_dict(d["answerable"])
-        if hit.features != HIT_FEATURES or answerable.features != QUERY_FEATURES:
+        if "relevant" not in d:
+            raise ValueError("it was fitted by an earlier contextd (no `relevant` model)")
+        hit, answerable, relevant = (
+            Logistic.from_dict(d[k]) for k in ("hit", "answerable", "relevant")
+        )
+        expected = (HIT_FEATURES, QUERY_FEATURES, HIT_FEATURES)
+        if (hit.features, answerable.features, relevant.features) != expected:
             raise ValueError("its features are not the ones this version computes")
         return cls(
             str(d["model_id"]),
             hit,
             answerable,
+            relevant,
             float(d["found"]),
             float(d["not_found"]),
             str(d.get("origin", "")),

@@ -246,6 +246,7 @@ class Record:
     query_features: list[float]
     leak: bool = False
     hit_paths: list[str] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)  # of each hit_features row
 
     @property
     def event(self) -> int:
@@ -271,6 +272,7 @@ def ask(app: App, row: dict[str, Any], condition: str, long: bool) -> Record:
         query_features=answer.query_features.round(5).tolist(),
         leak=bool(row.get("leak_filename_in_query")),
         hit_paths=answer.feature_paths,
+        confidences=answer.confidences.round(5).tolist(),
     )
 
 
@@ -397,6 +399,7 @@ def report(records: list[Record]) -> dict[str, Any]:
         out["ece"] = round(e, 4) if e is not None else None
         kept = sorted(full, key=lambda r: -float(r.answerable))[: max(1, round(0.8 * n))]  # type: ignore[arg-type]
         out["recall@5_at_80_coverage"] = mean([recall_at(r, 5) for r in kept])
+        out |= _result_figures(pooled)
     else:
         out |= {"auroc": None, "ece": None, "recall@5_at_80_coverage": None}
     for leak in (False, True):
@@ -407,38 +410,66 @@ def report(records: list[Record]) -> dict[str, Any]:
     return out
 
 
+def _result_figures(records: list[Record], k: int = 8) -> dict[str, Any]:
+    """AUROC and ECE of each result's `confidence` against its label (its file is a gold
+    file), over the top `k` results of every question, answer present or removed."""
+    probs: list[float] = []
+    labels: list[int] = []
+    for r in records:
+        top = sorted(range(len(r.confidences)), key=lambda i: -r.confidences[i])[:k]
+        probs += [r.confidences[i] for i in top]
+        labels += [r.hit_labels[i] for i in top]
+    a, e = auroc(probs, labels), ece(probs, labels)
+    return {
+        "confidence_auroc": round(a, 4) if a is not None else None,
+        "confidence_ece": round(e, 4) if e is not None else None,
+    }
+
+
 # -- fitting ---------------------------------------------------------------------------------
 
 
 def fit(
     records: list[Record], model_id: str, origin: str, l2: float = 1.0, rerank: bool = True
 ) -> Calibration:
-    """Fit both models: hits on their labels, then `answerable` on the event.
+    """Fit the three models: `hit` on every result's label; `relevant` on the labels of
+    the questions whose answer is in the top five; `answerable` on that event.
 
-    With `rerank`, results are ordered by the hit model, so the event ("a gold file in
-    the top five") is taken from that order before `answerable` is fitted.
+    With `rerank`, results are ordered as search orders them: first by `hit`, to find
+    the questions `relevant` is fitted on, then by `relevant` (by confidence), the order
+    whose top five `answerable` speaks of.
     """
-    rows = [(f, y) for r in records for f, y in zip(r.hit_features, r.hit_labels, strict=True)]
-    if not rows or len({y for _, y in rows}) < 2:
+    x, y = _labelled(records)
+    if not len(y) or len(set(y.tolist())) < 2:
         raise ContextdError("Too few labelled results to fit a calibration; use more queries.")
-    x = np.array([f for f, _ in rows], dtype=float)
-    y = np.array([y for _, y in rows], dtype=float)
     hit = Logistic.fit(x, y, HIT_FEATURES, l2, SIGNS)
+    ordered = [reranked(r, hit) for r in records] if rerank else records
+    x, y = _labelled([r for r in ordered if r.event])
+    if len(set(y.tolist())) < 2:
+        raise ContextdError("Every query had the same outcome; a calibration needs both.")
+    relevant = Logistic.fit(x, y, HIT_FEATURES, l2, SIGNS)
     if rerank:
-        records = [reranked(r, hit) for r in records]
-    q = np.array([with_top_hit(hit, r) for r in records], dtype=float)
-    events = np.array([r.event for r in records], dtype=float)
+        ordered = [reranked(r, relevant) for r in records]
+    q = np.array([with_top_hit(hit, r) for r in ordered], dtype=float)
+    events = np.array([r.event for r in ordered], dtype=float)
     if len(set(events.tolist())) < 2:
         raise ContextdError("Every query had the same outcome; a calibration needs both.")
     answerable = Logistic.fit(q, events, QUERY_FEATURES, l2, SIGNS)
-    return Calibration(model_id, hit, answerable, 0.6, 0.3, origin, rerank)
+    return Calibration(model_id, hit, answerable, relevant, 0.6, 0.3, origin, rerank)
 
 
-def reranked(r: Record, hit: Logistic) -> Record:
-    """The record with its files ordered as the hit model orders its results."""
+def _labelled(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """Every result's features and label (its file is a gold file)."""
+    rows = [(f, y) for r in records for f, y in zip(r.hit_features, r.hit_labels, strict=True)]
+    x = np.array([f for f, _ in rows], dtype=float).reshape(len(rows), len(HIT_FEATURES))
+    return x, np.array([y for _, y in rows], dtype=float)
+
+
+def reranked(r: Record, model: Logistic) -> Record:
+    """The record with its files ordered as this model orders its results."""
     if not r.hit_features or not r.hit_paths:
         return r
-    logits = hit.logit(np.array(r.hit_features))
+    logits = model.logit(np.array(r.hit_features))
     files = list(dict.fromkeys(r.hit_paths[i] for i in np.argsort(-logits, kind="stable")))
     files += [f for f in r.files if f not in files]
     return Record(**{**r.__dict__, "files": files[:RANKED]})
@@ -457,10 +488,11 @@ def rescore(records: list[Record], cal: Calibration) -> list[Record]:
     out = []
     for r in records:
         if cal.rerank:
-            r = reranked(r, cal.hit)
+            r = reranked(r, cal.relevant)
         f = np.array(with_top_hit(cal.hit, r))[None, :]
         p = float(cal.answerable.predict(f)[0]) if r.hit_features else 0.0
-        out.append(Record(**{**r.__dict__, "answerable": p}))
+        c = cal.confidence(p, np.array(r.hit_features)).tolist() if r.hit_features else []
+        out.append(Record(**{**r.__dict__, "answerable": p, "confidences": c}))
     return out
 
 

@@ -83,6 +83,7 @@ class Answer:
     hit_features: np.ndarray = field(default_factory=lambda: np.zeros((0, len(HIT_FEATURES))))
     query_features: np.ndarray = field(default_factory=lambda: np.zeros(len(QUERY_FEATURES)))
     feature_paths: list[str] = field(default_factory=list)  # the file of each feature row
+    confidences: np.ndarray = field(default_factory=lambda: np.zeros(0))  # of each row
 
 
 @dataclass
@@ -162,15 +163,10 @@ def search(
             asks_secondary = bool(SECONDARY_TERMS & set(terms))
             answer.hit_features = _hit_features(top, weights, asks_secondary)
             answer.feature_paths = [h.path for _, h in top]
-            if cal is not None:
-                conf = cal.hit.predict(answer.hit_features)
-                top = [
-                    (s, replace(h, confidence=round(float(p), 4)))
-                    for (s, h), p in zip(top, conf, strict=True)
-                ]
-            answer.query_features = _query_features(app, query, top, weights, conf if cal else None)
+            hit = cal.hit.predict(answer.hit_features) if cal is not None else None
+            answer.query_features = _query_features(app, query, top, weights, hit)
             if cal is not None and cal.rerank:  # the fitted model is the fusion
-                order = np.argsort(-conf, kind="stable")
+                order = np.argsort(-cal.relevant.logit(answer.hit_features), kind="stable")
                 top = [top[i] for i in order]
                 answer.hit_features = answer.hit_features[order]
                 answer.feature_paths = [answer.feature_paths[i] for i in order]
@@ -179,6 +175,12 @@ def search(
             answer.answerable = round(p, 4)
             answer.verdict = cal.verdict(p)
             answer.calibration = cal.origin
+            if top:  # in the order of the results when reranked: by confidence
+                answer.confidences = cal.confidence(p, answer.hit_features)
+                top = [
+                    (s, replace(h, confidence=round(float(c), 4)))
+                    for (s, h), c in zip(top, answer.confidences, strict=True)
+                ]
         hits = [h for _, h in top] + [h for _, h in ranked[FEATURED:]]
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
         return answer
@@ -415,7 +417,7 @@ def _query_features(
     query: str,
     ranked: list[tuple[_Candidate, Hit]],
     weights: dict,
-    confidence: np.ndarray | None,
+    hit: np.ndarray | None,
 ) -> np.ndarray:
     dense_files = _file_order(ranked, lambda c, h: h.dense)
     lexical_files = _file_order([(c, h) for c, h in ranked if c.lexical_side], lambda c, h: c.bm25)
@@ -437,7 +439,7 @@ def _query_features(
 
     return np.array(
         [
-            logit(float(confidence.max())) if confidence is not None else 0.0,
+            logit(float(hit.max())) if hit is not None else 0.0,
             top_dense[0],
             top_dense[0] - second,
             top_dense[0] - float(np.mean(top_dense[:10])),

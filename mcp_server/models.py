@@ -22,7 +22,8 @@ class SearchHit(BaseModel):
     language: str
     score: float = Field(description="Ranking score (higher is better), not a probability.")
     confidence: float | None = Field(
-        description="Calibrated probability that this result is relevant (null: uncalibrated)."
+        description="Calibrated probability that this result is relevant, never above the "
+        "answer's `answerable` (null: uncalibrated)."
     )
     indexed_commit: str | None = Field(description="Commit the source was indexed at.")
     stale: bool = Field(description="True if the file changed on disk since it was indexed.")

@@ -11,7 +11,14 @@ import pytest
 
 from contextd.cli import common
 from contextd.cli.main import run
-from contextd.confidence import HIT_FEATURES, Calibration, Logistic, shipped
+from contextd.confidence import (
+    HIT_FEATURES,
+    Calibration,
+    Calibrations,
+    Logistic,
+    shipped,
+    source_path,
+)
 from contextd.embedder import DEFAULT_MODEL_ID
 from contextd.errors import ContextdError
 from contextd.evaluation import git_dir_of, history_queries, load_queries
@@ -129,7 +136,7 @@ def test_eval_reports_every_figure_and_plots_from_a_bare_clone(
     figures = json.loads(out)
     keys = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "auroc", "ece")
     assert figures["n"] == len(CHANGES)
-    for key in (*keys, "recall@5_at_80_coverage"):
+    for key in (*keys, "recall@5_at_80_coverage", "confidence_auroc", "confidence_ece"):
         assert 0 <= figures[key] <= 1, key
     # The subjects describe the change well: retrieval must find most gold files.
     assert figures["recall@5"] >= 0.8
@@ -192,6 +199,23 @@ def test_the_shipped_calibration_belongs_to_the_default_model_only() -> None:
     again = Calibration.from_dict(json.loads(json.dumps(cal.as_dict())))
     x = np.random.default_rng(0).normal(size=(5, len(HIT_FEATURES)))
     assert np.allclose(again.hit.predict(x), cal.hit.predict(x))
+    assert np.allclose(again.confidence(0.7, x), cal.confidence(0.7, x))
+    assert (cal.confidence(0.7, x) <= 0.7).all()
+
+
+def test_a_calibration_from_an_earlier_contextd_is_passed_over_and_said(
+    tmp_path: Path, caplog
+) -> None:
+    cal = shipped(DEFAULT_MODEL_ID)
+    assert cal is not None
+    old = cal.as_dict()
+    del old["relevant"]  # what `contextd calibrate` wrote before results had it
+    source_path(tmp_path, "shop").parent.mkdir(parents=True)
+    source_path(tmp_path, "shop").write_text(json.dumps({**old, "origin": "shop's own"}))
+    with caplog.at_level("WARNING"):
+        chosen = Calibrations(tmp_path, DEFAULT_MODEL_ID).for_sources(["shop"])
+    assert chosen is not None and chosen.origin == cal.origin  # the shipped one
+    assert "earlier contextd" in caplog.text and "contextd calibrate shop" in caplog.text
 
 
 def test_logistic_fit_recovers_a_known_probability() -> None:

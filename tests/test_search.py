@@ -133,6 +133,15 @@ def test_confidence_is_higher_when_the_index_holds_the_answer(indexed: App) -> N
     top = present.hits[0]
     assert top.path == "src/shop/mail.py" and top.confidence is not None
     assert all(0 <= h.confidence <= 1 for h in present.hits if h.confidence is not None)
+    # A result can only be the answer if the answer is there: none is surer than the
+    # answer as a whole, and a question the index cannot answer lowers every result.
+    for answer in (present, absent):
+        assert answer.answerable is not None
+        assert all(h.confidence <= answer.answerable for h in answer.hits if h.confidence)
+    assert top.confidence > max(h.confidence or 0.0 for h in absent.hits)
+    # Results come in the order of their confidence.
+    shown = [h.confidence for h in present.hits if h.confidence is not None]
+    assert len(shown) == len(present.hits) and shown == sorted(shown, reverse=True)
 
 
 def test_words_no_indexed_file_contains_are_named(indexed: App) -> None:

@@ -21,6 +21,8 @@ KEYS = (
     ("auroc", "AUROC answerable vs gold removed"),
     ("ece", "ECE (10 equal-mass bins)"),
     ("recall@5_at_80_coverage", "Recall@5 at 80% coverage"),
+    ("confidence_auroc", "AUROC of results' confidence"),
+    ("confidence_ece", "ECE of results' confidence"),
 )
 
 
