@@ -446,7 +446,10 @@ def fit(
     ordered = [reranked(r, hit) for r in records] if rerank else records
     x, y = _labelled([r for r in ordered if r.event])
     if len(set(y.tolist())) < 2:
-        raise ContextdError("Every query had the same outcome; a calibration needs both.")
+        raise ContextdError(
+            "No query found its answer among the top five results; a calibration needs "
+            "some that did. Use more queries, or check that the gold files are indexed."
+        )
     relevant = Logistic.fit(x, y, HIT_FEATURES, l2, SIGNS)
     if rerank:
         ordered = [reranked(r, relevant) for r in records]
