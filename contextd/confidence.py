@@ -17,7 +17,7 @@ A result's `confidence` is `answerable` x `relevant`: a result can only be the a
 the answer is there, so no result is ever surer than the answer as a whole, and a
 question the index most likely cannot answer lowers every result with it. (The `hit`
 model alone, blind to the rest of the answer, put its best result above `answerable`
-for 28-69% of the development questions.)
+for 17-60% of the development questions, held out.)
 
 A calibration belongs to one embedding model: its cosines mean nothing for another. A
 search with a model that has no calibration says `calibrated: false` and gives no

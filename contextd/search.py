@@ -165,22 +165,21 @@ def search(
             answer.feature_paths = [h.path for _, h in top]
             hit = cal.hit.predict(answer.hit_features) if cal is not None else None
             answer.query_features = _query_features(app, query, top, weights, hit)
-            if cal is not None and cal.rerank:  # the fitted model is the fusion
-                order = np.argsort(-cal.relevant.logit(answer.hit_features), kind="stable")
-                top = [top[i] for i in order]
-                answer.hit_features = answer.hit_features[order]
-                answer.feature_paths = [answer.feature_paths[i] for i in order]
         if cal is not None:
             p = float(cal.answerable.predict(answer.query_features[None, :])[0]) if top else 0.0
             answer.answerable = round(p, 4)
             answer.verdict = cal.verdict(p)
             answer.calibration = cal.origin
-            if top:  # in the order of the results when reranked: by confidence
-                answer.confidences = cal.confidence(p, answer.hit_features)
-                top = [
-                    (s, replace(h, confidence=round(float(c), 4)))
-                    for (s, h), c in zip(top, answer.confidences, strict=True)
-                ]
+        if cal is not None and top:
+            conf = cal.confidence(p, answer.hit_features)
+            # The fitted model is the fusion: results come in the order of their confidence.
+            order = np.argsort(-conf, kind="stable") if cal.rerank else np.arange(len(top))
+            top = [
+                (top[i][0], replace(top[i][1], confidence=round(float(conf[i]), 4))) for i in order
+            ]
+            answer.hit_features = answer.hit_features[order]
+            answer.feature_paths = [answer.feature_paths[i] for i in order]
+            answer.confidences = conf[order]
         hits = [h for _, h in top] + [h for _, h in ranked[FEATURED:]]
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
         return answer
