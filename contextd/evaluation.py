@@ -19,9 +19,9 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,9 +254,9 @@ class Record:
         return int(bool(set(self.gold) & set(self.files[:ANSWER_K])))
 
 
-def ask(app: App, row: dict[str, Any], condition: str, long: bool) -> Record:
+def ask(app: App, row: dict[str, Any], condition: str, long: bool, mode: str = "hybrid") -> Record:
     text = str(row.get("query_long") if long and row.get("query_long") else row["query"])
-    answer = search(app, text, k=RANKED, files=True)
+    answer = search(app, text, k=RANKED, files=True, mode=mode)
     gold = list(row["gold_files"])
     files = [h.path for h in answer.hits]
     # Features of the chunk-level results behind the answer, labelled by their file.
@@ -293,11 +293,15 @@ def evaluate(
     long: bool = False,
     hide_gold: bool = True,
     foreign: list[str] | None = None,
+    also_modes: Sequence[str] = (),
 ) -> Evaluation:
     """Ask every query at its parent commit, with and without its gold files.
 
     `foreign` queries (about other projects) are asked too, one per step, as the easy
     kind of unanswerable question; they are for fitting and not in the report.
+    `also_modes` (search modes, e.g. "dense") ask each query once more per mode, with its
+    gold files present, as condition "full:MODE"; the report leaves them out (see
+    `mode_records`).
     """
     import time
 
@@ -318,6 +322,8 @@ def evaluate(
                     continue  # the gold files are not indexable here (filtered or absent)
                 row = {**row, "gold_files": present}
                 out.records.append(ask(scratch.app, row, "full", long))
+                for mode in also_modes:
+                    out.records.append(ask(scratch.app, row, f"full:{mode}", long, mode))
                 if hide_gold:
                     with scratch.hidden(present):
                         out.records.append(ask(scratch.app, row, "hidden", long))
@@ -332,6 +338,13 @@ def evaluate(
             shutil.rmtree(tmp, ignore_errors=True)
     out.seconds = time.perf_counter() - started
     return out
+
+
+def mode_records(records: list[Record], mode: str) -> list[Record]:
+    """The records one search mode made (see `evaluate(also_modes=...)`), as a report of
+    their own reads them: retrieval figures only, since no gold-hidden twin was asked."""
+    tag = f"full:{mode}"
+    return [replace(r, condition="full") for r in records if r.condition == tag]
 
 
 def auroc(scores: list[float], labels: list[int]) -> float | None:

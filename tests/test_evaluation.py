@@ -21,7 +21,15 @@ from contextd.confidence import (
 )
 from contextd.embedder import DEFAULT_MODEL_ID
 from contextd.errors import ContextdError
-from contextd.evaluation import git_dir_of, history_queries, load_queries
+from contextd.evaluation import (
+    evaluate,
+    git_dir_of,
+    history_queries,
+    load_queries,
+    mode_records,
+    report,
+)
+from contextd.settings import Settings
 from tests.conftest import git, write
 
 # (module, subject, function name, docstring): one commit each, in this order.
@@ -165,6 +173,17 @@ def test_eval_with_a_queries_file_and_clear_errors(history: Path, tmp_path: Path
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ContextdError, match="not a git repository"):
         git_dir_of(tmp_path)
+
+
+def test_eval_can_ask_each_side_of_the_search_alone(history: Path, isolated_home: Path) -> None:
+    rows = history_queries(git_dir_of(history), limit=4)
+    result = evaluate(history, rows, Settings(home=isolated_home), also_modes=["lexical"])
+    assert report(result.records)["n"] == 4  # the extra mode stays out of the main report
+    lexical = mode_records(result.records, "lexical")
+    assert sorted(r.query for r in lexical) == sorted(r["query"] for r in rows)
+    assert all(r.condition == "full" and r.files for r in lexical)
+    assert report(lexical)["n"] == 4
+    assert mode_records(result.records, "dense") == []  # not asked
 
 
 def test_another_model_is_uncalibrated_until_calibrate_fits_it(
