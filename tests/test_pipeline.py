@@ -10,8 +10,9 @@ import pytest
 
 from contextd import ops
 from contextd.app import App
+from contextd.indexers import CHUNKER_VERSION
 from contextd.settings import Settings
-from contextd.store import VectorStore
+from contextd.store import EF_SEARCH, VectorStore
 from tests.conftest import SAMPLE_FILES, git, write
 
 
@@ -46,6 +47,16 @@ def test_the_vector_store_holds_vectors_and_metadata_but_no_chunk_text(
     assert stored["documents"] == [None] * len(stored["ids"])
     hit = ops.search(app, "email the receipt", k=1)["results"][0]
     assert "def send_receipt_email" in hit["text"]
+
+
+def test_the_store_searches_wider_than_chromas_default_even_one_made_before(app: App) -> None:
+    """Chroma's default ef_search (100) missed 11-13% of the true nearest 50 on the
+    standard library; a store an earlier contextd made with it is raised on opening."""
+    assert app.store.collection.configuration["hnsw"]["ef_search"] == EF_SEARCH > 100
+    app.store.collection.modify(configuration={"hnsw": {"ef_search": 100}})
+    assert app.store.collection.configuration["hnsw"]["ef_search"] == 100
+    again = VectorStore(app.settings, app.store.model_id, app.store.dim, CHUNKER_VERSION)
+    assert again.collection.configuration["hnsw"]["ef_search"] == EF_SEARCH
 
 
 def test_editing_one_function_re_embeds_only_its_chunk(app: App, repo: Path) -> None:
