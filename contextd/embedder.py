@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 BF16_MIN_COSINE = 0.999
 ONEDNN_CACHE_SHAPES = 8
+TRIM_SLACK_BYTES = 256 << 20  # freed heap kept before it is handed back (see _HeapTrimmer)
 _BF16_PROBE = [
     "def resolve_redirects(self, resp, req): follow redirects until none are left",
     "How are files chunked before they are embedded?",
@@ -79,13 +80,42 @@ def resolve_device(setting: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def release_freed_memory() -> None:
-    """Hand memory freed by the model back to the OS (glibc's malloc_trim; elsewhere a
-    no-op). Activations of every shape fragment malloc's heap: without this a first index
-    of the standard library grew to 3 GB, against about 0.6 GB for the model itself."""
-    trim = _malloc_trim()
-    if trim is not None:
+class _HeapTrimmer:
+    """Hands memory freed by the model back to the OS (glibc's malloc_trim).
+
+    Activations of every shape fragment malloc's heap: never trimmed, a first index of
+    the standard library grew to 3 GB, against about 0.6 GB for the model itself. But a
+    trim makes the next batch fault its pages in again: trimming after every batch cost
+    7% of the model's rate (78.6 against 84.7 chunks/s, interleaved). So it trims only
+    once resident memory has grown `slack` bytes above where the last trim left it: on
+    8,192 stdlib chunks, 7 trims in 256 batches, peak 967 MiB against 850 MiB.
+    """
+
+    def __init__(self, slack: int) -> None:
+        self.slack = slack
+        self.floor: int | None = None  # resident bytes right after the last trim
+
+    def __call__(self) -> None:
+        trim = _malloc_trim()
+        if trim is None:
+            return
+        now = resident_bytes()
+        if now is not None and self.floor is not None and now <= self.floor + self.slack:
+            return
         trim(0)
+        self.floor = resident_bytes()
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+release_freed_memory = _HeapTrimmer(TRIM_SLACK_BYTES)
 
 
 @functools.cache
@@ -262,7 +292,8 @@ class SentenceTransformerEmbedder:
         out: list[Any] = []
         for s in range(0, len(order), size):
             out.append(self._forward(model, cut(order[s : s + size])))
-            # Trimmed per batch, not per call: a 512-text call peaked ~0.4 GB higher.
+            # Checked per batch, not per call: trimming only after a 512-text call let the
+            # peak climb ~0.4 GB higher.
             release_freed_memory()
         vectors = torch.cat(out).numpy()
         unsorted = np.empty_like(vectors)

@@ -34,6 +34,38 @@ def test_the_default_setting_loads_the_model_on_this_machines_device(app) -> Non
     assert app.embedder.settings.device == "auto"
 
 
+def test_freed_memory_goes_back_to_the_os_once_the_heap_has_grown_by_the_slack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trim makes the next batch fault its pages in again, so it waits for the slack."""
+    import contextd.embedder as embedder_module
+
+    resident = [1000]
+    trims: list[int] = []
+
+    def trim(pad: int) -> int:
+        trims.append(resident[0])
+        resident[0] -= 300  # what the trim handed back
+        return 1
+
+    monkeypatch.setattr(embedder_module, "_malloc_trim", lambda: trim)
+    monkeypatch.setattr(embedder_module, "resident_bytes", lambda: resident[0])
+    trimmer = embedder_module._HeapTrimmer(slack=200)
+    trimmer()  # the first call trims: nothing is known yet
+    assert trims == [1000] and trimmer.floor == 700
+    for grown in (100, 200):  # up to floor + slack: left alone
+        resident[0] = 700 + grown
+        trimmer()
+    assert trims == [1000]
+    resident[0] = 901
+    trimmer()
+    assert trims == [1000, 901] and trimmer.floor == 601
+
+    monkeypatch.setattr(embedder_module, "resident_bytes", lambda: None)
+    trimmer()  # memory unreadable: trim every time, as before
+    assert len(trims) == 3
+
+
 def test_batches_sorted_by_length_come_back_in_order_and_free_their_memory(
     isolated_home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
