@@ -488,7 +488,7 @@ def reranked(r: Record, model: Logistic) -> Record:
     logits = model.logit(np.array(r.hit_features))
     files = list(dict.fromkeys(r.hit_paths[i] for i in np.argsort(-logits, kind="stable")))
     files += [f for f in r.files if f not in files]
-    return Record(**{**r.__dict__, "files": files[:RANKED]})
+    return replace(r, files=files[:RANKED])
 
 
 def with_top_hit(hit: Logistic, r: Record) -> list[float]:
@@ -508,7 +508,7 @@ def rescore(records: list[Record], cal: Calibration) -> list[Record]:
         f = np.array(with_top_hit(cal.hit, r))[None, :]
         p = float(cal.answerable.predict(f)[0]) if r.hit_features else 0.0
         c = cal.confidence(p, np.array(r.hit_features)).tolist() if r.hit_features else []
-        out.append(Record(**{**r.__dict__, "answerable": p, "confidences": c}))
+        out.append(replace(r, answerable=p, confidences=c))
     return out
 
 
