@@ -1,13 +1,18 @@
 """Fit the shipped calibration from evaluation records, and say how well it generalises.
 
-    python bench/fit_calibration.py RECORDS.jsonl [...] [--mix RECORDS.jsonl:N]
-        [--foreign 0.3] [--write] [--plot DIR]
+    python bench/fit_calibration.py RECORDS.jsonl [...] [--history RECORDS.jsonl ...]
+        [--mix RECORDS.jsonl:N] [--foreign 0.3] [--write] [--plot DIR]
 
 RECORDS files come from `bench/eval_commits.py --records` (one per repository). Prints,
 per repository, the confidence figures of a calibration fitted on the *other*
 repositories (leave one repository out: an honest view of a repository it has never
 seen), then those of the calibration fitted on all of them. --write stores the latter
 as contextd/resources/calibration/<model>.json, the file the package ships.
+
+--history adds fitting data of a repository's own: records of queries built from its
+older history (`contextd calibrate`'s kind), in files named after the set they belong to
+(`psf+requests.hist.jsonl` goes with `psf+requests.jsonl`). They are fitted on except when
+their repository is the one held out, and never reported.
 
 --mix adds another kind of query to every fit: N of its queries (a fixed shuffle), e.g.
 `bench/cosqa.py --records` (web questions over single functions). Its other queries are
@@ -63,6 +68,13 @@ def foreign_share(records: list[Record], share: float) -> list[Record]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("records", type=Path, nargs="+")
+    p.add_argument(
+        "--history",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="fit-only records of a set's own older history, named SET.<anything>.jsonl",
+    )
     p.add_argument("--mix", help="PATH:N, N queries of another kind added to every fit")
     p.add_argument("--l2", type=float, default=2.0)
     p.add_argument(
@@ -82,11 +94,18 @@ def main() -> int:
     )
     a = p.parse_args()
     sets = {path.stem: foreign_share(read_records(path), a.foreign) for path in a.records}
+    history: dict[str, list[Record]] = {name: [] for name in sets}
+    for path in a.history:
+        name = path.name.split(".")[0]
+        if name not in sets:
+            p.error(f"--history {path}: no records file for the set {name}")
+        history[name] += [r for r in read_records(path) if r.condition != "foreign"]
     mix_name, mixed, mix_rest = split_mix(a.mix) if a.mix else ("", [], [])
     held_out, unseen = [], []
     print(f"leave one repository out (rerank={a.rerank}):")
     for name, records in sets.items():
-        others = [r for other, rs in sets.items() if other != name for r in rs] + mixed
+        others = [r for other, rs in sets.items() if other != name for r in rs + history[other]]
+        others += mixed
         cal = fit(others, DEFAULT_MODEL_ID, "cv", a.l2, a.rerank)
         scored = rescore(records, cal)
         unseen += scored
@@ -105,7 +124,9 @@ def main() -> int:
     names = ", ".join(sets)
     if mixed:
         names += f", {len(mixed) // 2} {mix_name} queries"
-    everything = [r for rs in sets.values() for r in rs] + mixed
+    if a.history:
+        names += f", {sum(len(h) for h in history.values()) // 2} older commits of theirs"
+    everything = [r for name, rs in sets.items() for r in rs + history[name]] + mixed
     cal = fit(everything, DEFAULT_MODEL_ID, f"{names} (shared/eval dev sets)", a.l2, a.rerank)
     print("fitted on all:")
     fitted = []

@@ -124,6 +124,7 @@ class Logistic:
         features: tuple[str, ...],
         l2: float = 1.0,
         signs: dict[str, int] | None = None,
+        prior: Logistic | None = None,
     ) -> Logistic:
         """Newton's method on the L2-penalised log-likelihood (the bias is not penalised).
 
@@ -131,21 +132,35 @@ class Logistic:
         Correlated features can take opposite signs that cancel on the data seen and
         mislead elsewhere; a feature whose weight comes out the wrong way is dropped
         (weight 0) and the rest refitted.
+
+        With a `prior` (a model of the same features), the penalty pulls the weights
+        toward the prior's instead of toward zero, on the prior's scale: a few hundred
+        rows then adjust a model fitted on many more, rather than replace it.
         """
-        mean = rows.mean(axis=0)
-        scale = rows.std(axis=0)
-        scale[scale < 1e-9] = 1.0
+        if prior is not None and prior.features != features:
+            raise ValueError("the prior is a model of other features")
+        if prior is None:
+            mean = rows.mean(axis=0)
+            scale = rows.std(axis=0)
+            scale[scale < 1e-9] = 1.0
+            center = np.zeros(len(features) + 1)
+        else:
+            mean, scale = prior.mean, prior.scale
+            center = np.append(prior.weights, prior.bias)
         x = np.hstack([(rows - mean) / scale, np.ones((len(rows), 1))])
         active = np.ones(x.shape[1], dtype=bool)
         want = np.array([(signs or {}).get(f, 0) for f in features] + [0])
         while True:
             w = np.zeros(x.shape[1])
-            w[active] = _newton(x[:, active], labels, l2)
+            w[active] = _newton(x[:, active], labels, l2, center[active])
             wrong = np.where(active & (want != 0) & (np.sign(w) == -want), np.abs(w), 0.0)
             if not wrong.any():
                 break
             active[int(np.where(wrong > 0, wrong, np.inf).argmin())] = False
         low, high = np.percentile(rows, [1, 99], axis=0)
+        if prior is not None and prior.low is not None and prior.high is not None:
+            # A few hundred rows span less than the prior's data did: keep its range.
+            low, high = np.minimum(low, prior.low), np.maximum(high, prior.high)
         return cls(features, mean, scale, w[:-1], float(w[-1]), low, high)
 
     def as_dict(self) -> dict[str, Any]:
@@ -174,14 +189,15 @@ class Logistic:
         )
 
 
-def _newton(x: np.ndarray, labels: np.ndarray, l2: float) -> np.ndarray:
-    """Weights of a penalised logistic regression; the last column is the unpenalised bias."""
-    w = np.zeros(x.shape[1])
+def _newton(x: np.ndarray, labels: np.ndarray, l2: float, center: np.ndarray) -> np.ndarray:
+    """Weights of a logistic regression penalised toward `center`; the last column is the
+    unpenalised bias."""
+    w = center.astype(float)
     penalty = np.full(x.shape[1], l2)
     penalty[-1] = 0.0
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
-        grad = x.T @ (p - labels) + penalty * w
+        grad = x.T @ (p - labels) + penalty * (w - center)
         hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hess, grad)
         w -= step

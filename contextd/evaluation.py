@@ -442,20 +442,34 @@ def _result_figures(records: list[Record], k: int = 8) -> dict[str, Any]:
 # -- fitting ---------------------------------------------------------------------------------
 
 
+# How hard a source's own history is held to the shipped calibration when it adjusts it
+# (`contextd calibrate`). bench/self_calibration.py, macro AUROC / ECE on the commit sets
+# from 2021 with each repository's older commits: 30 commits alone 0.694 / 0.118,
+# adjusted at 10 0.715 / 0.083, at 30 0.725 / 0.085; 100 commits alone 0.715 / 0.093,
+# at 10 0.727 / 0.096, at 30 0.735 / 0.099.
+PRIOR_L2 = 30.0
+
+
 def fit(
-    records: list[Record], model_id: str, origin: str, l2: float = 1.0, rerank: bool = True
+    records: list[Record],
+    model_id: str,
+    origin: str,
+    l2: float = 1.0,
+    rerank: bool = True,
+    prior: Calibration | None = None,
 ) -> Calibration:
     """Fit the three models: `hit` on every result's label; `relevant` on the labels of
     the questions whose answer is in the top five; `answerable` on that event.
 
     With `rerank`, results are ordered as search orders them: first by `hit`, to find
     the questions `relevant` is fitted on, then by `relevant` (by confidence), the order
-    whose top five `answerable` speaks of.
+    whose top five `answerable` speaks of. With a `prior` calibration, each model is
+    pulled toward the prior's (see `Logistic.fit`) instead of toward zero.
     """
     x, y = _labelled(records)
     if not len(y) or len(set(y.tolist())) < 2:
         raise ContextdError("Too few labelled results to fit a calibration; use more queries.")
-    hit = Logistic.fit(x, y, HIT_FEATURES, l2, SIGNS)
+    hit = Logistic.fit(x, y, HIT_FEATURES, l2, SIGNS, prior.hit if prior else None)
     ordered = [reranked(r, hit) for r in records] if rerank else records
     x, y = _labelled([r for r in ordered if r.event])
     if len(set(y.tolist())) < 2:
@@ -463,14 +477,16 @@ def fit(
             "No query found its answer among the top five results; a calibration needs "
             "some that did. Use more queries, or check that the gold files are indexed."
         )
-    relevant = Logistic.fit(x, y, HIT_FEATURES, l2, SIGNS)
+    relevant = Logistic.fit(x, y, HIT_FEATURES, l2, SIGNS, prior.relevant if prior else None)
     if rerank:
         ordered = [reranked(r, relevant) for r in records]
     q = np.array([with_top_hit(hit, r) for r in ordered], dtype=float)
     events = np.array([r.event for r in ordered], dtype=float)
     if len(set(events.tolist())) < 2:
         raise ContextdError("Every query had the same outcome; a calibration needs both.")
-    answerable = Logistic.fit(q, events, QUERY_FEATURES, l2, SIGNS)
+    answerable = Logistic.fit(
+        q, events, QUERY_FEATURES, l2, SIGNS, prior.answerable if prior else None
+    )
     return Calibration(model_id, hit, answerable, relevant, 0.6, 0.3, origin, rerank)
 
 

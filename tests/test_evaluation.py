@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -211,6 +212,28 @@ def test_another_model_is_uncalibrated_until_calibrate_fits_it(
     assert answer["results"][0]["path"] == "billing/invoice.py"
 
 
+def test_calibrate_adjusts_the_shipped_calibration_to_the_sources_history(
+    history: Path, tmp_path: Path, capsys
+) -> None:
+    assert run(["add", str(history), "--name", "shop", "--no-hooks"]) == 0
+    assert run(["index"]) == 0
+    assert run(["calibrate", "shop", "-q"]) == 0
+    assert "calibrated shop on 24 queries" in capsys.readouterr().out
+    home = Path(os.environ["CONTEXTD_HOME"])
+    own = Calibration.from_dict(json.loads(source_path(home, "shop").read_text()))
+    base = shipped(DEFAULT_MODEL_ID)
+    assert base is not None and "adjusting the shipped calibration" in own.origin
+    # On the shipped model's scale, moved by 24 commits' worth of evidence, not replaced.
+    for mine, theirs in ((own.hit, base.hit), (own.answerable, base.answerable)):
+        assert (mine.scale == theirs.scale).all()
+        assert (mine.low <= theirs.low).all() and (mine.high >= theirs.high).all()
+        assert 0 < np.abs(mine.weights - theirs.weights).max() < 1.0
+    assert run(["search", "round invoice totals", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert "adjusting the shipped calibration" in answer["calibration"]
+    assert answer["results"][0]["path"] == "billing/invoice.py"
+
+
 def test_the_shipped_calibration_belongs_to_the_default_model_only() -> None:
     cal = shipped(DEFAULT_MODEL_ID)
     assert cal is not None and cal.model_id == DEFAULT_MODEL_ID
@@ -248,6 +271,29 @@ def test_logistic_fit_recovers_a_known_probability() -> None:
     grid = np.array([[-1.0, 0.0], [0.5, 0.0], [2.0, 0.0]])
     expected = 1 / (1 + np.exp(-(2.0 * grid[:, 0] - 1.0)))
     assert np.abs(model.predict(grid) - expected).max() < 0.05
+
+
+def test_a_fit_with_a_prior_adjusts_it_as_far_as_the_evidence_goes() -> None:
+    rng = np.random.default_rng(3)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(size=(n, 2))
+        p = 1 / (1 + np.exp(-(1.0 * x[:, 0] + 1.0 * x[:, 1])))  # the truth: both count
+        return x, (rng.random(n) < p).astype(float)
+
+    x, y = sample(4000)
+    prior = Logistic(("a", "b"), np.zeros(2), np.ones(2), np.array([2.0, 0.0]), 0.0)
+    few = Logistic.fit(*sample(40), ("a", "b"), l2=30.0, prior=prior)
+    many = Logistic.fit(*sample(20000), ("a", "b"), l2=30.0, prior=prior)
+    alone = Logistic.fit(*sample(40), ("a", "b"), l2=30.0)
+    # Forty answers barely move the prior; twenty thousand find the truth (1, 1); the
+    # same forty without a prior are pulled toward zero instead.
+    assert abs(few.weights[0] - 2.0) < 0.5 and abs(few.weights[1]) < 0.5
+    assert np.abs(many.weights - 1.0).max() < 0.1
+    assert np.abs(alone.weights).max() < 0.6
+    assert (few.mean == prior.mean).all() and (few.scale == prior.scale).all()
+    with pytest.raises(ValueError, match="other features"):
+        Logistic.fit(x, y, ("a", "c"), prior=prior)
 
 
 def test_a_feature_may_not_push_the_wrong_way_nor_extrapolate() -> None:

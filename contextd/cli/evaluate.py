@@ -115,7 +115,7 @@ def calibrate(
     """
     from contextd.catalog import Catalog
     from contextd.confidence import source_path
-    from contextd.evaluation import evaluate, fit, history_queries, report, rescore
+    from contextd.evaluation import PRIOR_L2, evaluate, fit, history_queries, report, rescore
 
     s = settings()
     catalog = Catalog(s.catalog_path)
@@ -139,11 +139,17 @@ def calibrate(
     if not quiet:
         err_console.print(f"{len(rows)} queries from {source}'s history.")
     result = evaluate(row.root, rows, s, progress=_progress(quiet))
+    from contextd.confidence import shipped
     from contextd.embedder import SentenceTransformerEmbedder
 
     model_id = SentenceTransformerEmbedder(s).model_id
     origin = f"history of source {source}: {len(rows)} commits up to {rows[0]['commit'][:12]}"
-    cal = fit(result.records, model_id, origin, l2=2.0)
+    # With a shipped calibration for this model, the source's history adjusts it; a
+    # model without one is fitted from its history alone.
+    prior = shipped(model_id)
+    if prior is not None:
+        origin += ", adjusting the shipped calibration"
+    cal = fit(result.records, model_id, origin, l2=PRIOR_L2 if prior else 2.0, prior=prior)
     cal.save(source_path(s.home, source))
     figures = report(rescore(result.records, cal))
     console.print(
