@@ -1,7 +1,7 @@
 """Fit the shipped calibration from evaluation records, and say how well it generalises.
 
     python bench/fit_calibration.py RECORDS.jsonl [...] [--history RECORDS.jsonl ...]
-        [--mix RECORDS.jsonl:N] [--foreign 0.3] [--write] [--plot DIR]
+        [--mix RECORDS.jsonl:N] [--foreign 0.6] [--write] [--plot DIR]
 
 RECORDS files come from `bench/eval_commits.py --records` (one per repository). Prints,
 per repository, the confidence figures of a calibration fitted on the *other*
@@ -80,7 +80,7 @@ def main() -> int:
     p.add_argument(
         "--foreign",
         type=float,
-        default=0.3,
+        default=0.6,
         help="share of the records' foreign questions to fit on (they teach what an "
         "unrelated question looks like; all of them would skew the base rate)",
     )
