@@ -192,7 +192,7 @@ class Scratch:
             fields = diff.split("\0")
             for status, name in zip(fields[0::2], fields[1::2], strict=False):
                 if status.startswith("D"):
-                    (self.tree / name).unlink(missing_ok=True)
+                    _remove(self.tree / name)
                 else:
                     self._write(commit, name)
         self.commit = commit
@@ -204,8 +204,11 @@ class Scratch:
             blob = git(self.git_dir, "show", f"{commit}:{name}", data=True)
         except ContextdError:
             return  # a submodule or other non-blob entry
+        for parent in reversed(Path(name).parents[:-1]):  # a file here became a folder
+            if (self.tree / parent).is_file():
+                (self.tree / parent).unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
+        _remove(path)
         path.write_bytes(blob)
 
     def index(self) -> None:
@@ -227,6 +230,16 @@ class Scratch:
 
     def close(self) -> None:
         self.app.close()
+
+
+def _remove(path: Path) -> None:
+    """A file, or the folder that stood for a submodule (`git archive` writes one, empty,
+    and a diff names the submodule like a file) or that a file of that name replaces
+    (the diff lists the new file before the old folder's files)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.is_file() or path.is_symlink():  # not when a file now stands for its folder
+        path.unlink()
 
 
 # -- running and scoring ------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from contextd.confidence import (
 from contextd.embedder import DEFAULT_MODEL_ID
 from contextd.errors import ContextdError
 from contextd.evaluation import (
+    Scratch,
     evaluate,
     git_dir_of,
     history_queries,
@@ -121,6 +122,41 @@ def history(tmp_path: Path) -> Path:
             (root / "catalog/stock.py").write_text((root / "catalog/stock.py").read_text() + "\n")
             _commit(root, "Update dependency pins for stock", "dependabot[bot] <bot@github.com>")
     return root
+
+
+def test_the_scratch_tree_follows_submodules_and_paths_that_change_kind(tmp_path: Path) -> None:
+    """Real histories have these: requests' older history has a submodule, docs/_themes."""
+    root = tmp_path / "kinds"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    write(root, "pkg/core.py", "def core():\n    return 1\n")
+    write(root, "docs/guide/index.md", "# Guide\n")
+    write(root, "notes", "a file that becomes a folder\n")
+    git(root, "add", "-A")
+    some_commit = "1" * 40  # a gitlink needs no real commit behind it
+    git(root, "update-index", "--add", "--cacheinfo", f"160000,{some_commit},docs/_themes")
+    git(root, "commit", "-q", "-m", "with a submodule")
+    first = git(root, "rev-parse", "HEAD").strip()
+    git(root, "rm", "-q", "--cached", "docs/_themes")
+    git(root, "rm", "-q", "-r", "docs/guide", "notes")
+    write(root, "docs/guide", "the folder is now a file\n")
+    write(root, "notes/todo.md", "# Todo\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the submodule goes, a folder and a file swap")
+    second = git(root, "rev-parse", "HEAD").strip()
+
+    def files(tree: Path) -> set[str]:
+        return {str(p.relative_to(tree)) for p in tree.rglob("*") if p.is_file()}
+
+    scratch = Scratch(git_dir_of(root), tmp_path / "scratch", Settings(), [])
+    try:
+        for commit in (first, second, first):
+            scratch.goto(commit)
+            blobs = git(root, "ls-tree", "-r", "--name-only", commit).split()
+            assert files(scratch.tree) == {b for b in blobs if b != "docs/_themes"}
+            assert (scratch.tree / "docs/guide").is_file() == (commit == second)
+    finally:
+        scratch.close()
 
 
 def test_history_queries_keep_meaningful_commits_only(history: Path) -> None:
