@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+from eval_commits import BASELINE_EXTENSIONS
+
+from contextd.confidence import Calibration
 from contextd.embedder import DEFAULT_MODEL_ID
 from contextd.evaluation import (
+    HISTORY_L2,
     Record,
     evaluate,
     fit,
+    git,
     history_queries,
     load_queries,
     read_records,
@@ -41,13 +45,14 @@ from contextd.evaluation import (
 from contextd.settings import Settings
 
 HERE = Path(__file__).resolve().parent
-EXTENSIONS = [".py", ".md", ".rst", ".txt", ".cfg", ".toml", ".yaml"]  # as eval_commits
 KEYS = ("recall@5", "auroc", "ece", "recall@5_at_80_coverage")
 
 
-def records(path: Path, make) -> list[Record]:
+def records(path: Path, git_dir: Path, queries: list[dict], settings: Settings) -> list[Record]:
+    """The queries' records, asked once and kept at `path`."""
     if not path.exists():
-        save_records(make(), path)
+        asked = evaluate(git_dir, queries, settings, extensions=BASELINE_EXTENSIONS)
+        save_records(asked.records, path)
     return [r for r in read_records(path) if r.condition != "foreign"]
 
 
@@ -67,12 +72,7 @@ def main() -> int:
         name = git_dir.resolve().parent.name
         queries = load_queries(a.eval_dir / "commits" / f"{name}.jsonl")
         first = min(q["date"] for q in queries)
-        before = subprocess.run(
-            ["git", "--git-dir", str(git_dir), "rev-list", "-1", f"--before={first}", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        before = git(str(git_dir), "rev-list", "-1", f"--before={first}", "HEAD").strip()
         older = history_queries(str(git_dir), a.limit, before)
         print(
             f"{name}: {len(queries)} queries from {first[:10]}; {len(older)} older commits "
@@ -80,38 +80,26 @@ def main() -> int:
             file=sys.stderr,
             flush=True,
         )
-        dev[name] = records(
-            a.work / f"{name}.jsonl",
-            lambda g=git_dir, q=queries: evaluate(g, q, settings, extensions=EXTENSIONS).records,
-        )
-        history[name] = records(
-            a.work / f"{name}.history.jsonl",
-            lambda g=git_dir, q=older: evaluate(g, q, settings, extensions=EXTENSIONS).records,
-        )
-    ways = ["prior", "history"] + [f"adjusted at {v}" for v in a.l2.split(",")]
-    figures: dict[str, list[dict]] = {way: [] for way in ways}
+        dev[name] = records(a.work / f"{name}.jsonl", git_dir, queries, settings)
+        history[name] = records(a.work / f"{name}.history.jsonl", git_dir, older, settings)
+    figures: dict[str, list[dict]] = {}
     for name, own in dev.items():
         others = [r for other, rs in dev.items() if other != name for r in rs]
-        prior = fit(others, DEFAULT_MODEL_ID, "prior", 2.0) if others else None
-        for way in ways:
-            if way == "prior":
-                if prior is None:
-                    continue
-                cal = prior
-            elif way == "history":
-                cal = fit(history[name], DEFAULT_MODEL_ID, way, 2.0)
-            else:
-                if prior is None:
-                    continue
-                l2 = float(way.rsplit(" ", 1)[1])
-                cal = fit(history[name], DEFAULT_MODEL_ID, way, l2, prior=prior)
+        cals: dict[str, Calibration] = {}
+        if others:
+            cals["prior"] = fit(others, DEFAULT_MODEL_ID, "prior", 2.0)  # as fit_calibration
+        cals["history"] = fit(history[name], DEFAULT_MODEL_ID, "history", HISTORY_L2)
+        for l2 in a.l2.split(",") if others else []:
+            cals[f"adjusted at {l2}"] = fit(
+                history[name], DEFAULT_MODEL_ID, "adjusted", float(l2), prior=cals["prior"]
+            )
+        for way, cal in cals.items():
             f = report(rescore(own, cal))
-            figures[way].append(f)
+            figures.setdefault(way, []).append(f)
             print(f"{name:16s} {way:15s} n {f['n']} " + " ".join(f"{k} {f[k]}" for k in KEYS))
     macro = {
         way: {k: round(sum(f[k] for f in rows) / len(rows), 4) for k in KEYS}
         for way, rows in figures.items()
-        if rows
     }
     for way, m in macro.items():
         print(f"{'macro':16s} {way:15s} " + " ".join(f"{k} {v}" for k, v in m.items()))

@@ -461,6 +461,7 @@ def _result_figures(records: list[Record], k: int = 8) -> dict[str, Any]:
 # adjusted at 10 0.715 / 0.083, at 30 0.725 / 0.085; 100 commits alone 0.715 / 0.093,
 # at 10 0.727 / 0.096, at 30 0.735 / 0.099.
 PRIOR_L2 = 30.0
+HISTORY_L2 = 2.0  # a source's history alone, pulled toward zero (a model not shipped)
 
 
 def fit(

@@ -119,21 +119,13 @@ class VectorStore:
             }
             self.client = open_client(settings)  # StoreUnavailable, ConfigError: clear as is
             with self._calls():
-                self.collection = self.client.get_or_create_collection(
-                    collection_name(model_id, self.namespace),
-                    configuration={"hnsw": HNSW},
-                    metadata=metadata,
-                    embedding_function=None,
+                self.collection = self._get_or_create(
+                    collection_name(model_id, self.namespace), metadata
                 )
         else:
             try:
                 self.client = open_client(settings)
-                self.collection = self.client.get_or_create_collection(
-                    collection_name(model_id),
-                    configuration={"hnsw": HNSW},
-                    metadata=metadata,
-                    embedding_function=None,
-                )
+                self.collection = self._get_or_create(collection_name(model_id), metadata)
             except Exception as exc:
                 raise StoreError(
                     f"The vector store at {settings.chroma_path} cannot be opened ({exc}). "
@@ -256,17 +248,17 @@ class VectorStore:
                     include=[],
                 )
 
+    def _get_or_create(self, name: str, metadata: dict[str, Any]) -> Any:
+        return self.client.get_or_create_collection(
+            name, configuration={"hnsw": HNSW}, metadata=metadata, embedding_function=None
+        )
+
     def recreate(self) -> None:
         """Drop this collection and create it again, empty, with the same settings."""
         name, metadata = self.collection.name, dict(self.collection.metadata or {})
         with self._calls():
             self.client.delete_collection(name)
-            self.collection = self.client.get_or_create_collection(
-                name,
-                configuration={"hnsw": HNSW},
-                metadata=metadata,
-                embedding_function=None,
-            )
+            self.collection = self._get_or_create(name, metadata)
 
     def nearest(
         self, vector: np.ndarray, k: int, where: dict[str, Any] | None

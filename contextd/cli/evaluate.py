@@ -114,8 +114,16 @@ def calibrate(
     is used for searches of this source, whatever the embedding model.
     """
     from contextd.catalog import Catalog
-    from contextd.confidence import source_path
-    from contextd.evaluation import PRIOR_L2, evaluate, fit, history_queries, report, rescore
+    from contextd.confidence import shipped, source_path
+    from contextd.evaluation import (
+        HISTORY_L2,
+        PRIOR_L2,
+        evaluate,
+        fit,
+        history_queries,
+        report,
+        rescore,
+    )
 
     s = settings()
     catalog = Catalog(s.catalog_path)
@@ -139,7 +147,6 @@ def calibrate(
     if not quiet:
         err_console.print(f"{len(rows)} queries from {source}'s history.")
     result = evaluate(row.root, rows, s, progress=_progress(quiet))
-    from contextd.confidence import shipped
     from contextd.embedder import SentenceTransformerEmbedder
 
     model_id = SentenceTransformerEmbedder(s).model_id
@@ -149,7 +156,7 @@ def calibrate(
     prior = shipped(model_id)
     if prior is not None:
         origin += ", adjusting the shipped calibration"
-    cal = fit(result.records, model_id, origin, l2=PRIOR_L2 if prior else 2.0, prior=prior)
+    cal = fit(result.records, model_id, origin, l2=PRIOR_L2 if prior else HISTORY_L2, prior=prior)
     cal.save(source_path(s.home, source))
     figures = report(rescore(result.records, cal))
     console.print(
