@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from contextd import rpc
 from contextd.errors import DaemonError
+from contextd.lock import DataDirLock
 
 if TYPE_CHECKING:
     from contextd.settings import Settings
@@ -39,26 +40,46 @@ def spawn(settings: Settings) -> subprocess.Popen[bytes]:
         )
 
 
+def lock_is_held(home: Path) -> bool:
+    """Whether another process holds the data dir's lock (a daemon starting, or a command)."""
+    lock = DataDirLock(home)
+    if not lock.acquire():
+        return True
+    lock.release()
+    return False
+
+
 def ensure_daemon(settings: Settings, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
-    """The running daemon's ping reply, starting one first if none answers."""
+    """The running daemon's ping reply, starting one first if none answers.
+
+    Two starters can race (an MCP client's warm-up and its first call, two terminals):
+    the loser's daemon exits on the lock, and the loser then waits for the winner's.
+    """
     info = rpc.ping(settings.home)
     if info:
         return info
-    proc = spawn(settings)
+    proc: subprocess.Popen[bytes] | None = spawn(settings)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = rpc.ping(settings.home, timeout=1.0)
         if info:
             return info
-        code = proc.poll()
+        code = proc.poll() if proc else None
         if code is not None:
-            again = rpc.ping(settings.home, timeout=1.0)  # lost a race with another starter
-            if again:
-                return again
-            lines = tail(settings.log_path.with_name("daemon.stderr"), 3) or tail(
-                settings.log_path, 3
-            )
-            reason = lines[-1].strip() if lines else f"exit code {code}"
-            raise DaemonError(f"The daemon exited while starting: {reason}. See `contextd logs`.")
+            proc = None
+            if not lock_is_held(settings.home):
+                lines = tail(settings.log_path.with_name("daemon.stderr"), 3) or tail(
+                    settings.log_path, 3
+                )
+                reason = lines[-1].strip().rstrip(".") if lines else f"exit code {code}"
+                raise DaemonError(
+                    f"The daemon exited while starting: {reason}. See `contextd logs`."
+                )
         time.sleep(0.05)
+    if proc is None:
+        raise DaemonError(
+            f"Another contextd process holds the lock on {settings.home} and no daemon "
+            f"answered within {timeout:.0f}s (a command indexing without the daemon?). "
+            "Wait for it to finish, then try again; `contextd status` shows what runs."
+        )
     raise DaemonError(f"The daemon did not answer within {timeout:.0f}s. See `contextd logs`.")

@@ -43,6 +43,9 @@ class DaemonBackend:
             pass
 
     def call(self, op: str, args: dict[str, Any]) -> Any:
+        starting, self._starting = self._starting, None
+        if starting is not None:  # the first call waits for the warm-up's daemon
+            starting.join()
         try:
             return rpc.call(self.settings.home, op, args, timeout=120)
         except rpc.DaemonUnavailable:

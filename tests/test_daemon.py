@@ -205,6 +205,23 @@ def test_a_second_daemon_on_the_same_data_dir_refuses_at_once(daemon) -> None:
     assert elapsed < 5
 
 
+def test_two_starts_at_once_both_get_the_one_daemon(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTEXTD_")}
+    env |= {"CONTEXTD_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    starts = [
+        subprocess.Popen([*CONTEXTD, "start"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(2)
+    ]
+    try:
+        outs = [p.communicate(timeout=120) for p in starts]
+        assert [p.returncode for p in starts] == [0, 0], outs
+        pids = {json.loads(contextd(env, "status", "--json").stdout)["daemon"]["pid"]}
+        assert len(pids) == 1
+    finally:
+        stop_daemon(env)
+
+
 def test_a_hook_against_a_frozen_daemon_returns_at_once_and_counts_later(daemon, tmp_path) -> None:
     root, g = new_repo(tmp_path, daemon, "frozen")
     pid = json.loads(contextd(daemon, "status", "--json").stdout)["daemon"]["pid"]

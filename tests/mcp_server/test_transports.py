@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -78,6 +79,22 @@ async def test_a_stdio_subprocess_lists_tools_and_searches(served) -> None:
             True,
             False,
         )
+
+
+async def test_the_first_call_of_a_stdio_session_waits_for_the_daemon_it_starts(
+    tmp_path: Path,
+) -> None:
+    """No daemon runs: the server's warm-up starts one, and the first call must not race it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTEXTD_")}
+    env |= {"CONTEXTD_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "contextd", "mcp"], env=env)
+    try:
+        async with Client(params) as client:
+            r = await client.call_tool("sources", {})
+            assert not r.is_error, r.content
+            assert r.structured_content["sources"] == []
+    finally:
+        stop_daemon(env)
 
 
 def test_http_needs_the_token_and_refuses_foreign_origins(served) -> None:
