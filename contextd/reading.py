@@ -14,9 +14,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from contextd.catalog import Catalog
+from contextd.catalog import Catalog, SourceRow
+from contextd.connectors.base import open_source
 from contextd.connectors.filters import decode_text, is_binary, secret_reason
-from contextd.errors import ContextdError
+from contextd.errors import ContextdError, SourceError
 from contextd.redaction import redact
 
 MAX_LINES = 2000
@@ -65,6 +66,15 @@ def confine(root: Path, path: str) -> tuple[str, Path]:
     return inside.as_posix(), target
 
 
+def _in_source(row: SourceRow, rel: str) -> bool:
+    """Whether the source would index `rel`: what git tracks or does not ignore, or what a
+    folder's ignore files leave; never anything inside .git."""
+    try:
+        return rel in set(open_source(row.name, row.root, row.kind).scan([rel]))
+    except SourceError:
+        return False
+
+
 def read_file(
     catalog: Catalog,
     source: str,
@@ -75,6 +85,8 @@ def read_file(
 ) -> FileText:
     row = catalog.source(source)
     rel, target = confine(row.root, path)
+    if start_line and end_line and end_line < start_line:
+        raise ReadRefused(f"end_line {end_line} is before start_line {start_line}.")
     try:
         fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
@@ -83,14 +95,25 @@ def read_file(
         ) from None
     except OSError as exc:
         raise ReadRefused(f"'{path}' cannot be read ({exc.strerror}).") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ReadRefused(
+                f"'{path}' is a folder; give the path of a file in it, as search results show."
+            )
+        raise ReadRefused(f"'{path}' is not a regular file.")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ReadRefused(f"'{path}' is not a regular file.")
+        known = catalog.file_state(source, rel)
+        if known is None and not _in_source(row, rel):
+            raise ReadRefused(
+                f"'{path}' is not part of '{source}': contextd reads only what it indexes "
+                "(ignored files and anything inside .git are left out)."
+            )
         if st.st_size > max_bytes:
             raise ReadRefused(
-                f"'{path}' is larger than {max_bytes:,} bytes; read a line range "
-                "of a smaller file, or search for the part you need."
+                f"'{path}' is larger than {max_bytes:,} bytes, more than contextd reads or "
+                "indexes; search for the part you need, or open the file another way."
             )
         data = f.read(max_bytes + 1)
     if is_binary(data):
@@ -104,9 +127,8 @@ def read_file(
     total = len(lines)
     start = max(1, start_line or 1)
     end = min(total, end_line or total, start + MAX_LINES - 1)
-    if total and start > total:
+    if start > max(total, 1):
         raise ReadRefused(f"'{path}' has {total} lines; start_line {start} is past the end.")
-    known = catalog.file_states(source).get(rel)
     stale = known is None or (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns)
     return FileText(
         source, rel, start, end, total, "\n".join(lines[start - 1 : end]), stale, row.indexed_commit

@@ -81,6 +81,14 @@ class SourceInfo(BaseModel):
         0, description="Chunks searchable by keyword only, waiting to be embedded."
     )
     last_indexed: float | None = Field(description="Unix time of the last index run.")
+    watch: str | None = Field(
+        None, description='How changes are noticed: "events", "polling" (slower), or none.'
+    )
+    errors: list[str] = Field(
+        default_factory=list,
+        description="What went wrong indexing this source (a vanished root, unreadable "
+        "files): while there are any, its results may be missing or out of date.",
+    )
 
 
 class Sources(BaseModel):
@@ -92,4 +100,9 @@ class DaemonStatus(BaseModel):
     pid: int | None
     uptime_s: float | None
     model_loaded: bool
+    problems: list[str] = Field(
+        default_factory=list,
+        description="What keeps the index from being complete or fresh (a full disk, the "
+        "embedding model failing); empty when all is well. Tell the user.",
+    )
     sources: list[SourceInfo]

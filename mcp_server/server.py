@@ -55,6 +55,7 @@ def _source_info(row: dict[str, Any]) -> SourceInfo:
     pending = int(row.get("pending") or 0)
     queued = int(row.get("queued") or 0)
     at_head = row["kind"] != "git" or (head is not None and head == row.get("indexed_commit"))
+    errors = [clean(e) for e in row.get("errors") or []]
     return SourceInfo(
         name=row["name"],
         kind=row["kind"],
@@ -64,10 +65,12 @@ def _source_info(row: dict[str, Any]) -> SourceInfo:
         skipped=row["skipped"],
         indexed_commit=row.get("indexed_commit"),
         head=head,
-        up_to_date=bool(row.get("indexed_at")) and at_head and not (pending or queued),
+        up_to_date=bool(row.get("indexed_at")) and at_head and not (pending or queued or errors),
         queued=queued,
         pending=pending,
         last_indexed=row.get("indexed_at"),
+        watch=row.get("watch"),
+        errors=errors,
     )
 
 
@@ -148,8 +151,9 @@ def build_server(backend: Backend) -> MCPServer:
         description=(
             "Read a file, or a line range of it, from an indexed source: use it to see more "
             "around a search result. `path` is relative to the source root, exactly as "
-            "search returns it. Files outside indexed sources and secrets (.env, keys, "
-            "credentials) are refused. At most 2000 lines per call."
+            "search returns it. Only files the source indexes can be read: ignored files, "
+            "anything inside .git, secrets (.env, keys, credentials) and files over 1 MiB "
+            "are refused. At most 2000 lines per call."
         )
     )
     async def read(
@@ -175,8 +179,8 @@ def build_server(backend: Backend) -> MCPServer:
     @mcp.tool(
         description=(
             "List the indexed sources (repositories and folders) with their freshness: the "
-            "commit indexed versus HEAD, files pending, and counts. Use it to learn which "
-            "source names exist and whether the index is current."
+            "commit indexed versus HEAD, files pending, counts, and any errors. Use it to "
+            "learn which source names exist and whether the index is current."
         )
     )
     async def sources() -> Sources:
@@ -185,18 +189,24 @@ def build_server(backend: Backend) -> MCPServer:
 
     @mcp.tool(
         description=(
-            "Report whether the contextd daemon is running, whether its model is loaded, "
-            "and indexing progress per source. Use it when results seem missing or stale."
+            "Report the contextd daemon (it is started if it was not running), whether its "
+            "model is loaded, what keeps the index from being complete or fresh, and each "
+            "source's progress and errors. Use it when results seem missing or stale."
         )
     )
     async def status() -> DaemonStatus:
         data = await _call(backend, "status")
         daemon = data.get("daemon") or {}
+        problems = list(data.get("degraded") or [])
+        embedding_error = (daemon.get("embedding") or {}).get("error")
+        if embedding_error:
+            problems.append(f"embedding failed: {embedding_error}")
         return DaemonStatus(
             running=bool(daemon),
             pid=daemon.get("pid"),
             uptime_s=daemon.get("uptime_s"),
             model_loaded=bool(daemon.get("model_loaded")),
+            problems=[clean(p) for p in problems],
             sources=[_source_info(r) for r in data["sources"]],
         )
 

@@ -84,6 +84,31 @@ async def test_read_returns_lines_and_refusals_are_tool_errors(client: Client) -
     assert r.is_error and "contextd sources" in r.content[0].text
 
 
+async def test_read_serves_only_what_the_source_indexes(client: Client, repo: Path) -> None:
+    write(repo, ".gitignore", "local_settings.py\nscratch/\n")
+    write(repo, "local_settings.py", "DB_PASSWORD = 'hunter2-prod-pass'\n")
+    write(repo, "scratch/notes.txt", "launch codename BLUEFALCON\n")
+    write(repo, "src/shop/fresh.py", "def fresh():\n    return 'not indexed yet'\n")
+
+    async def read(path: str, **lines: int) -> tuple[bool, str, dict]:
+        r = await client.call_tool("read", {"source": "shop", "path": path, **lines})
+        return r.is_error, r.content[0].text, r.structured_content or {}
+
+    for path in ("local_settings.py", "scratch/notes.txt", ".git/config", ".git/HEAD"):
+        failed, text, _ = await read(path)
+        assert failed and "not part of 'shop'" in text, (path, text)
+        assert "hunter2" not in text and "BLUEFALCON" not in text
+    failed, text, content = await read("src/shop/fresh.py")  # in the source, not indexed yet
+    assert not failed and "not indexed yet" in content["text"] and content["stale"] is True
+    failed, text, _ = await read("src/shop")
+    assert failed and "is a folder" in text
+    failed, text, _ = await read("src/shop/cart.py", start_line=6, end_line=4)
+    assert failed and "before start_line" in text
+    write(repo, "src/shop/empty.py", "")
+    failed, text, _ = await read("src/shop/empty.py", start_line=5)
+    assert failed and "past the end" in text
+
+
 async def test_returned_text_is_inert(client: Client) -> None:
     for call in (("read", {"source": "shop", "path": "hostile.md"}),
                  ("search", {"query": "normal text red hidden bell", "k": 10})):  # fmt: skip

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
@@ -81,10 +84,11 @@ async def test_a_stdio_subprocess_lists_tools_and_searches(served) -> None:
         )
 
 
-async def test_the_first_call_of_a_stdio_session_waits_for_the_daemon_it_starts(
+async def test_a_stdio_session_starts_the_daemon_and_reports_a_broken_source(
     tmp_path: Path,
 ) -> None:
-    """No daemon runs: the server's warm-up starts one, and the first call must not race it."""
+    """No daemon runs: the server's warm-up starts one, and the first call must not race
+    it. Then a source's folder vanishes, and `sources` and `status` must say so."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTEXTD_")}
     env |= {"CONTEXTD_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     params = StdioServerParameters(command=sys.executable, args=["-m", "contextd", "mcp"], env=env)
@@ -93,6 +97,22 @@ async def test_the_first_call_of_a_stdio_session_waits_for_the_daemon_it_starts(
             r = await client.call_tool("sources", {})
             assert not r.is_error, r.content
             assert r.structured_content["sources"] == []
+            notes = tmp_path / "notes"
+            write(notes, "gizmo.md", "# Gizmo\n\nThe gizmo rotation policy.\n")
+            contextd(env, "add", str(notes), "--name", "notes")
+            contextd(env, "index", "notes")
+            r = await client.call_tool("sources", {})
+            assert r.structured_content["sources"][0]["up_to_date"] is True
+            shutil.rmtree(notes)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                r = await client.call_tool("status", {})
+                (row,) = r.structured_content["sources"]
+                if row["errors"]:
+                    break
+                await anyio.sleep(0.2)
+            assert "not a directory any more" in row["errors"][0]
+            assert row["up_to_date"] is False and r.structured_content["problems"] == []
     finally:
         stop_daemon(env)
 
