@@ -133,7 +133,9 @@ def search(
             {
                 **asdict(h),
                 "indexed_commit": row.indexed_commit if row else None,
-                "stale": is_stale(app, h.source, row.root if row else None, h.path),
+                "stale": is_stale(
+                    row.root if row else None, h.path, answer.indexed_as.get((h.source, h.path))
+                ),
             }
         )
     return {
@@ -148,16 +150,19 @@ def search(
     }
 
 
-def is_stale(app: App, source: str, root: Path | None, path: str) -> bool:
-    """Has the file changed on disk since it was indexed? One stat and one row: cheap."""
-    known = app.catalog.file_state(source, path)
-    if root is None or known is None:
+def is_stale(root: Path | None, path: str, indexed_as: tuple[int, int] | None) -> bool:
+    """Has the file changed on disk since the text a search returned was indexed?
+
+    `indexed_as` is the file's (size, mtime_ns) read in the same snapshot as that text,
+    not after it: the daemon may have indexed a newer version in between. One stat: cheap.
+    """
+    if root is None or indexed_as is None:
         return True
     try:
         st = os.stat(root / path)
     except OSError:
         return True
-    return (st.st_size, st.st_mtime_ns) != (known.size, known.mtime_ns)
+    return (st.st_size, st.st_mtime_ns) != indexed_as
 
 
 def read(

@@ -79,6 +79,8 @@ class Answer:
     verdict: str = "uncertain"  # found | uncertain | not_found
     calibration: str = ""  # what the calibration was fitted on
     unknown_words: list[str] = field(default_factory=list)  # in no indexed chunk at all
+    # (size, mtime_ns) of each hit's file as indexed, read with the hits: what `stale` checks
+    indexed_as: dict[tuple[str, str], tuple[int, int] | None] = field(default_factory=dict)
     # For evaluation and fitting: the features behind every confidence.
     hit_features: np.ndarray = field(default_factory=lambda: np.zeros((0, len(HIT_FEATURES))))
     query_features: np.ndarray = field(default_factory=lambda: np.zeros(len(QUERY_FEATURES)))
@@ -182,6 +184,9 @@ def search(
             answer.confidences = conf[order]
         hits = [h for _, h in top] + [h for _, h in ranked[FEATURED:]]
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
+        for h in answer.hits:
+            state = app.catalog.file_state(h.source, h.path)
+            answer.indexed_as[h.source, h.path] = (state.size, state.mtime_ns) if state else None
         return answer
 
 

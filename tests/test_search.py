@@ -65,6 +65,28 @@ def test_a_secret_in_an_added_folder_is_never_returned(app: App, tmp_path: Path)
     assert SECRET.encode() not in stored
 
 
+def test_a_result_indexed_again_while_it_was_returned_is_still_stale(
+    indexed: App, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon may index a file's new version between reading a result's text and
+    checking it against the disk: that text is still the old one, so it is stale."""
+    from contextd import ops
+
+    def search_then_reindex(*args, **kwargs):
+        answer = search(*args, **kwargs)
+        write(repo, "src/shop/mail.py", "def send_receipt_email(address):\n    return 'v2'\n")
+        indexed.index(indexed.catalog.source("shop"))
+        return answer
+
+    monkeypatch.setattr(ops, "run_search", search_then_reindex)
+    top = ops.search(indexed, "email the receipt", k=1)["results"][0]
+    assert top["path"] == "src/shop/mail.py" and "v2" not in top["text"]
+    assert top["stale"] is True
+    monkeypatch.undo()
+    top = ops.search(indexed, "email the receipt", k=1)["results"][0]
+    assert "v2" in top["text"] and top["stale"] is False
+
+
 def test_searching_while_the_index_is_rewritten_never_fails(indexed: App, repo: Path) -> None:
     import threading
 
