@@ -545,6 +545,13 @@ class Catalog:
             (fts_query([term]),),
         )
 
+    def has_language(self, language: str) -> bool:
+        sql = "SELECT EXISTS (SELECT 1 FROM chunks WHERE language = ?)"
+        return bool(self.db.execute(sql, (language,)).fetchone()[0])
+
+    def languages(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT language FROM chunks ORDER BY 1")]
+
     def skipped(self, source: str | None = None) -> list[tuple[str, str, str]]:
         sql = "SELECT source, path, reason FROM files WHERE status = 'skipped'"
         args: tuple[str, ...] = ()

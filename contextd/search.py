@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pathspec
 
 from contextd import redaction
 from contextd.app import App
 from contextd.confidence import ANSWER_K, HIT_FEATURES, QUERY_FEATURES, logit
 from contextd.errors import ContextdError
+from contextd.indexers import language_of
 from contextd.lexical import WORD, code_tokens, looks_like_identifier, query_terms
 from contextd.records import Hit
 
@@ -145,12 +148,13 @@ def search(
             raise ContextdError(
                 "Nothing is indexed yet. Run `contextd add PATH`, then `contextd index`."
             )
-        language = language.lower() if language else None
+        language = _known_language(app, language) if language else None
         pool = min(MAX_POOL, max(POOL, k * (20 if path_glob or files else 5)))
         terms = query_terms(query)
         candidates = _candidates(app, query, terms, pool, sources, language)
         if path_glob:
-            candidates = [c for c in candidates if fnmatchcase(c.hit.path, path_glob)]
+            matches = path_matcher(path_glob)
+            candidates = [c for c in candidates if matches(c.hit.path)]
         exact = looks_like_identifier(query) or any(
             0 < app.catalog.document_frequency(t) <= RARE_DF for t in _code_terms(query)[:8]
         )
@@ -188,6 +192,31 @@ def search(
             state = app.catalog.file_state(h.source, h.path)
             answer.indexed_as[h.source, h.path] = (state.size, state.mtime_ns) if state else None
         return answer
+
+
+def path_matcher(glob: str) -> Callable[[str], bool]:
+    """A path filter that takes a glob as people write it: shell style (`src/*` takes
+    everything below src/), or gitignore style (`**/*.py` includes the root, a bare
+    `test_*.py` or a folder name matches at any depth); a leading `./` is dropped."""
+    glob = glob.strip()
+    while glob.startswith("./"):
+        glob = glob[2:]
+    spec = pathspec.PathSpec.from_lines("gitwildmatch", [glob])
+    return lambda path: fnmatchcase(path, glob) or spec.match_file(path)
+
+
+LANGUAGE_ALIASES = {"c++": "cpp", "golang": "go", "js": "javascript", "ts": "typescript"}
+
+
+def _known_language(app: App, name: str) -> str:
+    """The language as the index names it (`py` and `.py` are python), or a ContextdError
+    that lists the languages there are."""
+    raw = name.strip().lower().lstrip(".")
+    for language in (raw, LANGUAGE_ALIASES.get(raw), language_of(f"x.{raw}")):
+        if language and app.catalog.has_language(language):
+            return language
+    there = ", ".join(app.catalog.languages())
+    raise ContextdError(f"No indexed file is in language '{name}'. The index has: {there}.")
 
 
 # English glue words beyond the index's stopwords: absent from code, and never the point.

@@ -103,10 +103,19 @@ def build_server(backend: Backend) -> MCPServer:
             list[str] | None, Field(description="Only these sources (see `sources`).")
         ] = None,
         path_glob: Annotated[
-            str | None, Field(description='Only paths matching this glob, e.g. "src/*".')
+            str | None,
+            Field(
+                description="Only paths matching this glob, relative to the source root: "
+                '"src/*" (everything below src/), "**/*.py", "docs".'
+            ),
         ] = None,
         language: Annotated[
-            str | None, Field(description='Only this language, e.g. "python".')
+            str | None,
+            Field(
+                description='Only this language: "python", "javascript", "typescript", '
+                '"go", "rust", "java", "c", "cpp", "ruby", "markdown", or a file extension '
+                'such as "toml". A language the index lacks is an error that lists them.'
+            ),
         ] = None,
         files: Annotated[
             bool, Field(description="One result per file, ranked by its best evidence.")

@@ -39,6 +39,13 @@ def test_the_relevant_chunk_ranks_first(indexed: App, query: str, path: str, sym
 def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Path) -> None:
     hits = search(indexed, "render the basket items", k=5, path_glob="src/*").hits
     assert hits and all(h.path.startswith("src/") for h in hits)
+    for glob in ("**/*.js", "./web/*", "web", "*.js"):  # shell and gitignore habits alike
+        hits = search(indexed, "render the basket items", k=5, path_glob=glob).hits
+        assert {h.path for h in hits} == {"web/app.js"}, glob
+    write(indexed.catalog.source("shop").root, "top.py", "def top_level_helper():\n    return 42\n")
+    indexed.index(indexed.catalog.source("shop"))
+    hits = search(indexed, "top level helper", k=5, path_glob="**/*.py").hits
+    assert "top.py" in {h.path for h in hits}
     assert {h.language for h in search(indexed, "basket", k=5, language="javascript").hits} == {
         "javascript"
     }
@@ -48,6 +55,12 @@ def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Pa
     assert {h.source for h in search(indexed, "basket", k=10, sources=["other"]).hits} == {"other"}
     with pytest.raises(SourceError, match="contextd sources"):
         search(indexed, "basket", sources=["nope"])
+    for alias in ("py", ".py", "Python"):
+        assert {h.language for h in search(indexed, "basket", k=5, language=alias).hits} == {
+            "python"
+        }
+    with pytest.raises(ContextdError, match="The index has: javascript, markdown, python"):
+        search(indexed, "basket", language="cobol")
     with pytest.raises(ContextdError, match="empty"):
         search(indexed, "   ")
 

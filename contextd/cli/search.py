@@ -54,9 +54,12 @@ def search(
         list[str] | None, typer.Option("--source", help="Only these sources.")
     ] = None,
     path: Annotated[
-        str | None, typer.Option("--path", help="Only paths matching this glob.")
+        str | None,
+        typer.Option("--path", help='Only paths matching this glob: "src/*", "**/*.py", "docs".'),
     ] = None,
-    lang: Annotated[str | None, typer.Option("--lang", help="Only this language.")] = None,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help='Only this language: "python", "py", "markdown"...')
+    ] = None,
     files: Annotated[
         bool, typer.Option("--files", help="One result per file, ranked by its best evidence.")
     ] = False,
