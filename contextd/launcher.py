@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from contextd import rpc
 from contextd.errors import DaemonError
-from contextd.lock import DataDirLock
+from contextd.lock import held
 
 if TYPE_CHECKING:
     from contextd.settings import Settings
@@ -40,15 +40,6 @@ def spawn(settings: Settings) -> subprocess.Popen[bytes]:
         )
 
 
-def lock_is_held(home: Path) -> bool:
-    """Whether another process holds the data dir's lock (a daemon starting, or a command)."""
-    lock = DataDirLock(home)
-    if not lock.acquire():
-        return True
-    lock.release()
-    return False
-
-
 def ensure_daemon(settings: Settings, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
     """The running daemon's ping reply, starting one first if none answers.
 
@@ -67,7 +58,7 @@ def ensure_daemon(settings: Settings, timeout: float = START_TIMEOUT_S) -> dict[
         code = proc.poll() if proc else None
         if code is not None:
             proc = None
-            if not lock_is_held(settings.home):
+            if not held(settings.home):
                 lines = tail(settings.log_path.with_name("daemon.stderr"), 3) or tail(
                     settings.log_path, 3
                 )

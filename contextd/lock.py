@@ -55,12 +55,25 @@ def write_info(home: Path, **info: Any) -> None:
     os.replace(tmp, path)
 
 
+def held(home: Path) -> bool:
+    """Whether another process holds the data dir's lock (a daemon, or a command)."""
+    lock = DataDirLock(home)
+    if not lock.acquire():
+        return True
+    lock.release()
+    return False
+
+
 def read_info(home: Path) -> dict[str, Any] | None:
-    """What the last daemon wrote of itself, if its process is still alive."""
+    """What the running daemon wrote of itself. None when its process is gone, or when
+    nothing holds the lock: a daemon killed with -9 leaves the file behind, and its pid
+    may belong to another program by now."""
     try:
         info = json.loads((home / INFO_NAME).read_text())
         os.kill(int(info["pid"]), 0)
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not held(home):
         return None
     return dict(info)
 

@@ -223,6 +223,24 @@ def test_two_starts_at_once_both_get_the_one_daemon(tmp_path: Path) -> None:
         stop_daemon(env)
 
 
+def test_stop_never_signals_a_process_a_killed_daemon_left_its_pid_to(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTEXTD_")}
+    env |= {"CONTEXTD_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    bystander = subprocess.Popen(["sleep", "60"])  # the pid a kill -9'd daemon left behind
+    try:
+        info = {"pid": bystander.pid, "started_at": 1.0, "socket": str(home / "daemon.sock")}
+        (home / "daemon.json").write_text(json.dumps(info))
+        out = contextd(env, "stop")
+        assert "not running" in out.stdout
+        time.sleep(0.2)
+        assert bystander.poll() is None, "stop signalled a process that is not contextd"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
 def test_a_hook_against_a_frozen_daemon_returns_at_once_and_counts_later(daemon, tmp_path) -> None:
     root, g = new_repo(tmp_path, daemon, "frozen")
     pid = json.loads(contextd(daemon, "status", "--json").stdout)["daemon"]["pid"]
