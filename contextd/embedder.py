@@ -234,6 +234,11 @@ class SentenceTransformerEmbedder:
                 f"sentence-transformers cannot be imported ({exc}). Reinstall contextd."
             ) from None
         target = str(self.model_dir) if self.model_dir else self.model_id
+        if target.startswith(("/", "./", "../", "~")) and not Path(target).expanduser().is_dir():
+            raise ModelUnavailable(
+                f"CONTEXTD_MODEL names a folder that does not exist: {target}. Set it to a "
+                "local model directory, or unset it to use the bundled all-MiniLM-L6-v2."
+            )
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("", "0", "false")
         self.device = resolve_device(self.settings.device)
         log.info("loading embedding model %s on %s", self.model_id, self.device)

@@ -6,6 +6,7 @@ shows the same thing whether the warm daemon answered or the command did the wor
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 from contextd import hooks, remote
 from contextd.app import App, resolve_root
-from contextd.connectors.base import detect_kind
+from contextd.connectors.base import detect_kind, open_source
 from contextd.errors import ContextdError, SourceError
 from contextd.health import low_space
 from contextd.pipeline import IndexStats
@@ -24,6 +25,8 @@ from contextd.reading import read_file
 from contextd.search import search as run_search
 
 Progress = Callable[[dict[str, Any]], None]
+log = logging.getLogger(__name__)
+
 SUMMED = ("files", "chunks", "skipped", "changed", "deleted", "embedded", "cached", "pending")
 
 
@@ -86,7 +89,15 @@ def index(
     started = time.perf_counter()
     rows = [app.catalog.source(n) for n in sources] if sources else app.catalog.sources()
     report = (lambda st: progress(progress_of(st))) if progress else None
-    results = [app.index(row, report, embed=False) for row in rows]
+    results, failed = [], []
+    for row in rows:  # one source that cannot be read does not hold up the others
+        try:
+            results.append(app.index(row, report, embed=False))
+        except SourceError as exc:
+            if sources:
+                raise
+            log.warning("index: %s", exc)
+            failed.append({"source": row.name, "error": str(exc)})
     if embed and any(r.pending for r in results):
         t0 = time.perf_counter()
         done = app.indexer.embed_pending(IndexStats("(all)"), report)
@@ -96,10 +107,15 @@ def index(
         first.embedded, first.cached = done.embedded, done.cached
         first.embed_seconds = done.embed_seconds
         first.seconds += time.perf_counter() - t0
-    return summarize(results, time.perf_counter() - started)
+    return summarize(results, time.perf_counter() - started) | {"failed": failed}
 
 
 def reindex(app: App, progress: Progress | None = None, embed: bool = True) -> dict:
+    """Drop every chunk and vector and index again, once nothing stands in the way: every
+    source readable and the model loaded (a wrong CONTEXTD_MODEL must not empty the index)."""
+    for row in app.catalog.sources():
+        open_source(row.name, row.root, row.kind)  # raises, naming the source and what to do
+    app.embedder.load()
     app.reset_index()
     return index(app, None, progress, embed)
 

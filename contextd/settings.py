@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     name, or a local directory."""
 
     device: str = "auto"
-    """torch device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda"..."""
+    """torch device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda",
+    "cuda:1", "mps", "xpu"."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     batch_size: int = Field(default=32, ge=1, le=4096)
     chunk_threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=64)
@@ -80,6 +81,13 @@ class Settings(BaseSettings):
     """Allow plain http:// to a non-loopback server (token and code cross in clear)."""
     store_ca_file: Path | None = None
     """CA certificate(s) to verify an https:// server with (a private CA)."""
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|xpu|cuda(:[0-9]+)?", value):
+            raise ValueError(f"'{value}' is not a device: use auto, cpu, cuda, cuda:N, mps or xpu")
+        return value
 
     @field_validator("home")
     @classmethod

@@ -7,14 +7,33 @@ from typing import Annotated, Any
 
 import typer
 
-from contextd.cli.common import console, eta, execute, index_progress, print_json, settings, shown
+from contextd.cli.common import (
+    console,
+    err_console,
+    eta,
+    execute,
+    index_progress,
+    print_json,
+    settings,
+    shown,
+)
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
+    """Print what was indexed; exit 1 after it if a source could not be."""
+    failed = summary.get("failed") or []
     if as_json:
         print_json(summary)
-        return
-    if not summary["sources"]:
+    else:
+        _print(summary)
+        for f in failed:
+            err_console.print(f"[red]error[/] {shown(f['error'])}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print(summary: dict[str, Any]) -> None:
+    if not summary["sources"] and not summary.get("failed"):
         console.print("No sources yet. Run `contextd add PATH` first.")
     for r in summary["sources"]:
         console.print(

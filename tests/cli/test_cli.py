@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,10 +75,43 @@ def test_known_errors_are_one_line_with_the_next_step_and_exit_1(tmp_path: Path,
     assert code == 1 and "not a directory" in err
 
 
+def test_a_vanished_source_neither_stops_index_nor_lets_reindex_drop_the_rest(
+    repo: Path, tmp_path: Path, capsys
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    (gone / "notes.md").write_text("# Notes\n\nThe gizmo rotation policy.\n")
+    cli(capsys, "add", str(repo), "--name", "shop")
+    cli(capsys, "add", str(gone), "--name", "gone")
+    assert cli(capsys, "index")[0] == 0
+    shutil.rmtree(gone)
+    (repo / "late.py").write_text("def refund_late_order():\n    return 'refunded'\n")
+    code, out, err = cli(capsys, "index")  # "gone" sorts before "shop": it must not stop it
+    assert code == 1 and "Source 'gone'" in err and "not a directory any more" in err
+    assert "shop: " in out
+    code, out, _ = cli(capsys, "search", "refund_late_order", "--json")
+    assert json.loads(out)["results"][0]["path"] == "late.py"
+    code, _, err = cli(capsys, "reindex")
+    assert code == 1 and "Source 'gone'" in err
+    assert json.loads(cli(capsys, "search", "email the receipt", "--json")[1])["results"]
+    cli(capsys, "remove", "gone")
+    env = {**os.environ, "CONTEXTD_MODEL": str(tmp_path / "no-such-model")}
+    out = subprocess.run(  # a mistyped model must not empty the index first
+        [sys.executable, "-m", "contextd", "reindex"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 1 and "names a folder that does not exist" in out.stderr
+    code, out, _ = cli(capsys, "search", "email the receipt", "--json")
+    assert code == 0 and json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
+
+
 def test_a_broken_setting_is_a_clear_error(monkeypatch, capsys) -> None:
     monkeypatch.setenv("CONTEXTD_BATCH_SIZE", "lots")
     code, _, err = cli(capsys, "sources")
     assert code == 1 and "CONTEXTD_BATCH_SIZE" in err and "Traceback" not in err
+    monkeypatch.delenv("CONTEXTD_BATCH_SIZE")
+    monkeypatch.setenv("CONTEXTD_DEVICE", "tpu")  # found now, not when the model loads
+    code, _, err = cli(capsys, "sources")
+    assert code == 1 and "CONTEXTD_DEVICE" in err and "use auto, cpu, cuda" in err
 
 
 def test_a_model_that_cannot_load_offline_says_how_to_fix_it(repo: Path, tmp_path: Path) -> None:
