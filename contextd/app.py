@@ -19,6 +19,7 @@ from contextd.catalog import Catalog, SourceRow
 from contextd.confidence import Calibrations
 from contextd.embedder import SentenceTransformerEmbedder
 from contextd.errors import StoreMismatch
+from contextd.home import make_home
 from contextd.indexers import CHUNKER_VERSION
 from contextd.pipeline import Indexer, IndexStats, Progress
 from contextd.settings import Settings
@@ -41,7 +42,7 @@ class App:
         daemon's threads take turns; a command in a terminal should give up sooner)."""
         self.settings = settings
         self.store_repair: str | None = None  # what opening the store had to rebuild
-        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_home(settings.home)
         self.catalog = Catalog(settings.catalog_path, timeout_s=catalog_timeout_s)
 
     @cached_property

@@ -25,6 +25,7 @@ from contextd.app import App, resolve_root
 from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
 from contextd.errors import DaemonError
+from contextd.home import make_home
 from contextd.lock import DataDirLock, clear_info, read_info, write_info
 from contextd.rpc import Emit, RpcServer
 from contextd.settings import Settings
@@ -60,7 +61,7 @@ class Daemon:
         self.http: Any = None
 
     def run(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_home(self.home)
         if not self.lock.acquire():
             raise already_running(self.home)
         try:

@@ -20,3 +20,8 @@ def home_from_env() -> Path:
     """`CONTEXTD_HOME` as Settings reads it, else the platform data dir."""
     raw = os.environ.get("CONTEXTD_HOME")
     return (Path(raw) if raw else default_home()).expanduser().resolve()
+
+
+def make_home(home: Path) -> None:
+    """Create the data dir readable by its owner only: it holds the indexed code."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)

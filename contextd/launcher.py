@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from contextd import rpc
 from contextd.errors import DaemonError
+from contextd.home import make_home
 from contextd.lock import held
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def tail(path: Path, n: int) -> list[str]:
 
 
 def spawn(settings: Settings) -> subprocess.Popen[bytes]:
+    make_home(settings.home)
     settings.log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(settings.log_path.with_name("daemon.stderr"), "ab") as err:
         return subprocess.Popen(

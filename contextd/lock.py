@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contextd.home import make_home
+
 LOCK_NAME = "contextd.lock"
 INFO_NAME = "daemon.json"
 
@@ -25,7 +27,7 @@ class DataDirLock:
 
     def acquire(self, wait_s: float = 0.0) -> bool:
         """Take the lock, waiting up to wait_s; False if another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_home(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + wait_s
         while True:

@@ -6,6 +6,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+from contextd.home import make_home
+
 if TYPE_CHECKING:
     from contextd.settings import Settings
 
@@ -19,6 +21,7 @@ def configure_logging(s: Settings, stderr: bool = False) -> None:
             root.removeHandler(h)
     handlers: list[logging.Handler] = []
     try:
+        make_home(s.home)
         s.log_path.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(s.log_path, encoding="utf-8"))
     except OSError:

@@ -205,7 +205,7 @@ def test_a_second_daemon_on_the_same_data_dir_refuses_at_once(daemon) -> None:
     assert elapsed < 5
 
 
-def test_two_starts_at_once_both_get_the_one_daemon(tmp_path: Path) -> None:
+def test_two_starts_at_once_both_get_the_one_daemon_in_a_private_data_dir(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTEXTD_")}
     env |= {"CONTEXTD_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     starts = [
@@ -219,6 +219,7 @@ def test_two_starts_at_once_both_get_the_one_daemon(tmp_path: Path) -> None:
         assert [p.returncode for p in starts] == [0, 0], outs
         pids = {json.loads(contextd(env, "status", "--json").stdout)["daemon"]["pid"]}
         assert len(pids) == 1
+        assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700  # it holds the code
     finally:
         stop_daemon(env)
 
