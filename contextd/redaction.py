@@ -177,6 +177,8 @@ _STRONG_WORDS = _words(
     "password passwd pwd pass passphrase passcode passkey secret secrets token credential "
     "credentials creds apikey authkey privatekey secretkey accesskey clientsecret"
 )
+_GLUED_STRONG = ("password", "passwd", "pass", "pwd", "secret", "token", "apikey")
+_PASS_WORDS = _words("bypass compass encompass overpass surpass trespass underpass")
 _KEY_QUALIFIERS = _words(
     "api access secret private signing encryption master auth client app account storage "
     "license subscription consumer shared session hmac webhook"
@@ -203,6 +205,16 @@ _URL_OR_QUERY = re.compile(r"://|^https?:|\.(?:py|json|ya?ml|txt|pem|key)$|&|=[^
 _PATH = re.compile(r"^(?:\.{0,2}/|~/|[A-Za-z]:\\)[\w.\-/\\]*$")
 
 
+def _sample(value: str) -> bool:
+    """A password written as an illustration: sample or placeholder words (`testpass`,
+    `changeme1`, `${DB_PASSWORD}`) with little else. A generated one that happens to hold
+    such a word (`K9vQ2xLtestZ7`, `S3cr3tPassw0rd!x9`) is not one."""
+    if not (_SAMPLE_PASSWORD.search(value) or _PLACEHOLDER.search(value)):
+        return False
+    rest = _PLACEHOLDER.sub("", _SAMPLE_PASSWORD.sub("", value))
+    return len(rest) < 6 or _classes(rest) < 3
+
+
 def _basic_auth(value: str) -> bool:
     """A `Basic` credential whose password is not a sample one."""
     try:
@@ -210,23 +222,30 @@ def _basic_auth(value: str) -> bool:
     except (binascii.Error, UnicodeDecodeError):
         return _random(value, 3.5)
     _, colon, password = user_pass.partition(":")
-    return bool(colon and password) and not _SAMPLE_PASSWORD.search(password)
+    return bool(colon and password) and not _sample(password)
 
 
 @functools.lru_cache(maxsize=4096)
 def _name_strength(name: str) -> str | None:
     """Strong for password, secret, token and API key names; weak for other keys; or None."""
-    words = [w.lower() for part in re.split(r"[^A-Za-z0-9]+", name) for w in _WORD.findall(part)]
+    cased = [w for part in re.split(r"[^A-Za-z0-9]+", name) for w in _WORD.findall(part)]
+    words = [w.lower() for w in cased]
     if not words or words[-1] in _NOT_A_VALUE_NAME:
         return None
     if any(w in _STRONG_WORDS for w in words):
         return "strong"
+    if any(w.isupper() and _glued(w.lower()) for w in cased):
+        return "strong"  # PGPASSWORD, DBPASS, APITOKEN: an environment variable's prefix
     for i, w in enumerate(words):
         if w == "key" and i and words[i - 1] in _KEY_QUALIFIERS:
             return "strong"
     if "key" in words or "auth" in words:
         return "weak"
     return None
+
+
+def _glued(word: str) -> bool:
+    return word.endswith(_GLUED_STRONG) and word not in _PASS_WORDS
 
 
 def _assigned_kind(name: str) -> str:
@@ -287,12 +306,10 @@ def _secret_value(value: str, strength: str, bare: bool, after: str) -> bool:
     # A short value cannot reach 3 bits a character: log2(10) is 3.3 with none repeated.
     elif not _random(value, min(3.0, math.log2(len(value)) - 1.0)):
         return False
-    if _wordy(value) or _sequential(value) or _PLACEHOLDER.search(value):
+    if _wordy(value) or _sequential(value) or _sample(value):
         return False
     user, colon, password = value.partition(":")
-    return not (
-        colon and user.isalnum() and (password == user or _SAMPLE_PASSWORD.search(password))
-    )
+    return not (colon and user.isalnum() and (password == user or _sample(password)))
 
 
 def _assignments(text: str, lower: str) -> list[Finding]:
@@ -354,7 +371,7 @@ def find(text: str) -> list[Finding]:
             pw = unquote(m["pw"])
             if pw == unquote(m["user"]) or _EXAMPLE_HOST.search(m["host"]):
                 continue
-            if not _SAMPLE_PASSWORD.search(pw) and not _PLACEHOLDER.search(pw):
+            if not _sample(pw):
                 found.append(Finding(m.start("pw"), m.end("pw"), "url-password"))
     found.extend(_assignments(text, lower))
     return _merge(found)

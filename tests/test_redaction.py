@@ -113,6 +113,38 @@ def test_placeholders_variables_and_calls_are_left_alone(line: str) -> None:
     assert redact(line) == (line, [])
 
 
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        ('export PGPASSWORD="Xk9mPq2vL8nR4w"', "Xk9mPq2vL8nR4w"),  # a prefix glued to the word
+        ("DBPASS=Xk9mPq2vL8nR4w", "Xk9mPq2vL8nR4w"),
+        ('APITOKEN = "Hq7vLm2Xk9PwR4tZ"', "Hq7vLm2Xk9PwR4tZ"),
+        ("git clone https://deploy:K9vQ2xLtestZ7@git.corp.internal/r.git", "K9vQ2xLtestZ7"),
+        ('DB = "postgres://app:S3cr3tPassw0rd!x9@db.internal/app"', "S3cr3tPassw0rd!x9"),
+        ('API_TOKEN = "Ktest9vQ2xLZ7ab"', "Ktest9vQ2xLZ7ab"),  # "test" inside is no placeholder
+    ],
+)
+def test_a_generated_secret_is_redacted_even_where_it_holds_a_sample_word(
+    line: str, secret: str
+) -> None:
+    clean, kinds = redact(line)
+    assert secret not in clean and kinds
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'u = "postgres://app:testpass@db/app"',
+        'u = "postgres://app:changeme1@db/app"',
+        'u = "postgres://app:${DB_PASSWORD}@db/app"',
+        'COMPASS = "NorthEastWind7"',
+        'password = "test-password-1"',
+    ],
+)
+def test_sample_passwords_and_words_ending_in_pass_are_left_alone(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
 def test_redact_leaves_clean_text_identical() -> None:
     text = "def total(items):\n    return sum(i.price for i in items)\n"
     assert redact(text).text is text
