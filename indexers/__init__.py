@@ -13,7 +13,8 @@ from contextd.records import Chunk
 
 # Bump when chunk boundaries or what the model reads change: the store then asks for
 # `contextd reindex`. 4: secrets in content are redacted (an older index may hold them).
-CHUNKER_VERSION = 4
+# 5: generated passwords holding a sample word, and PGPASSWORD-style names, are too.
+CHUNKER_VERSION = 5
 
 CODE_EXTENSIONS: dict[str, str] = {
     ".py": "python",
