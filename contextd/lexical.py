@@ -101,6 +101,12 @@ def _word_tokens(word: str) -> tuple[str, ...]:
     return tuple(lowered)
 
 
+def identifier_parts(word: str) -> list[str]:
+    """The pieces the index splits a name into: `max_retry_delay` -> max, retry, delay."""
+    tokens = _word_tokens(word)
+    return list(tokens[1:]) if len(tokens) > 1 and tokens[0] == word.lower() else []
+
+
 def code_tokens(text: str) -> list[str]:
     out: list[str] = []
     for m in WORD.finditer(text):

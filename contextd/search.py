@@ -29,7 +29,13 @@ from contextd.app import App
 from contextd.confidence import ANSWER_K, HIT_FEATURES, QUERY_FEATURES, logit
 from contextd.errors import ContextdError
 from contextd.indexers import language_of
-from contextd.lexical import WORD, code_tokens, looks_like_identifier, query_terms
+from contextd.lexical import (
+    WORD,
+    code_tokens,
+    identifier_parts,
+    looks_like_identifier,
+    query_terms,
+)
 from contextd.records import Hit
 
 POOL = 50  # candidates drawn from each side
@@ -268,14 +274,18 @@ def _secret_spans(query: str) -> list[tuple[int, int]]:
 
 def _in_no_chunk(app: App, word: str) -> bool:
     """No indexed chunk holds the word (each part of a dotted name judged alone)."""
-    for part in word.split("."):
-        if looks_like_identifier(part):
-            terms = [part.lower()]
-        else:
-            terms = [t for t in query_terms(part) if not t.isdigit() and t not in FILLER]
-        if terms and not any(app.catalog.document_frequency(t) for t in terms):
-            return True
-    return False
+    return any(not _in_some_chunk(app, part) for part in word.split("."))
+
+
+def _in_some_chunk(app: App, part: str) -> bool:
+    df = app.catalog.document_frequency
+    if not looks_like_identifier(part):
+        terms = [t for t in query_terms(part) if not t.isdigit() and t not in FILLER]
+        return not terms or any(df(t) for t in terms)
+    # A name counts whole. Inside a longer dotted name (`self.max_retry_delay`) it is no
+    # token of its own, but its pieces follow that token in a row: a phrase finds them.
+    pieces = identifier_parts(part)
+    return bool(df(part.lower()) or (len(pieces) > 1 and df(" ".join(pieces))))
 
 
 def _code_terms(query: str) -> list[str]:

@@ -189,3 +189,9 @@ def test_words_no_indexed_file_contains_are_named(indexed: App) -> None:
     # glue words and numbers are never reported.
     assert answer.unknown_words == ["retry", "Kubernetes", "send_receipt_sms", "Cart.discount"]
     assert search(indexed, "email the receipt to the customer", k=3).unknown_words == []
+    # A name only ever used after a dot is no token of its own, and is still there.
+    root = indexed.catalog.source("shop").root
+    write(root, "src/shop/retry.py", "x = self.max_retry_delay + settings.maxBackoff\n")
+    indexed.index(indexed.catalog.source("shop"))
+    answer = search(indexed, "max_retry_delay maxBackoff retry_delay_max", k=3)
+    assert answer.unknown_words == ["retry_delay_max"]
