@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -114,6 +115,14 @@ def unwatched_folders(root: Path, inodes: set[int], limit: int = 5) -> list[str]
     return missing
 
 
+def _identity(root: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(root)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(
         self, source: str, root: Path, emit: Emit, new_folder: Callable[[str], None]
@@ -162,6 +171,7 @@ class Watchers:
         self._polling: BaseObserver = PollingObserver(timeout=polling_interval_s)
         self._watches: dict[str, tuple[str, object]] = {}
         self._roots: dict[str, Path] = {}
+        self._identities: dict[str, tuple[int, int] | None] = {}
         self._checks: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
         # Observer threads call _new_folder while holding their own lock, and _lock is held
@@ -180,6 +190,7 @@ class Watchers:
             self._unwatch(source)
             handler = _Handler(source, root, self.emit, self._new_folder)
             self._roots[source] = root
+            self._identities[source] = _identity(root)
             if not self.force_polling:
                 try:
                     watch = self._events.schedule(
@@ -255,6 +266,14 @@ class Watchers:
         if self.on_fallback:
             self.on_fallback(source)  # edits in the unwatched folders went unseen: catch up
 
+    def replaced_roots(self) -> list[str]:
+        """Sources whose root folder is gone or is another folder now (deleted and made
+        again, a fresh clone in its place): their watch no longer sees anything."""
+        with self._lock:
+            return [
+                s for s, root in self._roots.items() if _identity(root) != self._identities.get(s)
+            ]
+
     def mode(self, source: str) -> str | None:
         entry = self._watches.get(source)
         return entry[0] if entry else None
@@ -265,6 +284,7 @@ class Watchers:
 
     def _unwatch(self, source: str) -> None:
         self._roots.pop(source, None)
+        self._identities.pop(source, None)
         with self._checks_lock:
             timer = self._checks.pop(source, None)
         if timer:

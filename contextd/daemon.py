@@ -24,7 +24,7 @@ from contextd import ops
 from contextd.app import App, resolve_root
 from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
-from contextd.errors import DaemonError
+from contextd.errors import ContextdError, DaemonError
 from contextd.home import make_home
 from contextd.lock import DataDirLock, clear_info, read_info, write_info
 from contextd.rpc import Emit, RpcServer
@@ -34,6 +34,7 @@ from contextd.worker import Call, GitMoved, Reconcile, Worker
 log = logging.getLogger(__name__)
 
 SPOOL_POLL_S = 0.1  # hooks leave notes in the spool; a scan of an empty dir costs nothing
+ROOT_CHECK_S = 2.0  # how often source folders are checked for having been replaced
 STALE_TMP_S = 3600.0
 WRITE_OPS = frozenset({"add", "remove", "index", "reindex", "verify"})
 
@@ -111,7 +112,11 @@ class Daemon:
                 http=self.http.url if self.http else None,
             )
             log.info("daemon ready (pid %d) on %s", os.getpid(), server.path)
+            roots_checked = time.monotonic()
             while not self.stop_event.wait(SPOOL_POLL_S):
+                if time.monotonic() - roots_checked > ROOT_CHECK_S:
+                    roots_checked = time.monotonic()
+                    self._rewatch_replaced_roots()
                 try:
                     self._drain_spool()
                 except Exception:  # the daemon outlives any one bad note
@@ -161,6 +166,19 @@ class Daemon:
         except OSError as exc:
             self.worker.state(name).errors.append(f"cannot watch {root}: {exc}")
             log.error("cannot watch %s (%s); relying on reconcile scans", root, exc)
+
+    def _rewatch_replaced_roots(self) -> None:
+        """A source folder deleted and made again (or cloned afresh) has lost its watch:
+        watch the new folder and read it whole."""
+        for name in self.watchers.replaced_roots():
+            try:
+                root = self.app.catalog.source(name).root
+            except ContextdError:
+                continue
+            if root.is_dir():
+                log.info("%s: its folder %s was replaced; watching it again", name, root)
+                self._watch(name, root)
+                self.worker.submit(Reconcile(name))
 
     def _drain_spool(self) -> None:
         """Handle the notes git hooks left (`<time>-<pid>.note`: hook name, then root)."""

@@ -25,6 +25,7 @@ from contextd.health import Health
 log = logging.getLogger(__name__)
 
 MAX_SETTLE_S = 2.0
+IGNORE_FILES = frozenset({".gitignore", ".contextdignore"})
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ class Worker(threading.Thread):
                 moved.add(job.source)
             elif isinstance(job, PathsChanged):
                 paths.setdefault(job.source, set()).update(job.paths)
+                if any(p.rsplit("/", 1)[-1] in IGNORE_FILES for p in job.paths):
+                    reconcile.add(job.source)  # what is ignored changed: every file may be
             elif isinstance(job, Call):
                 calls.append(job)
         for name in sorted(reconcile):
@@ -200,6 +203,7 @@ class Worker(threading.Thread):
 
     def _reconcile(self, name: str) -> None:
         stats = self.app.index(self.app.catalog.source(name), embed=False)
+        self.state(name).errors.clear()  # the whole source was read: past errors are over
         if stats.changed or stats.deleted:
             log.info("reconciled %s: %d changed, %d deleted", name, stats.changed, stats.deleted)
 

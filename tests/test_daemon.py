@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,6 +128,31 @@ def test_an_atomic_save_is_indexed_and_temp_files_never_are(daemon, tmp_path: Pa
 
     assert "saved atomically" in target.read_text()
     assert set(indexed(home, "editor")) == {"app/core.py", "README.md"}
+
+
+def test_a_source_folder_replaced_by_a_fresh_copy_is_watched_again(daemon, tmp_path) -> None:
+    root, g = new_repo(tmp_path, daemon, "replaced")
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    write(copy, "app/fresh.py", "def fresh():\n    return 'from the new copy'\n")
+    run_git(copy, "add", "-A")
+    run_git(copy, "commit", "-q", "-m", "in the copy")
+    shutil.rmtree(root)  # rm -rf, then a fresh clone in its place
+    time.sleep(0.5)
+    shutil.copytree(copy, root)
+    wait_converged(daemon, "replaced", root)
+    write(root, "app/later.py", "def later():\n    return 'seen by the new watch'\n")
+    wait_converged(daemon, "replaced", root)  # events again, not the hourly reconcile
+    rows = json.loads(contextd(daemon, "status", "--json").stdout)["sources"]
+    assert next(r for r in rows if r["name"] == "replaced")["errors"] == []
+
+
+def test_an_ignore_file_change_takes_effect_at_once(daemon, tmp_path: Path) -> None:
+    root, g = new_repo(tmp_path, daemon, "ignoring")
+    write(root, "app/local_notes.py", "NOTES = 'meant to stay on this machine'\n")
+    wait_converged(daemon, "ignoring", root)
+    write(root, ".gitignore", "app/local_notes.py\n")
+    wait_converged(daemon, "ignoring", root, timeout=15)
 
 
 def test_hooks_alone_carry_commits_merges_checkouts_and_rebases(hooks_only, tmp_path) -> None:
