@@ -46,9 +46,22 @@ def shell_quote_inner(value: str) -> str:
     return "".join("\\" + c if c in '"\\$`' else c for c in value)
 
 
+class SharedHooksFolder(SourceError):
+    """core.hooksPath is a folder of the working tree: committed, shared with the team."""
+
+
 def install(repo: Path, home: Path) -> list[Path]:
     """Install (or refresh) our hooks; returns the hook files written."""
     directory = hooks_dir(repo)
+    top = Path(git(repo, "rev-parse", "--show-toplevel", timeout=10).decode().strip()).resolve()
+    git_dir = Path(git(repo, "rev-parse", "--absolute-git-dir", timeout=10).decode().strip())
+    if directory.is_relative_to(top) and not directory.is_relative_to(git_dir.resolve()):
+        raise SharedHooksFolder(
+            f"core.hooksPath is {directory}, a folder of the working tree that the team "
+            "shares; contextd's hooks name this machine's data dir, so they are not written "
+            "there. The daemon's watch and its reconcile scans keep the index fresh without "
+            "them."
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from contextd.search import search as run_search
 Progress = Callable[[dict[str, Any]], None]
 log = logging.getLogger(__name__)
 
+SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 SUMMED = ("files", "chunks", "skipped", "changed", "deleted", "embedded", "cached", "pending")
 
 
@@ -38,17 +40,25 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
     root = resolve_root(Path(path))
     if not root.is_dir():
         raise SourceError(f"{path} is not a directory. Give the path of a repository or folder.")
-    name = name or root.name
-    if not name or "/" in name or name.startswith("."):
-        raise SourceError(f"'{name}' cannot name a source. Pass --name with a plain word.")
+    if name is None:  # from the folder's name, made fit to type: "My Project" -> my-project
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", root.name).strip("-.") or "source"
+    if not SOURCE_NAME.fullmatch(name):
+        raise SourceError(
+            f"'{name}' cannot name a source: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit (--name my-project)."
+        )
     existing = app.catalog.source_by_root(root)
     if existing and existing.name == name:
         row, created = existing, False
     else:
         row, created = app.catalog.add_source(name, root, detect_kind(root)), True
     installed: list[str] = []
+    hooks_note = None
     if row.kind == "git" and install_hooks:
-        hooks.install(row.root, app.settings.home)
+        try:
+            hooks.install(row.root, app.settings.home)
+        except hooks.SharedHooksFolder as exc:
+            hooks_note = str(exc)
         installed = hooks.installed(row.root)
     return {
         "name": row.name,
@@ -56,6 +66,7 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
         "root": str(row.root),
         "created": created,
         "hooks": installed,
+        "hooks_note": hooks_note,
     }
 
 

@@ -49,12 +49,14 @@ class BearerAuth:
 
     def __init__(self, app: Any, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            scheme, _, credentials = given.strip().partition(b" ")
+            ok = scheme.lower() == b"bearer"  # the scheme is case-insensitive (RFC 9110)
+            if not hmac.compare_digest(credentials.strip(), self.expected) or not ok:
                 await send(
                     {
                         "type": "http.response.start",

@@ -60,12 +60,18 @@ def test_a_foreign_hook_is_chained_and_restored_byte_for_byte(repo: Path, tmp_pa
 
 
 def test_core_hooks_path_and_worktrees_are_honoured(repo: Path, tmp_path: Path) -> None:
-    git(repo, "config", "core.hooksPath", ".githooks")
+    outside = tmp_path / "my-hooks"
+    git(repo, "config", "core.hooksPath", str(outside))
     hooks.install(repo, tmp_path / "home")
-    assert (repo / ".githooks/post-checkout").exists()
+    assert (outside / "post-checkout").exists()
     assert not (repo / ".git/hooks/post-checkout").exists()
-    git(repo, "config", "--unset", "core.hooksPath")
     hooks.uninstall(repo)
+    # A hooks folder in the working tree is the team's (committed): never written to.
+    git(repo, "config", "core.hooksPath", ".githooks")
+    with pytest.raises(hooks.SharedHooksFolder, match="the team shares"):
+        hooks.install(repo, tmp_path / "home")
+    assert not (repo / ".githooks").exists() and git(repo, "status", "--porcelain") == ""
+    git(repo, "config", "--unset", "core.hooksPath")
 
     worktree = tmp_path / "wt"
     git(repo, "worktree", "add", "-q", str(worktree), "-b", "wt-branch")

@@ -68,7 +68,7 @@ def stop() -> None:
 
 
 def logs(
-    lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 50,
+    lines: Annotated[int, typer.Option("-n", help="How many lines.", min=0)] = 50,
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
 ) -> None:
     """Show the daemon's log."""

@@ -8,24 +8,42 @@ from typing import Annotated
 import typer
 
 from contextd import hooks
-from contextd.cli.common import console, settings
+from contextd.cli.common import console, execute, settings
+from contextd.errors import SourceError
 
 app = typer.Typer(
     help="Git hooks that tell the daemon when a repository moves.", no_args_is_help=True
 )
 
-Repo = Annotated[Path, typer.Argument(help="The repository (default: this one).")]
+Repo = Annotated[
+    str, typer.Argument(help="The repository: a path, or a source's name (default: this one).")
+]
+
+
+def _repository(repo: str) -> Path:
+    """The repository a path or a git source's name points at, or a clear error."""
+    path = Path(repo).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    rows = {r["name"]: r for r in execute("sources", {})}
+    if repo in rows and rows[repo]["kind"] == "git":
+        return Path(rows[repo]["root"])
+    raise SourceError(
+        f"'{repo}' is neither a folder nor a git source's name. Give a repository's path, "
+        "or see `contextd sources`."
+    )
 
 
 @app.command()
-def install(repo: Repo = Path(".")) -> None:
+def install(repo: Repo = ".") -> None:
     """Install post-commit, post-merge, post-checkout and post-rewrite hooks."""
-    written = hooks.install(repo.resolve(), settings().home)
+    written = hooks.install(_repository(repo), settings().home)
     console.print(f"Installed {len(written)} hooks in {written[0].parent}.")
 
 
 @app.command()
-def uninstall(repo: Repo = Path(".")) -> None:
+def uninstall(repo: Repo = ".") -> None:
     """Remove contextd's hooks, restoring any hook that was there before."""
-    touched = hooks.uninstall(repo.resolve())
-    console.print(f"Removed {len(touched)} contextd hook(s) from {repo.resolve()}.")
+    root = _repository(repo)
+    touched = hooks.uninstall(root)
+    console.print(f"Removed {len(touched)} contextd hook(s) from {root}.")

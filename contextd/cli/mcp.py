@@ -10,8 +10,10 @@ from typing import Annotated
 
 import typer
 
+from contextd import rpc
 from contextd.cli.common import console, settings
-from contextd.errors import ConfigError
+from contextd.errors import ConfigError, DaemonError
+from contextd.home import make_home
 from contextd.logs import configure_logging
 
 CLIENTS = ("claude", "cursor", "vscode", "codex")
@@ -78,8 +80,15 @@ def serve(
     from contextd.mcp_server.http import load_token
 
     s = settings().model_copy(update={"http_port": port, "http_host": host})
+    running = rpc.ping(s.home)
+    if running:
+        raise DaemonError(
+            f"A contextd daemon is already running on {s.home} (pid {running['pid']}). "
+            "Run `contextd stop` first, or serve HTTP from it: "
+            f"`contextd stop; CONTEXTD_HTTP_PORT={port} contextd start`."
+        )
     configure_logging(s, stderr=True)
-    s.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_home(s.home)
     load_token(s.home)
     console.print(
         f"MCP over HTTP on http://{host}:{port}/mcp; bearer token in {s.home / 'http-token'}",

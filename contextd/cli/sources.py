@@ -28,6 +28,8 @@ def add(
         console.print(f"Added {row['kind']} source '{shown(row['name'])}' at {shown(row['root'])}.")
     if row["hooks"]:
         console.print(f"Git hooks installed: {', '.join(row['hooks'])}.")
+    if row.get("hooks_note"):
+        console.print(f"[yellow]No git hooks:[/] {shown(row['hooks_note'])}")
     if row["created"]:
         console.print(f"Next: `contextd index {row['name']}` (a running daemon does it for you).")
 

@@ -104,6 +104,24 @@ def test_a_vanished_source_neither_stops_index_nor_lets_reindex_drop_the_rest(
     assert code == 0 and json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
 
 
+def test_source_names_are_fit_to_type_and_hooks_take_one(repo: Path, tmp_path: Path, capsys):
+    spaced = tmp_path / "My Project (old)"
+    spaced.mkdir()
+    code, out, _ = cli(capsys, "add", str(spaced))
+    assert code == 0 and "source 'My-Project-old'" in out and "contextd index My-Project-old" in out
+    for bad in ("sp ace", "-x", ".hidden", "a/b"):
+        code, _, err = cli(capsys, "add", str(spaced), "--name", bad)
+        assert code == 1 and "cannot name a source" in err, bad
+    cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")
+    assert not (repo / ".git/hooks/post-commit").exists()
+    code, out, _ = cli(capsys, "hooks", "install", "shop")  # a source's name, or a path
+    assert code == 0 and (repo / ".git/hooks/post-commit").exists()
+    code, _, err = cli(capsys, "hooks", "install", "nope")
+    assert code == 1 and "neither a folder nor a git source" in err
+    assert cli(capsys, "hooks", "uninstall", str(repo))[0] == 0
+    assert not (repo / ".git/hooks/post-commit").exists()
+
+
 def test_a_broken_setting_is_a_clear_error(monkeypatch, capsys) -> None:
     monkeypatch.setenv("CONTEXTD_BATCH_SIZE", "lots")
     code, _, err = cli(capsys, "sources")
@@ -170,7 +188,9 @@ def test_print_config_gives_a_snippet_ready_to_paste(client: str, capsys) -> Non
     assert cli(capsys, "mcp", "--print-config", "emacs")[0] == 1
 
 
-@pytest.mark.parametrize("args", [["search"], ["index", "--bogus"], ["nonsense"]])
+@pytest.mark.parametrize(
+    "args", [["search"], ["index", "--bogus"], ["nonsense"], ["logs", "-n", "-3"]]
+)
 def test_a_usage_mistake_is_exit_2_with_usage_not_an_unexpected_error(args, capsys) -> None:
     code, out, err = cli(capsys, *args)
     assert code == 2

@@ -129,6 +129,12 @@ def test_http_needs_the_token_and_refuses_foreign_origins(served) -> None:
         wrong = {**headers, "Authorization": "Bearer not-the-token"}
         assert http.post(url, json=body, headers=wrong).status_code == 401
         good = {**headers, "Authorization": f"Bearer {token}"}
+        lower = {**headers, "Authorization": f"bearer {token}"}  # the scheme has no case
+        assert http.post(url, json=body, headers=lower).status_code != 401
+        assert (
+            http.post(url, json=body, headers={**headers, "Authorization": token}).status_code
+            == 401
+        )
         foreign = {**good, "Origin": "http://evil.example"}
         assert http.post(url, json=body, headers=foreign).status_code == 403
         huge = http.post(
@@ -137,6 +143,13 @@ def test_http_needs_the_token_and_refuses_foreign_origins(served) -> None:
             headers={**good, "Content-Type": "application/json"},
         )
         assert huge.status_code == 413
+
+
+def test_serve_refuses_at_once_while_a_daemon_runs(served) -> None:
+    env, port = served
+    out = contextd(env, "serve", "--http", "--port", str(free_port()), check=False)
+    assert out.returncode == 1 and "already running" in out.stderr
+    assert "MCP over HTTP on" not in out.stdout
 
 
 async def test_an_http_client_with_the_token_searches(served) -> None:
