@@ -277,12 +277,16 @@ class Catalog:
                 (name, str(root), kind, time.time()),
             )
         except sqlite3.IntegrityError:
-            clash = self.db.execute(
-                "SELECT name FROM sources WHERE name = ? OR root = ?", (name, str(root))
+            same_root = self.db.execute(
+                "SELECT name FROM sources WHERE root = ?", (str(root),)
             ).fetchone()
+            if same_root:
+                raise SourceError(
+                    f"{root} is already the source '{same_root[0]}'; one folder is indexed "
+                    f"once. To rename it: `contextd remove {same_root[0]}`, then add it again."
+                ) from None
             raise SourceError(
-                f"A source named '{clash[0]}' already covers {root}. "
-                "Run `contextd sources` to see them, or pick another --name."
+                f"A source named '{name}' already exists (`contextd sources`). Pick another --name."
             ) from None
         return self.source(name)
 

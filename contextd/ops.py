@@ -51,6 +51,7 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
     if existing and existing.name == name:
         row, created = existing, False
     else:
+        _refuse_nesting(app, root)
         row, created = app.catalog.add_source(name, root, detect_kind(root)), True
     installed: list[str] = []
     hooks_note = None
@@ -68,6 +69,23 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
         "hooks": installed,
         "hooks_note": hooks_note,
     }
+
+
+def _refuse_nesting(app: App, root: Path) -> None:
+    """A folder inside a source, or holding one, would be indexed twice: every result
+    from it would come back twice."""
+    for row in app.catalog.sources():
+        if row.root != root and root.is_relative_to(row.root):
+            inside = root.relative_to(row.root).as_posix()
+            raise SourceError(
+                f"{root} is inside the source '{row.name}' and already indexed with it; "
+                f"narrow a search to it with `--source {row.name} --path '{inside}'`."
+            )
+        if row.root != root and row.root.is_relative_to(root):
+            raise SourceError(
+                f"{root} holds the source '{row.name}' ({row.root}), which would then be "
+                f"indexed twice. Run `contextd remove {row.name}` first, then add {root}."
+            )
 
 
 def remove(app: App, source: str) -> dict:

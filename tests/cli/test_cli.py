@@ -114,6 +114,12 @@ def test_source_names_are_fit_to_type_and_hooks_take_one(repo: Path, tmp_path: P
         assert code == 1 and "cannot name a source" in err, bad
     cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")
     assert not (repo / ".git/hooks/post-commit").exists()
+    code, _, err = cli(capsys, "add", str(repo), "--name", "shop2")
+    assert code == 1 and "already the source 'shop'" in err
+    code, _, err = cli(capsys, "add", str(repo / "src"))  # indexed twice, found twice
+    assert code == 1 and "inside the source 'shop'" in err and "--path 'src'" in err
+    code, _, err = cli(capsys, "add", str(tmp_path))
+    assert code == 1 and "holds the source" in err
     code, out, _ = cli(capsys, "hooks", "install", "shop")  # a source's name, or a path
     assert code == 0 and (repo / ".git/hooks/post-commit").exists()
     code, _, err = cli(capsys, "hooks", "install", "nope")
