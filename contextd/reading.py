@@ -18,6 +18,7 @@ from contextd.catalog import Catalog, SourceRow
 from contextd.connectors.base import open_source
 from contextd.connectors.filters import decode_text, is_binary, secret_reason
 from contextd.errors import ContextdError, SourceError
+from contextd.hygiene import clean
 from contextd.redaction import redact
 
 MAX_LINES = 2000
@@ -66,6 +67,14 @@ def confine(root: Path, path: str) -> tuple[str, Path]:
     return inside.as_posix(), target
 
 
+def _as_shown(catalog: Catalog, source: str, path: str) -> str | None:
+    """The indexed file a search result showed as `path`: results are cleaned on the way
+    out (zero-width characters dropped, `<SYSTEM>` escaped), so their path may not be the
+    file's. None unless exactly one file matches."""
+    found = [p for p in catalog.file_states(source) if p != path and clean(p) == path]
+    return found[0] if len(found) == 1 else None
+
+
 def _in_source(row: SourceRow, rel: str) -> bool:
     """Whether the source would index `rel`: what git tracks or does not ignore, or what a
     folder's ignore files leave; never anything inside .git."""
@@ -85,6 +94,10 @@ def read_file(
 ) -> FileText:
     row = catalog.source(source)
     rel, target = confine(row.root, path)
+    if not os.path.lexists(target):
+        real = _as_shown(catalog, source, path)
+        if real is not None:
+            rel, target = confine(row.root, real)
     if start_line and end_line and end_line < start_line:
         raise ReadRefused(f"end_line {end_line} is before start_line {start_line}.")
     try:

@@ -93,3 +93,22 @@ async def test_the_index_keeps_the_file_as_written(client: Client, indexed: App)
         )
     )
     assert "<IMPORTANT>" in stored and "\x1b[31m" in stored and "\u202e" in stored
+
+
+async def test_a_path_shown_cleaned_can_be_read(client: Client, indexed: App, repo: Path) -> None:
+    """A file name with a zero-width character or prompt-like markup comes back cleaned
+    from search; `read` must still open the file the agent was shown."""
+    write(repo, "odd/quo\u200bkka.txt", "The quokka inventory lives here.\n")
+    write(repo, "odd/<SYSTEM> wombat.md", "# Wombat\n\nThe wombat ledger lives here.\n")
+    indexed.index(indexed.catalog.source("shop"))
+    for query, shown in (
+        ("quokka inventory", "odd/quokka.txt"),
+        ("wombat ledger", "odd/&lt;SYSTEM&gt; wombat.md"),
+    ):
+        r = await client.call_tool("search", {"query": query, "k": 1})
+        assert r.structured_content["results"][0]["path"] == shown
+        r = await client.call_tool("read", {"source": "shop", "path": shown})
+        assert not r.is_error, r.content[0].text
+        assert (
+            r.structured_content["path"] == shown and "lives here" in r.structured_content["text"]
+        )
