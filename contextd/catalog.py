@@ -7,6 +7,9 @@ with itself, and `Indexer.sweep` makes the vector store agree with it after a cr
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -22,6 +25,10 @@ import numpy as np
 from contextd.errors import CatalogLocked, DiskFull, SourceError, StoreError
 from contextd.lexical import code_tokens, fts_query
 from contextd.records import Chunk, FileState
+
+log = logging.getLogger(__name__)
+
+SOURCES_COPY = "sources.json"  # the source list beside the catalog, for `doctor --repair`
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -143,6 +150,53 @@ class _Connection(sqlite3.Connection):
             raise sqlite_error(self.path, self.timeout_s, exc) from exc
 
 
+def damaged_message(path: Path, problem: str) -> str:
+    return (
+        f"The catalog at {path} is damaged ({problem}). `contextd doctor --repair` moves it "
+        "aside and starts a new one with your sources; `contextd reindex` then rebuilds it."
+    )
+
+
+def damage(path: Path) -> str | None:
+    """What SQLite finds wrong with the catalog file (a quick check), or None."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        rows = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.OperationalError as exc:
+        return None if "locked" in str(exc) else str(exc)
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    finally:
+        db.close()
+    return None if rows == ["ok"] else "; ".join(rows[:3])
+
+
+def start_afresh(path: Path) -> tuple[Path, list[str]]:
+    """Move a damaged catalog aside and make a new one holding the sources it had (from
+    the copy beside it). Returns where the old one went and the sources restored."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("-wal", "-shm", ""):
+        part = Path(f"{path}{suffix}")
+        if part.exists():
+            os.replace(part, Path(f"{aside}{suffix}"))
+    try:
+        rows = json.loads(path.with_name(SOURCES_COPY).read_text())
+    except (OSError, ValueError):
+        rows = []
+    catalog = Catalog(path)
+    try:
+        for row in rows:
+            catalog.add_source(row["name"], Path(row["root"]), row["kind"])
+    finally:
+        catalog.close()
+    return aside, [row["name"] for row in rows]
+
+
 class Catalog:
     """One SQLite connection per thread over a WAL database: readers never block the writer."""
 
@@ -156,6 +210,8 @@ class Catalog:
         self._migrate_columns()
         self.db.executescript(SCHEMA)
         self._backfill_fts()
+        if not path.with_name(SOURCES_COPY).exists():
+            self._save_sources()
 
     def _migrate_columns(self) -> None:
         """Bring a catalog written by an earlier contextd up to this schema, in place."""
@@ -205,10 +261,7 @@ class Catalog:
         except sqlite3.OperationalError as exc:
             raise StoreError(f"The catalog at {self.path} cannot be opened ({exc}).") from None
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"The catalog at {self.path} cannot be opened ({exc}). If it is damaged, move "
-                "it aside and run `contextd reindex`; it is rebuilt from your files."
-            ) from None
+            raise StoreError(damaged_message(self.path, str(exc))) from None
         with self._guard:
             self._all.append(conn)
         # A thread's connection goes with the thread: a server that starts one per request
@@ -288,7 +341,20 @@ class Catalog:
             raise SourceError(
                 f"A source named '{name}' already exists (`contextd sources`). Pick another --name."
             ) from None
+        self._save_sources()
         return self.source(name)
+
+    def _save_sources(self) -> None:
+        """Copy the source list beside the catalog: if the catalog is ever damaged beyond
+        opening, `contextd doctor --repair` starts a new one with these sources."""
+        rows = [{"name": r.name, "root": str(r.root), "kind": r.kind} for r in self.sources()]
+        path = self.path.with_name(SOURCES_COPY)
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(rows, indent=1))
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk: the catalog itself is what matters
+            log.warning("could not write %s: %s", path, exc)
 
     def source(self, name: str) -> SourceRow:
         row = self.db.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
@@ -311,6 +377,7 @@ class Catalog:
             self._drop_chunks(db, "source = ?", (name,))
             db.execute("DELETE FROM files WHERE source = ?", (name,))
             db.execute("DELETE FROM sources WHERE name = ?", (name,))
+        self._save_sources()
         return sorted(ids)
 
     def mark_source(

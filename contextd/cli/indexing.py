@@ -17,6 +17,7 @@ from contextd.cli.common import (
     settings,
     shown,
 )
+from contextd.errors import DaemonError, StoreError
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
@@ -185,7 +186,10 @@ def doctor(
     repair: Annotated[bool, typer.Option("--repair", help="Sweep what does not match.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Check that the vector store and the catalog agree: lost, orphan, duplicate chunks."""
+    """Check the catalog, and that the vector store and the catalog agree: lost, orphan,
+    duplicate chunks. `--repair` sweeps mismatches, and starts a damaged catalog afresh."""
+    if _damaged_catalog(repair, as_json):
+        return
     info = execute("store", {"check": True})
     if not as_json:
         print_store(info)
@@ -206,3 +210,35 @@ def doctor(
         )
     if bad and not repair:
         console.print("Run `contextd doctor --repair` to sweep the store back into agreement.")
+
+
+def _damaged_catalog(repair: bool, as_json: bool) -> bool:
+    """Report a damaged catalog (and with `repair`, start it afresh); False if it is sound."""
+    from contextd import rpc
+    from contextd.catalog import damage, damaged_message, start_afresh
+    from contextd.lock import DataDirLock
+
+    s = settings()
+    problem = damage(s.catalog_path)
+    if problem is None:
+        return False
+    if not repair:
+        raise StoreError(damaged_message(s.catalog_path, problem))
+    if rpc.ping(s.home):
+        raise DaemonError("The daemon is using the damaged catalog: `contextd stop` first.")
+    lock = DataDirLock(s.home)
+    if not lock.acquire(wait_s=5):
+        raise DaemonError(f"Another contextd process is working on {s.home}; wait for it.")
+    try:
+        aside, restored = start_afresh(s.catalog_path)
+    finally:
+        lock.release()
+    if as_json:
+        print_json({"damaged": problem, "moved_to": str(aside), "sources": restored})
+        return True
+    console.print(f"The damaged catalog ({problem}) is now {aside}.")
+    console.print(
+        f"A new catalog holds your {len(restored)} source(s): {', '.join(restored) or 'none'}. "
+        "Run `contextd reindex` to rebuild the index from your files."
+    )
+    return True

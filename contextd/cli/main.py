@@ -9,6 +9,7 @@ is a bug: its traceback goes to the log file, whose path is printed, and exit is
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
@@ -62,6 +63,15 @@ def run(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:
+        # A damaged catalog file ("database disk image is malformed"); a locked or full
+        # one is an OperationalError, reported where it happens.
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            from contextd.catalog import damaged_message
+            from contextd.home import home_from_env
+
+            path = home_from_env() / "catalog.sqlite3"
+            err_console.print(f"[red]error:[/] {shown(damaged_message(path, str(exc)))}")
+            return 1
         # A usage error (unknown option, missing argument): click's ClickException, which
         # typer 0.28 carries as its own copy, so it is recognised by what it can do.
         if callable(getattr(exc, "show", None)) and isinstance(

@@ -128,6 +128,26 @@ def test_source_names_are_fit_to_type_and_hooks_take_one(repo: Path, tmp_path: P
     assert not (repo / ".git/hooks/post-commit").exists()
 
 
+def test_a_damaged_catalog_is_named_and_doctor_repair_starts_afresh_with_the_sources(
+    repo: Path, capsys
+) -> None:
+    cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")
+    assert cli(capsys, "index")[0] == 0
+    catalog = Path(os.environ["CONTEXTD_HOME"]) / "catalog.sqlite3"
+    for part in catalog.parent.glob("catalog.sqlite3*"):
+        part.write_bytes(b"\x00garbage" * 4096)  # a disk that lost the file's contents
+    code, _, err = cli(capsys, "search", "email the receipt")
+    assert code == 1 and "is damaged" in err and "contextd doctor --repair" in err
+    code, _, err = cli(capsys, "doctor")
+    assert code == 1 and "is damaged" in err
+    code, out, _ = cli(capsys, "doctor", "--repair")
+    assert code == 0 and "1 source(s): shop" in out and "contextd reindex" in out
+    assert list(catalog.parent.glob("catalog.sqlite3.damaged-*"))
+    assert cli(capsys, "reindex")[0] == 0
+    code, out, _ = cli(capsys, "search", "email the receipt", "--json")
+    assert code == 0 and json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
+
+
 def test_a_broken_setting_is_a_clear_error(monkeypatch, capsys) -> None:
     monkeypatch.setenv("CONTEXTD_BATCH_SIZE", "lots")
     code, _, err = cli(capsys, "sources")
