@@ -125,16 +125,24 @@ def _identity(root: Path) -> tuple[int, int] | None:
 
 class _Handler(FileSystemEventHandler):
     def __init__(
-        self, source: str, root: Path, emit: Emit, new_folder: Callable[[str], None]
+        self,
+        source: str,
+        root: Path,
+        emit: Emit,
+        new_folder: Callable[[str], None],
+        lost_root: Callable[[str], None],
     ) -> None:
         self.source = source
         self.root = str(root)
         self.emit = emit
         self.new_folder = new_folder
+        self.lost_root = lost_root
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in IGNORED_EVENTS:
             return
+        if event.event_type in ("deleted", "moved") and os.fsdecode(event.src_path) == self.root:
+            self.lost_root(self.source)  # the watch died with the folder
         if event.is_directory and event.event_type in ("created", "moved"):
             self.new_folder(self.source)
         paths: set[str] = set()
@@ -172,6 +180,7 @@ class Watchers:
         self._watches: dict[str, tuple[str, object]] = {}
         self._roots: dict[str, Path] = {}
         self._identities: dict[str, tuple[int, int] | None] = {}
+        self._lost: set[str] = set()  # sources whose root's watch reported it gone
         self._checks: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
         # Observer threads call _new_folder while holding their own lock, and _lock is held
@@ -188,9 +197,11 @@ class Watchers:
         """Start watching one source; returns its mode, "events" or "polling"."""
         with self._lock:
             self._unwatch(source)
-            handler = _Handler(source, root, self.emit, self._new_folder)
+            handler = self._handler(source, root)
             self._roots[source] = root
             self._identities[source] = _identity(root)
+            with self._checks_lock:
+                self._lost.discard(source)
             if not self.force_polling:
                 try:
                     watch = self._events.schedule(
@@ -262,16 +273,27 @@ class Watchers:
                 return
             self._unwatch(source)
             self._roots[source] = root
-            self._poll(source, root, _Handler(source, root, self.emit, self._new_folder))
+            self._poll(source, root, self._handler(source, root))
         if self.on_fallback:
             self.on_fallback(source)  # edits in the unwatched folders went unseen: catch up
 
+    def _handler(self, source: str, root: Path) -> _Handler:
+        return _Handler(source, root, self.emit, self._new_folder, self._lost_root)
+
+    def _lost_root(self, source: str) -> None:
+        with self._checks_lock:  # called on an observer's thread: not self._lock
+            self._lost.add(source)
+
     def replaced_roots(self) -> list[str]:
-        """Sources whose root folder is gone or is another folder now (deleted and made
-        again, a fresh clone in its place): their watch no longer sees anything."""
+        """Sources whose root folder went away: its watch said so, or it is gone, or it
+        is another folder now (deleted and made again, a fresh clone in its place). Their
+        watch no longer sees anything."""
+        with self._checks_lock:
+            lost = set(self._lost)
         with self._lock:
+            roots = self._roots.items()
             return [
-                s for s, root in self._roots.items() if _identity(root) != self._identities.get(s)
+                s for s, root in roots if s in lost or _identity(root) != self._identities.get(s)
             ]
 
     def mode(self, source: str) -> str | None:
