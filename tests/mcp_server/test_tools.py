@@ -51,6 +51,7 @@ async def test_the_tools_are_listed_with_descriptions_and_schemas(client: Client
     assert set(tools) == {"search", "read", "sources", "status"}
     for tool in tools.values():
         assert len(tool.description or "") > 80 and tool.output_schema
+        assert tool.annotations.read_only_hint and not tool.annotations.destructive_hint
     assert tools["search"].input_schema["required"] == ["query"]
 
 
@@ -81,7 +82,7 @@ async def test_read_returns_lines_and_refusals_are_tool_errors(client: Client) -
     r = await client.call_tool("read", {"source": "shop", "path": ".env"})
     assert r.is_error and "deny-list" in r.content[0].text
     r = await client.call_tool("read", {"source": "nope", "path": "a.py"})
-    assert r.is_error and "contextd sources" in r.content[0].text
+    assert r.is_error and "call the `sources` tool to list them" in r.content[0].text
 
 
 async def test_read_serves_only_what_the_source_indexes(client: Client, repo: Path) -> None:
