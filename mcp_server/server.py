@@ -45,13 +45,18 @@ READ_ONLY = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 # A command an error names that an agent can do itself, as the tool that does it.
-AS_TOOL = re.compile(r"(?:[Rr]un )?`contextd (sources|status)`")
+AS_TOOL = re.compile(r"([Rr]un )?`contextd (sources|status)`")
 
 
 def for_agents(message: str) -> str:
     """An error as an agent can act on it: `contextd sources` is the `sources` tool; other
     commands are for the user to run."""
-    return AS_TOOL.sub(lambda m: f"call the `{m[1]}` tool", message)
+
+    def tool(m: re.Match[str]) -> str:
+        verb = {"Run ": "Call the", "run ": "call the"}.get(m[1] or "", "the")
+        return f"{verb} `{m[2]}` tool"
+
+    return AS_TOOL.sub(tool, message)
 
 
 async def _call(backend: Backend, op: str, **args: Any) -> Any:

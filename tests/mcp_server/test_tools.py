@@ -82,7 +82,7 @@ async def test_read_returns_lines_and_refusals_are_tool_errors(client: Client) -
     r = await client.call_tool("read", {"source": "shop", "path": ".env"})
     assert r.is_error and "deny-list" in r.content[0].text
     r = await client.call_tool("read", {"source": "nope", "path": "a.py"})
-    assert r.is_error and "call the `sources` tool to list them" in r.content[0].text
+    assert r.is_error and "Call the `sources` tool to list them" in r.content[0].text
 
 
 async def test_read_serves_only_what_the_source_indexes(client: Client, repo: Path) -> None:
