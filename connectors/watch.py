@@ -221,8 +221,7 @@ class Watchers:
                     self._watches[source] = ("events", watch)
                     if not self._limit_reached(source, root):
                         return "events"
-                    self._unwatch(source)
-                    self._roots[source] = root
+                    self._unschedule(source)
             return self._poll(source, root, handler)
 
     def _poll(self, source: str, root: Path, handler: _Handler) -> str:
@@ -271,8 +270,7 @@ class Watchers:
                 return
             if not self._limit_reached(source, root):
                 return
-            self._unwatch(source)
-            self._roots[source] = root
+            self._unschedule(source)
             self._poll(source, root, self._handler(source, root))
         if self.on_fallback:
             self.on_fallback(source)  # edits in the unwatched folders went unseen: catch up
@@ -307,6 +305,10 @@ class Watchers:
     def _unwatch(self, source: str) -> None:
         self._roots.pop(source, None)
         self._identities.pop(source, None)
+        self._unschedule(source)
+
+    def _unschedule(self, source: str) -> None:
+        """Stop the source's watch (to watch it another way: its root stays known)."""
         with self._checks_lock:
             timer = self._checks.pop(source, None)
         if timer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,24 @@ def test_a_refused_inotify_watch_falls_back_to_polling(
     finally:
         w.stop()
     assert "late.md" in seen
+
+
+def test_a_root_counts_as_replaced_only_when_it_is(tmp_path: Path) -> None:
+    w = Watchers(lambda s, p: None, polling_interval_s=0.2)
+    w._limit_reached = lambda source, root: True  # type: ignore[method-assign]  # as on a huge tree
+    w.start()
+    try:
+        root = tmp_path / "src"
+        root.mkdir()
+        assert w.watch("src", root) == "polling"  # fell back: the same root all along
+        assert w.replaced_roots() == []
+        shutil.rmtree(root)
+        assert w.replaced_roots() == ["src"]
+        root.mkdir()
+        w.watch("src", root)
+        assert w.replaced_roots() == []
+    finally:
+        w.stop()
 
 
 def inotify_masks() -> list[int]:
