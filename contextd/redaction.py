@@ -205,14 +205,15 @@ _URL_OR_QUERY = re.compile(r"://|^https?:|\.(?:py|json|ya?ml|txt|pem|key)$|&|=[^
 _PATH = re.compile(r"^(?:\.{0,2}/|~/|[A-Za-z]:\\)[\w.\-/\\]*$")
 
 
-def _sample(value: str) -> bool:
-    """A password written as an illustration: sample or placeholder words (`testpass`,
+def _sample(value: str, pattern: re.Pattern[str] = _SAMPLE_PASSWORD) -> bool:
+    """A value written as an illustration: sample or placeholder words (`testpass`,
     `changeme1`, `${DB_PASSWORD}`) with little else. A generated one that happens to hold
-    such a word (`K9vQ2xLtestZ7`, `S3cr3tPassw0rd!x9`) is not one."""
-    if not (_SAMPLE_PASSWORD.search(value) or _PLACEHOLDER.search(value)):
+    such a word (`K9vQ2xLtestZ7`, `k3j9barx8q2m4n7p5w1z`) is not: what is left without
+    the words is still long and random, digits included (`rest-of-my-password` has none)."""
+    if not pattern.search(value):
         return False
-    rest = _PLACEHOLDER.sub("", _SAMPLE_PASSWORD.sub("", value))
-    return len(rest) < 6 or _classes(rest) < 3
+    rest = _SAMPLE_PASSWORD.sub("", _PLACEHOLDER.sub("", value))
+    return not (len(rest) >= 8 and _random(rest) and any(c.isdigit() for c in rest))
 
 
 def _basic_auth(value: str) -> bool:
@@ -306,7 +307,7 @@ def _secret_value(value: str, strength: str, bare: bool, after: str) -> bool:
     # A short value cannot reach 3 bits a character: log2(10) is 3.3 with none repeated.
     elif not _random(value, min(3.0, math.log2(len(value)) - 1.0)):
         return False
-    if _wordy(value) or _sequential(value) or _sample(value):
+    if _wordy(value) or _sequential(value) or _sample(value, _PLACEHOLDER):
         return False
     user, colon, password = value.partition(":")
     return not (colon and user.isalnum() and (password == user or _sample(password)))
@@ -371,7 +372,7 @@ def find(text: str) -> list[Finding]:
             pw = unquote(m["pw"])
             if pw == unquote(m["user"]) or _EXAMPLE_HOST.search(m["host"]):
                 continue
-            if not _sample(pw):
+            if not (_sample(pw) or _sample(pw, _PLACEHOLDER)):
                 found.append(Finding(m.start("pw"), m.end("pw"), "url-password"))
     found.extend(_assignments(text, lower))
     return _merge(found)

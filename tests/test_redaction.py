@@ -122,6 +122,9 @@ def test_placeholders_variables_and_calls_are_left_alone(line: str) -> None:
         ("git clone https://deploy:K9vQ2xLtestZ7@git.corp.internal/r.git", "K9vQ2xLtestZ7"),
         ('DB = "postgres://app:S3cr3tPassw0rd!x9@db.internal/app"', "S3cr3tPassw0rd!x9"),
         ('API_TOKEN = "Ktest9vQ2xLZ7ab"', "Ktest9vQ2xLZ7ab"),  # "test" inside is no placeholder
+        ('api_key = "k3j9barx8q2m4n7p5w1z"', "k3j9barx8q2m4n7p5w1z"),
+        ("DB_PASSWORD=a8f3c9e1d7b2foo4e6a0c5d9", "a8f3c9e1d7b2foo4e6a0c5d9"),
+        ("token: ZX81KQ4BAR92LM5NP3TQ", "ZX81KQ4BAR92LM5NP3TQ"),
     ],
 )
 def test_a_generated_secret_is_redacted_even_where_it_holds_a_sample_word(
