@@ -72,20 +72,34 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
 
 
 def _refuse_nesting(app: App, root: Path) -> None:
-    """A folder inside a source, or holding one, would be indexed twice: every result
-    from it would come back twice."""
+    """A folder whose files a source already indexes, or one holding such a source, would
+    be indexed twice: every result from it would come back twice. A submodule or an
+    ignored folder inside a repository is not indexed with it, and may be a source."""
     for row in app.catalog.sources():
         if row.root != root and root.is_relative_to(row.root):
             inside = root.relative_to(row.root).as_posix()
-            raise SourceError(
-                f"{root} is inside the source '{row.name}' and already indexed with it; "
-                f"narrow a search to it with `--source {row.name} --path '{inside}'`."
-            )
+            if _indexes_below(row.name, row.root, row.kind, inside):
+                raise SourceError(
+                    f"{root} is inside the source '{row.name}' and already indexed with it; "
+                    f"narrow a search to it with `--source {row.name} --path '{inside}'`."
+                )
         if row.root != root and row.root.is_relative_to(root):
-            raise SourceError(
-                f"{root} holds the source '{row.name}' ({row.root}), which would then be "
-                f"indexed twice. Run `contextd remove {row.name}` first, then add {root}."
-            )
+            inside = row.root.relative_to(root).as_posix()
+            if _indexes_below("new", root, detect_kind(root), inside):
+                raise SourceError(
+                    f"{root} holds the source '{row.name}' ({row.root}), which would then be "
+                    f"indexed twice. Run `contextd remove {row.name}` first, then add {root}."
+                )
+
+
+def _indexes_below(name: str, root: Path, kind: str, folder: str) -> bool:
+    """Does the source at `root` take any file below `folder`? (A submodule is listed
+    only as its own path: its files are not the superproject's.)"""
+    try:
+        listed = open_source(name, root, kind).scan([folder])
+        return next((p for p in listed if p.startswith(folder + "/")), None) is not None
+    except SourceError:
+        return False
 
 
 def remove(app: App, source: str) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from contextd.cli.main import run
+from tests.conftest import git
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,6 +127,28 @@ def test_source_names_are_fit_to_type_and_hooks_take_one(repo: Path, tmp_path: P
     assert code == 1 and "neither a folder nor a git source" in err
     assert cli(capsys, "hooks", "uninstall", str(repo))[0] == 0
     assert not (repo / ".git/hooks/post-commit").exists()
+
+
+def test_a_submodule_or_an_ignored_folder_inside_a_source_may_be_one(
+    repo: Path, tmp_path: Path, capsys
+) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    (lib / "vendored.py").write_text("def vendored():\n    return 1\n")
+    git(lib, "add", "-A")
+    git(lib, "commit", "-q", "-m", "lib")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "libs/lib")
+    git(repo, "commit", "-q", "-m", "submodule")
+    (repo / ".gitignore").write_text("scratch/\n")
+    (repo / "scratch").mkdir()
+    (repo / "scratch" / "notes.md").write_text("# Notes\n")
+    assert cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")[0] == 0
+    # Neither is indexed with the repository: each may be a source of its own.
+    assert cli(capsys, "add", str(repo / "libs/lib"), "--name", "lib", "--no-hooks")[0] == 0
+    assert cli(capsys, "add", str(repo / "scratch"), "--name", "scratch")[0] == 0
+    code, _, err = cli(capsys, "add", str(repo / "src"))
+    assert code == 1 and "inside the source 'shop'" in err
 
 
 def test_a_damaged_catalog_is_named_and_doctor_repair_starts_afresh_with_the_sources(
