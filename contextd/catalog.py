@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     FOREIGN KEY (source, path) REFERENCES files(source, path) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(source, path);
+CREATE INDEX IF NOT EXISTS chunks_by_language ON chunks(language);  -- search --lang
 CREATE INDEX IF NOT EXISTS chunks_pending ON chunks(source) WHERE embedded = 0;
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     meta, body, tokenize = "porter unicode61 tokenchars '_.'"
