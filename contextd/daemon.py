@@ -161,10 +161,12 @@ class Daemon:
         return http
 
     def _watch(self, name: str, root: Path) -> None:
+        state = self.worker.state(name)
         try:
             self.watchers.watch(name, root)
+            state.watch_error = None
         except OSError as exc:
-            self.worker.state(name).errors.append(f"cannot watch {root}: {exc}")
+            state.watch_error = f"cannot watch {root}: {exc}; changes are seen at reconcile scans"
             log.error("cannot watch %s (%s); relying on reconcile scans", root, exc)
 
     def _rewatch_replaced_roots(self) -> None:
@@ -309,7 +311,7 @@ class Daemon:
                 "eta_s": self.backlog.eta_s(row["pending"]),
                 "busy": state.busy,
                 "last_event": state.last_event,
-                "errors": list(state.errors),
+                "errors": ([state.watch_error] if state.watch_error else []) + list(state.errors),
                 "watch": self.watchers.mode(row["name"]),
             }
         return data

@@ -60,7 +60,8 @@ class Call:
 class SourceState:
     pending: set[str] = field(default_factory=set)
     last_event: float | None = None
-    errors: deque[str] = field(default_factory=lambda: deque(maxlen=5))
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=5))  # from indexing
+    watch_error: str | None = None  # set while the source cannot be watched
     busy: bool = False
 
 
@@ -203,7 +204,7 @@ class Worker(threading.Thread):
 
     def _reconcile(self, name: str) -> None:
         stats = self.app.index(self.app.catalog.source(name), embed=False)
-        self.state(name).errors.clear()  # the whole source was read: past errors are over
+        self.state(name).errors.clear()  # the whole source was read: past indexing errors are over
         if stats.changed or stats.deleted:
             log.info("reconciled %s: %d changed, %d deleted", name, stats.changed, stats.deleted)
 
