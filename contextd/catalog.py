@@ -151,6 +151,12 @@ class _Connection(sqlite3.Connection):
             raise sqlite_error(self.path, self.timeout_s, exc) from exc
 
 
+def is_damage(exc: sqlite3.Error) -> bool:
+    """A catalog file that is not (or no longer) a sound database, as opposed to a locked
+    one, a full disk, or a bug."""
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
 def damaged_message(path: Path, problem: str) -> str:
     return (
         f"The catalog at {path} is damaged ({problem}). `contextd doctor --repair` moves it "
@@ -163,7 +169,7 @@ def damage(path: Path) -> str | None:
     if not path.exists():
         return None
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error as exc:
         return str(exc)
     try:
@@ -262,6 +268,8 @@ class Catalog:
         except sqlite3.OperationalError as exc:
             raise StoreError(f"The catalog at {self.path} cannot be opened ({exc}).") from None
         except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
             raise StoreError(damaged_message(self.path, str(exc))) from None
         with self._guard:
             self._all.append(conn)

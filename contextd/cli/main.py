@@ -64,14 +64,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except Exception as exc:
         # A damaged catalog file ("database disk image is malformed"); a locked or full
-        # one is an OperationalError, reported where it happens.
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-            from contextd.catalog import damaged_message
+        # one is reported where it happens, and any other database error is a bug.
+        if isinstance(exc, sqlite3.DatabaseError):
+            from contextd.catalog import damaged_message, is_damage
             from contextd.home import home_from_env
 
-            path = home_from_env() / "catalog.sqlite3"
-            err_console.print(f"[red]error:[/] {shown(damaged_message(path, str(exc)))}")
-            return 1
+            if is_damage(exc):
+                path = home_from_env() / "catalog.sqlite3"
+                err_console.print(f"[red]error:[/] {shown(damaged_message(path, str(exc)))}")
+                return 1
         # A usage error (unknown option, missing argument): click's ClickException, which
         # typer 0.28 carries as its own copy, so it is recognised by what it can do.
         if callable(getattr(exc, "show", None)) and isinstance(

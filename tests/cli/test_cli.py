@@ -244,3 +244,13 @@ def test_a_usage_mistake_is_exit_2_with_usage_not_an_unexpected_error(args, caps
     code, out, err = cli(capsys, *args)
     assert code == 2
     assert "Usage: contextd" in err and "unexpected" not in err + out
+
+
+def test_a_sound_catalog_under_an_odd_path_is_not_called_damaged(tmp_path: Path) -> None:
+    from contextd.catalog import Catalog, damage
+
+    path = tmp_path / "a%20b#c?d" / "catalog.sqlite3"
+    Catalog(path).close()
+    before = sorted(tmp_path.rglob("*"))
+    assert damage(path) is None
+    assert sorted(tmp_path.rglob("*")) == before  # nothing opened or made elsewhere
