@@ -211,6 +211,7 @@ def path_matcher(glob: str) -> Callable[[str], bool]:
     return lambda path: fnmatchcase(path, glob) or spec.match_file(path)
 
 
+NAME_CHECK_LIMIT = 20  # chunks whose text is searched for a name seen only inside others
 LANGUAGE_ALIASES = {"c++": "cpp", "golang": "go", "js": "javascript", "ts": "typescript"}
 
 
@@ -283,9 +284,17 @@ def _in_some_chunk(app: App, part: str) -> bool:
         terms = [t for t in query_terms(part) if not t.isdigit() and t not in FILLER]
         return not terms or any(df(t) for t in terms)
     # A name counts whole. Inside a longer dotted name (`self.max_retry_delay`) it is no
-    # token of its own, but its pieces follow that token in a row: a phrase finds them.
+    # token of its own, but its pieces follow that token in a row: a phrase finds chunks
+    # that may hold it, and the name is looked for in their text, between non-word
+    # characters (not `max_retry_delay_s`, nor `max retry delay` in prose).
+    if df(part.lower()):
+        return True
     pieces = identifier_parts(part)
-    return bool(df(part.lower()) or (len(pieces) > 1 and df(" ".join(pieces))))
+    if len(pieces) < 2 or not df(" ".join(pieces)):
+        return False
+    ids = [i for i, _ in app.catalog.lexical([" ".join(pieces)], NAME_CHECK_LIMIT)]
+    whole = re.compile(rf"(?<![\w]){re.escape(part)}(?![\w])", re.IGNORECASE)
+    return any(whole.search(s.chunk.text) for s in app.catalog.chunks(ids))
 
 
 def _code_terms(query: str) -> list[str]:

@@ -192,6 +192,11 @@ def test_words_no_indexed_file_contains_are_named(indexed: App) -> None:
     # A name only ever used after a dot is no token of its own, and is still there.
     root = indexed.catalog.source("shop").root
     write(root, "src/shop/retry.py", "x = self.max_retry_delay + settings.maxBackoff\n")
+    write(root, "src/shop/names.py", "user = get_user_name(max_wait_delay_s)\n")
+    write(root, "docs/sms.md", "# SMS\n\nWe send receipt sms messages at night.\n")
     indexed.index(indexed.catalog.source("shop"))
     answer = search(indexed, "max_retry_delay maxBackoff retry_delay_max", k=3)
     assert answer.unknown_words == ["retry_delay_max"]
+    # Pieces in a row are not the name: inside a longer one, in other casing, in prose.
+    answer = search(indexed, "max_wait_delay getUserName send_receipt_sms", k=3)
+    assert answer.unknown_words == ["max_wait_delay", "getUserName", "send_receipt_sms"]
