@@ -48,6 +48,23 @@ class FolderSource:
             if scope is None or rel in scope:
                 yield rel
 
+    def includes(self, rel: str) -> bool:
+        """Would a scan list the file `rel`? Decided along its folders only, as the scan
+        decides: no walk of the whole tree (reading one file must not cost a listing)."""
+        parts = rel.split("/")
+        active: list[tuple[str, pathspec.PathSpec]] = []
+        for depth in range(len(parts)):
+            base = "/".join(parts[:depth])
+            if base:
+                if parts[depth - 1] in IGNORED_DIRS or _ignored(active, base, True):
+                    return False
+                if os.path.islink(self.root / base):
+                    return False
+            own = _load_spec(self.root / base)
+            if own is not None:
+                active.append((base, own))
+        return not _ignored(active, rel, False)
+
     def _walk(self) -> Iterator[str]:
         # Each folder's ignore files apply to everything below it, relative to it.
         specs: dict[str, list[tuple[str, pathspec.PathSpec]]] = {"": []}
@@ -64,19 +81,10 @@ class FolderSource:
             if own is not None:
                 active.append((rel_dir, own))
 
-            def ignored(rel: str, is_dir: bool, active: list = active) -> bool:
-                for base, spec in active:
-                    if is_dir and _has_negation(spec):
-                        continue  # `*` + `!*/` must not prune folders; their files are checked
-                    sub = rel[len(base) + 1 :] if base else rel
-                    if spec.match_file(sub + "/" if is_dir else sub):
-                        return True
-                return False
-
             kept = []
             for d in sorted(dirnames):
                 rel = f"{rel_dir}/{d}" if rel_dir else d
-                if d in IGNORED_DIRS or ignored(rel, True):
+                if d in IGNORED_DIRS or _ignored(active, rel, True):
                     continue
                 if os.path.islink(os.path.join(dirpath, d)):
                     yield rel  # reported as a skipped symlink, never followed
@@ -86,9 +94,20 @@ class FolderSource:
             dirnames[:] = kept
             for f in sorted(filenames):
                 rel = f"{rel_dir}/{f}" if rel_dir else f
-                if not ignored(rel, False):
+                if not _ignored(active, rel, False):
                     yield rel
         yield from _unlisted(root, unlisted)
+
+
+def _ignored(active: list[tuple[str, pathspec.PathSpec]], rel: str, is_dir: bool) -> bool:
+    """Does an ignore file (each relative to its own folder) leave out `rel`?"""
+    for base, spec in active:
+        if is_dir and _has_negation(spec):
+            continue  # `*` + `!*/` must not prune folders; their files are checked
+        sub = rel[len(base) + 1 :] if base else rel
+        if spec.match_file(sub + "/" if is_dir else sub):
+            return True
+    return False
 
 
 def _unlisted(root: str, errors: list[OSError]) -> Iterator[str]:

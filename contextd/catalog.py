@@ -418,6 +418,16 @@ class Catalog:
         )
         return {p: FileState(s, m, h, st) for p, s, m, h, st in rows}
 
+    def unusual_paths(self, source: str) -> list[str]:
+        """The source's paths that cleaning would change: any character outside printable
+        ASCII, or markup's `<` and `[`. Few, and found without loading every path."""
+        rows = self.db.execute(
+            "SELECT path FROM files WHERE source = ? AND (path GLOB '*[^ -~]*' OR "
+            "path GLOB '*[<[]*')",
+            (source,),
+        )
+        return [r[0] for r in rows]
+
     def file_state(self, source: str, path: str) -> FileState | None:
         row = self.db.execute(
             "SELECT size, mtime_ns, hash, status FROM files WHERE source = ? AND path = ?",

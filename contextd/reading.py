@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from contextd.catalog import Catalog, SourceRow
 from contextd.connectors.base import open_source
 from contextd.connectors.filters import decode_text, is_binary, secret_reason
+from contextd.connectors.folder import FolderSource
 from contextd.errors import ContextdError, SourceError
 from contextd.hygiene import clean
 from contextd.redaction import redact
@@ -71,7 +72,7 @@ def _as_shown(catalog: Catalog, source: str, path: str) -> str | None:
     """The indexed file a search result showed as `path`: results are cleaned on the way
     out (zero-width characters dropped, `<SYSTEM>` escaped), so their path may not be the
     file's. None unless exactly one file matches."""
-    found = [p for p in catalog.file_states(source) if p != path and clean(p) == path]
+    found = [p for p in catalog.unusual_paths(source) if p != path and clean(p) == path]
     return found[0] if len(found) == 1 else None
 
 
@@ -79,7 +80,10 @@ def _in_source(row: SourceRow, rel: str) -> bool:
     """Whether the source would index `rel`: what git tracks or does not ignore, or what a
     folder's ignore files leave; never anything inside .git."""
     try:
-        return rel in set(open_source(row.name, row.root, row.kind).scan([rel]))
+        source = open_source(row.name, row.root, row.kind)
+        if isinstance(source, FolderSource):
+            return source.includes(rel)
+        return rel in set(source.scan([rel]))  # git: one literal pathspec, cheap
     except SourceError:
         return False
 

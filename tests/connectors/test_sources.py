@@ -71,3 +71,32 @@ def test_an_allow_list_ignore_file_keeps_matching_files_in_subfolders(tmp_path: 
     write(root, "pkg/notes.txt", "no\n")
     paths = set(open_source("allow", root, "folder").scan())
     assert paths == {"top.py", "pkg/deep/mod.py"}
+
+
+def test_a_folder_decides_one_file_as_its_scan_does(tmp_path: Path) -> None:
+    """`includes` (for reading one file) walks only that file's folders; it must agree
+    with the full scan on every file there is, nested ignore files and negations too."""
+    files = {
+        ".gitignore": "*.log\nbuild/\n",
+        "keep.py": "",
+        "a.log": "",
+        "build/out.py": "",
+        "node_modules/x.js": "",
+        "sub/.contextdignore": "secret.txt\n",
+        "sub/secret.txt": "",
+        "sub/deep/a.py": "",
+        "sub/deep/b.log": "",
+        "docs/.gitignore": "*\n!*/\n!*.md\n",
+        "docs/a.md": "",
+        "docs/b.txt": "",
+        "docs/inner/c.md": "",
+        "docs/inner/d.py": "",
+    }
+    for rel, text in files.items():
+        write(tmp_path, rel, text)
+    source = open_source("f", tmp_path, "folder")
+    listed = set(source.scan())
+    on_disk = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {"keep.py", "sub/deep/a.py", "docs/a.md", "docs/inner/c.md"} <= listed
+    for rel in on_disk:
+        assert source.includes(rel) == (rel in listed), rel
