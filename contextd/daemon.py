@@ -34,6 +34,7 @@ from contextd.worker import Call, GitMoved, Reconcile, Worker
 log = logging.getLogger(__name__)
 
 SPOOL_POLL_S = 0.1  # hooks leave notes in the spool; a scan of an empty dir costs nothing
+LOCK_PROBE_S = 1.0
 ROOT_CHECK_S = 2.0  # how often source folders are checked for having been replaced
 STALE_TMP_S = 3600.0
 WRITE_OPS = frozenset({"add", "remove", "index", "reindex", "verify"})
@@ -63,7 +64,8 @@ class Daemon:
 
     def run(self) -> None:
         make_home(self.home)
-        if not self.lock.acquire():
+        # A moment's wait: `stop` and the launcher check the lock by taking it briefly.
+        if not self.lock.acquire(wait_s=LOCK_PROBE_S):
             raise already_running(self.home)
         try:
             self._serve()

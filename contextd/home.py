@@ -23,5 +23,11 @@ def home_from_env() -> Path:
 
 
 def make_home(home: Path) -> None:
-    """Create the data dir readable by its owner only: it holds the indexed code."""
+    """Create the data dir readable by its owner only: it holds the indexed code. One
+    that an earlier contextd made readable by others (it holds a catalog) is closed too."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if home.stat().st_mode & 0o077 and (home / "catalog.sqlite3").exists():
+            home.chmod(0o700)
+    except OSError:
+        pass  # not ours to change (another owner): reading it is what matters

@@ -207,7 +207,10 @@ def path_matcher(glob: str) -> Callable[[str], bool]:
     glob = glob.strip()
     while glob.startswith("./"):
         glob = glob[2:]
-    spec = pathspec.PathSpec.from_lines("gitwildmatch", [glob])
+    try:
+        spec = pathspec.PathSpec.from_lines("gitwildmatch", [glob])
+    except ValueError as exc:  # a pattern pathspec cannot read, e.g. a trailing backslash
+        raise ContextdError(f"The path glob '{glob}' is not valid ({exc}).") from None
     return lambda path: fnmatchcase(path, glob) or spec.match_file(path)
 
 

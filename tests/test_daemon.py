@@ -248,6 +248,9 @@ def test_two_starts_at_once_both_get_the_one_daemon_in_a_private_data_dir(tmp_pa
         assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700  # it holds the code
     finally:
         stop_daemon(env)
+    (tmp_path / "home").chmod(0o755)  # as an earlier contextd left it
+    contextd(env, "status")
+    assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
 
 
 def test_stop_never_signals_a_process_a_killed_daemon_left_its_pid_to(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Pa
     indexed.index(indexed.catalog.source("shop"))
     hits = search(indexed, "top level helper", k=5, path_glob="**/*.py").hits
     assert "top.py" in {h.path for h in hits}
+    with pytest.raises(ContextdError, match="is not valid"):
+        search(indexed, "top level helper", path_glob="src\\")
     assert {h.language for h in search(indexed, "basket", k=5, language="javascript").hits} == {
         "javascript"
     }
