@@ -84,8 +84,9 @@ def serve(
     if running:
         raise DaemonError(
             f"A contextd daemon is already running on {s.home} (pid {running['pid']}). "
-            "Run `contextd stop` first, or serve HTTP from it: "
-            f"`contextd stop; CONTEXTD_HTTP_PORT={port} contextd start`."
+            "Run `contextd stop` first, or serve HTTP from it: `contextd stop; "
+            + (f"CONTEXTD_HTTP_HOST={host} " if host != "127.0.0.1" else "")
+            + f"CONTEXTD_HTTP_PORT={port} contextd start`."
         )
     configure_logging(s, stderr=True)
     make_home(s.home)
