@@ -40,14 +40,14 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
     root = resolve_root(Path(path))
     if not root.is_dir():
         raise SourceError(f"{path} is not a directory. Give the path of a repository or folder.")
-    if name is None:  # from the folder's name, made fit to type: "My Project" -> my-project
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", root.name).strip("-.") or "source"
-    if not SOURCE_NAME.fullmatch(name):
+    existing = app.catalog.source_by_root(root)
+    if name is None:  # an added folder keeps its name (one from before names were checked)
+        name = existing.name if existing else _name_from(root)
+    elif not SOURCE_NAME.fullmatch(name):
         raise SourceError(
             f"'{name}' cannot name a source: use letters, digits, '.', '_' and '-', "
             "starting with a letter or digit (--name my-project)."
         )
-    existing = app.catalog.source_by_root(root)
     if existing and existing.name == name:
         row, created = existing, False
     else:
@@ -69,6 +69,11 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
         "hooks": installed,
         "hooks_note": hooks_note,
     }
+
+
+def _name_from(root: Path) -> str:
+    """The folder's name, made fit to type: "My Project (old)" -> My-Project-old."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", root.name).strip("-.") or "source"
 
 
 def _refuse_nesting(app: App, root: Path) -> None:

@@ -110,6 +110,8 @@ def test_source_names_are_fit_to_type_and_hooks_take_one(repo: Path, tmp_path: P
     spaced.mkdir()
     code, out, _ = cli(capsys, "add", str(spaced))
     assert code == 0 and "source 'My-Project-old'" in out and "contextd index My-Project-old" in out
+    code, out, _ = cli(capsys, "add", str(spaced))
+    assert code == 0 and "'My-Project-old' is already a source" in out
     for bad in ("sp ace", "-x", ".hidden", "a/b"):
         code, _, err = cli(capsys, "add", str(spaced), "--name", bad)
         assert code == 1 and "cannot name a source" in err, bad
