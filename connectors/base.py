@@ -25,6 +25,10 @@ class Source(Protocol):
         those and files below those folders."""
         ...
 
+    def includes(self, rel: str) -> bool:
+        """Would a scan list the file `rel`? (Cheaper than a scan: one file's worth.)"""
+        ...
+
 
 def detect_kind(root: Path) -> str:
     """ "git" when root is the top of a git work tree, else "folder"."""

@@ -59,6 +59,9 @@ class GitSource:
                     seen.add(raw)
                     yield os.fsdecode(raw)
 
+    def includes(self, rel: str) -> bool:
+        return rel in set(self.scan([rel]))  # one literal pathspec
+
     def head(self) -> str | None:
         try:
             return (

@@ -17,7 +17,6 @@ from pathlib import Path, PurePosixPath
 from contextd.catalog import Catalog, SourceRow
 from contextd.connectors.base import open_source
 from contextd.connectors.filters import decode_text, is_binary, secret_reason
-from contextd.connectors.folder import FolderSource
 from contextd.errors import ContextdError, SourceError
 from contextd.hygiene import clean
 from contextd.redaction import redact
@@ -80,10 +79,7 @@ def _in_source(row: SourceRow, rel: str) -> bool:
     """Whether the source would index `rel`: what git tracks or does not ignore, or what a
     folder's ignore files leave; never anything inside .git."""
     try:
-        source = open_source(row.name, row.root, row.kind)
-        if isinstance(source, FolderSource):
-            return source.includes(rel)
-        return rel in set(source.scan([rel]))  # git: one literal pathspec, cheap
+        return open_source(row.name, row.root, row.kind).includes(rel)
     except SourceError:
         return False
 

@@ -293,7 +293,7 @@ def _in_some_chunk(app: App, part: str) -> bool:
     if df(part.lower()):
         return True
     pieces = identifier_parts(part)
-    if len(pieces) < 2 or not df(" ".join(pieces)):
+    if len(pieces) < 2:
         return False
     ids = [i for i, _ in app.catalog.lexical([" ".join(pieces)], NAME_CHECK_LIMIT)]
     whole = re.compile(rf"(?<![\w]){re.escape(part)}(?![\w])", re.IGNORECASE)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contextd.app import App
+from contextd.connectors.folder import IGNORE_FILES
 from contextd.connectors.git import GitSource
 from contextd.errors import ContextdError
 from contextd.health import Health
@@ -25,7 +26,6 @@ from contextd.health import Health
 log = logging.getLogger(__name__)
 
 MAX_SETTLE_S = 2.0
-IGNORE_FILES = frozenset({".gitignore", ".contextdignore"})
 
 
 @dataclass(frozen=True)
