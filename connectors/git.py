@@ -19,6 +19,9 @@ def git(root: Path, *args: str, stdin: bytes | None = None, timeout: float = 300
         out = subprocess.run(
             ["git", "-c", "core.quotepath=off", *args],
             cwd=root,
+            # Never take .git/index.lock (`git status` refreshes the index): a user's
+            # rebase or commit running meanwhile would fail on it.
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
             input=stdin,
             capture_output=True,
             timeout=timeout,

@@ -25,7 +25,22 @@ def home_from_env() -> Path:
 def make_home(home: Path) -> None:
     """Create the data dir readable by its owner only: it holds the indexed code. One
     that an earlier contextd made readable by others (it holds a catalog) is closed too."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        from contextd.errors import ConfigError
+
+        raise ConfigError(
+            f"The data dir {home} is a file, or lies below one. Point CONTEXTD_HOME at a "
+            "folder (it is created if missing), or unset it to use the default."
+        ) from None
+    except PermissionError:
+        from contextd.errors import ConfigError
+
+        raise ConfigError(
+            f"Cannot create the data dir {home}: permission denied. Point CONTEXTD_HOME at a "
+            "folder you can write, or unset it to use the default."
+        ) from None
     try:
         if home.stat().st_mode & 0o077 and (home / "catalog.sqlite3").exists():
             home.chmod(0o700)

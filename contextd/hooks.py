@@ -3,7 +3,9 @@
 The hooks folder is the one git really uses (`git rev-parse --git-path hooks`), so
 `core.hooksPath`, worktrees and submodules are honoured. A hook that is already there and
 is not ours is moved aside to `<hook>.contextd-legacy` and run first by ours; uninstalling
-moves it back, byte for byte. Our hooks carry an ID line so we never touch anyone else's.
+moves it back, byte for byte. (So such a hook runs under another file name: one that acts
+on its own name, like a dispatcher linked under several, is better chained by hand.)
+Our hooks carry an ID line so we never touch anyone else's.
 """
 
 from __future__ import annotations
@@ -87,19 +89,23 @@ def install(repo: Path, home: Path) -> list[Path]:
 
 
 def uninstall(repo: Path) -> list[Path]:
-    """Remove our hooks and put back whatever was there before; returns paths touched."""
+    """Remove our hooks and put back whatever was there before; returns paths touched.
+
+    Ours may have been renamed `<hook>.legacy` by pre-commit's `install`, which then runs
+    it: what was there before ours goes back to that name, so pre-commit runs it instead.
+    """
     directory = hooks_dir(repo)
     touched = []
     for hook in HOOKS:
-        path = directory / hook
         legacy = directory / (hook + LEGACY_SUFFIX)
-        if not is_ours(path):
-            continue
-        if legacy.exists() or legacy.is_symlink():
-            os.replace(legacy, path)
-        else:
-            path.unlink()
-        touched.append(path)
+        for path in (directory / hook, directory / f"{hook}.legacy"):
+            if not is_ours(path):
+                continue
+            if legacy.exists() or legacy.is_symlink():
+                os.replace(legacy, path)
+            else:
+                path.unlink()
+            touched.append(path)
     return touched
 
 

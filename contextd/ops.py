@@ -108,10 +108,29 @@ def _indexes_below(name: str, root: Path, kind: str, folder: str) -> bool:
 
 
 def remove(app: App, source: str) -> dict:
+    """Forget a source. Its hooks go too, unless another source shares the hooks folder (a
+    worktree, a common core.hooksPath); a repository that is gone is forgotten anyway."""
     row = app.catalog.source(source)
+    note = None
     if row.kind == "git" and row.root.is_dir():
-        hooks.uninstall(row.root)
-    return {"name": source, "chunks": app.forget(source)}
+        try:
+            folder = hooks.hooks_dir(row.root)
+            sharing = [r.name for r in app.catalog.sources() if r.name != source
+                       and r.kind == "git" and _hooks_dir_or_none(r.root) == folder]  # fmt: skip
+            if sharing:
+                note = f"its git hooks stay, since {', '.join(sharing)} use(s) them too."
+            else:
+                hooks.uninstall(row.root)
+        except (SourceError, OSError) as exc:
+            note = f"its git hooks were left as they are. {exc}"
+    return {"name": source, "chunks": app.forget(source), "note": note}
+
+
+def _hooks_dir_or_none(root: Path) -> Path | None:
+    try:
+        return hooks.hooks_dir(root) if root.is_dir() else None
+    except SourceError:
+        return None
 
 
 def summarize(results: list[IndexStats], seconds: float) -> dict[str, Any]:

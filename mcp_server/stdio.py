@@ -16,10 +16,10 @@ from contextd.settings import load_settings
 def serve_stdio() -> int:
     try:
         settings = load_settings()
+        configure_logging(settings)
     except ContextdError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    configure_logging(settings)
     from contextd.mcp_server.backend import DaemonBackend
     from contextd.mcp_server.server import build_server
 

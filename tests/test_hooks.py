@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -108,3 +111,79 @@ def test_every_hook_is_executable_and_carries_the_id_line(repo: Path, tmp_path, 
     hooks.install(repo, tmp_path / "home")
     path = repo / ".git/hooks" / hook
     assert os.access(path, os.X_OK) and hooks.ID_LINE in path.read_text()
+
+
+def test_pre_commit_installed_after_ours_keeps_both_hooks_running(repo: Path, tmp_path) -> None:
+    """pre-commit renames the hook it finds to `<hook>.legacy` and runs it: ours must still
+    find the hook it moved aside, and uninstalling hands pre-commit that hook back."""
+    hook = repo / ".git/hooks/post-commit"
+    hook.write_bytes(FOREIGN)
+    hook.chmod(0o755)
+    write(repo, ".pre-commit-config.yaml", "repos: []\n")
+    home = tmp_path / "home"
+    hooks.install(repo, home)
+    pre_commit = Path(sys.executable).with_name("pre-commit")
+    subprocess.run([str(pre_commit), "install", "-t", "post-commit"], cwd=repo, check=True,
+                   capture_output=True, env={**os.environ, "PATH": f"{pre_commit.parent}:"
+                                             f"{os.environ['PATH']}"})  # fmt: skip
+    assert hooks.is_ours(repo / ".git/hooks/post-commit.legacy")
+
+    def commit(name: str) -> None:
+        write(repo, name, "x = 1\n")
+        git(repo, "add", "-A")
+        path = f"{pre_commit.parent}:{os.environ['PATH']}"
+        git(repo, "commit", "-q", "-m", name, env={**hook_env(home), "PATH": path})
+
+    commit("a.py")
+    assert (repo / ".git/foreign-ran").read_text() == "ran\n"
+    assert list((home / "spool").glob("*.note")), "ours ran too"
+    hooks.uninstall(repo)
+    assert (repo / ".git/hooks/post-commit.legacy").read_bytes() == FOREIGN
+    commit("b.py")
+    assert (repo / ".git/foreign-ran").read_text() == "ran\nran\n"
+    assert hooks.installed(repo) == []
+
+
+@pytest.mark.parametrize("given", ["relative-home", "~/contextd-home"])
+def test_a_hook_never_writes_where_a_relative_contextd_home_points(repo, tmp_path, given):
+    home = tmp_path / "home"
+    hooks.install(repo, home)
+    write(repo, "x.py", "x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "x", env={**os.environ, "CONTEXTD_HOME": given})
+    assert git(repo, "status", "--porcelain") == "", "nothing appears in the work tree"
+    assert list((home / "spool").glob("*.note")), "the note went to the installed data dir"
+
+
+def test_remove_leaves_hooks_another_source_uses_and_forgets_a_repo_that_is_gone(
+    repo: Path, tmp_path: Path, capsys
+) -> None:
+    from contextd.cli.main import run
+
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", str(worktree), "-b", "wt-branch")
+    assert run(["add", str(repo)]) == 0 and run(["add", str(worktree), "--name", "wt"]) == 0
+    capsys.readouterr()
+    assert run(["remove", "wt"]) == 0
+    assert "hooks stay, since shop use(s) them too" in capsys.readouterr().out
+    assert hooks.installed(repo) == list(hooks.HOOKS)
+
+    shutil.rmtree(repo / ".git")  # no longer a repository: still removable
+    assert run(["remove", "shop"]) == 0
+    out = capsys.readouterr().out
+    assert "Removed 'shop'" in out and "hooks were left as they are" in out
+    assert run(["sources", "--json"]) == 0 and json.loads(capsys.readouterr().out) == []
+
+
+def test_reading_a_repository_never_takes_git_index_lock(repo: Path) -> None:
+    """`git status` refreshes a stat-dirty index and writes it, under .git/index.lock: a
+    user's rebase or commit at that moment fails. Ours must leave the index alone."""
+    from contextd.connectors.git import GitSource
+
+    index = repo / ".git/index"
+    before = index.stat().st_mtime_ns
+    time.sleep(0.05)
+    (repo / "src/shop/cart.py").touch()  # stat-dirty: plain `git status` would rewrite
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert GitSource("shop", repo).changed_since(head) == set()
+    assert index.stat().st_mtime_ns == before

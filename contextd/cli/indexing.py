@@ -137,9 +137,8 @@ def status(
             f"last full reconcile {_ago(r['reconciled_at'])}"
         )
         if r["kind"] == "git" and r["indexed_commit"]:
-            fresh = (
-                "= HEAD" if r["indexed_commit"] == r["head"] else f"HEAD is {str(r['head'])[:10]}"
-            )
+            head = r["head"]
+            fresh = "= HEAD" if r["indexed_commit"] == head else f"HEAD is {(head or '?')[:10]}"
             line += f" · commit {r['indexed_commit'][:10]} ({fresh})"
         if d:
             line += (

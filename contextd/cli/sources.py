@@ -38,6 +38,8 @@ def remove(source: Annotated[str, typer.Argument(help="Name of the source.")]) -
     """Forget a source and delete its chunks from the index (your files are untouched)."""
     result = execute("remove", {"source": source})
     console.print(f"Removed '{source}' and its {result['chunks']} chunk(s) from the index.")
+    if result.get("note"):
+        console.print(f"Note: {shown(result['note'])}")
 
 
 def sources(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:

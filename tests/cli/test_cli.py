@@ -76,6 +76,19 @@ def test_known_errors_are_one_line_with_the_next_step_and_exit_1(tmp_path: Path,
     assert code == 1 and "not a directory" in err
 
 
+def test_a_data_dir_that_is_a_file_is_named_not_a_traceback(tmp_path: Path, monkeypatch, capsys):
+    (tmp_path / "f").write_text("")
+    from contextd.cli.common import reset
+
+    for home in (tmp_path / "f", tmp_path / "f" / "below"):
+        monkeypatch.setenv("CONTEXTD_HOME", str(home))
+        reset()  # settings are read once per process
+        for args in (["status"], ["add", str(tmp_path)], ["sources"]):
+            code, _, err = cli(capsys, *args)
+            assert code == 1 and f"The data dir {home} is a file" in err, (args, err)
+            assert "CONTEXTD_HOME" in err and "Traceback" not in err
+
+
 def test_a_vanished_source_neither_stops_index_nor_lets_reindex_drop_the_rest(
     repo: Path, tmp_path: Path, capsys
 ) -> None:
