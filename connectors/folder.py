@@ -1,10 +1,16 @@
-"""A plain folder: everything except built-in ignored folders and .gitignore/.contextdignore."""
+"""A plain folder: everything except built-in ignored folders and .gitignore/.contextdignore.
+
+A folder inside a git work tree (not its top, which is a git source) also honours the
+ignore files of the folders above it up to that top, and the repository's
+`.git/info/exclude`: what git ignores there stays out, as it would for the repository.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 import pathspec
 
@@ -24,6 +30,51 @@ def _load_spec(directory: Path) -> pathspec.PathSpec | None:
     return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
 
 
+class _Above:
+    """An ignore spec of a folder above the source's root, read with the root's own path
+    from that folder in front of each path (as git reads it)."""
+
+    def __init__(self, prefix: str, spec: pathspec.PathSpec) -> None:
+        self.prefix, self.spec, self.patterns = prefix, spec, spec.patterns
+
+    def match_file(self, rel: str) -> bool:
+        return bool(self.spec.match_file(f"{self.prefix}/{rel}"))
+
+
+def _specs_above(root: Path) -> list[tuple[str, _Above]]:
+    """The ignore specs above `root` up to the top of the git work tree holding it; none
+    when no work tree does (a folder's parents are nobody's business then)."""
+    found: list[tuple[str, _Above]] = []
+    parts: list[str] = [root.name]
+    for folder in root.parents:
+        own = _load_spec(folder)
+        if own is not None:
+            found.append(("", _Above("/".join(reversed(parts)), own)))
+        if (folder / ".git").exists():
+            exclude = folder / ".git" / "info" / "exclude"
+            try:
+                lines = exclude.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                lines = []
+            if lines:
+                spec = pathspec.GitIgnoreSpec.from_lines(lines)
+                found.append(("", _Above("/".join(reversed(parts)), spec)))
+            # A folder git ignores, added on purpose (a build output, vendored code), is
+            # wanted as it is: the rules that leave it out would leave out all of it.
+            return [] if _ignored_itself(found) else found
+        parts.append(folder.name)
+    return []
+
+
+def _ignored_itself(found: list[tuple[str, _Above]]) -> bool:
+    for _, above in found:
+        steps = above.prefix.split("/")
+        for i in range(1, len(steps) + 1):
+            if above.spec.match_file("/".join(steps[:i]) + "/"):
+                return True
+    return False
+
+
 def _has_negation(spec: pathspec.PathSpec) -> bool:
     """A spec with `!` patterns can re-include files below a folder it matches (as git
     does and pathspec's folder matching does not), so such a folder is never pruned."""
@@ -36,6 +87,7 @@ class FolderSource:
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
+        self._above = _specs_above(root)
 
     def scan(self, paths: Collection[str] | None = None) -> Iterator[str]:
         """Candidate files; with `paths`, only those (and files under those folders).
@@ -52,7 +104,7 @@ class FolderSource:
         """Would a scan list the file `rel`? Decided along its folders only, as the scan
         decides: no walk of the whole tree (reading one file must not cost a listing)."""
         parts = rel.split("/")
-        active: list[tuple[str, pathspec.PathSpec]] = []
+        active: list[tuple[str, Any]] = list(self._above)
         for depth in range(len(parts)):
             base = "/".join(parts[:depth])
             if base:
@@ -67,7 +119,7 @@ class FolderSource:
 
     def _walk(self) -> Iterator[str]:
         # Each folder's ignore files apply to everything below it, relative to it.
-        specs: dict[str, list[tuple[str, pathspec.PathSpec]]] = {"": []}
+        specs: dict[str, list[tuple[str, Any]]] = {"": list(self._above)}
         root = str(self.root)
         unlisted: list[OSError] = []  # folders that cannot be listed: reported, not lost
         for dirpath, dirnames, filenames in os.walk(
@@ -99,7 +151,7 @@ class FolderSource:
         yield from _unlisted(root, unlisted)
 
 
-def _ignored(active: list[tuple[str, pathspec.PathSpec]], rel: str, is_dir: bool) -> bool:
+def _ignored(active: list[tuple[str, Any]], rel: str, is_dir: bool) -> bool:
     """Does an ignore file (each relative to its own folder) leave out `rel`?"""
     for base, spec in active:
         if is_dir and _has_negation(spec):

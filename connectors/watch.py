@@ -46,6 +46,7 @@ from contextd.connectors.filters import is_temp_file
 log = logging.getLogger(__name__)
 
 IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
+GIT_EXCLUDE = ".git/info/exclude"  # the one file in .git that changes what is indexed
 # Only changes. By default watchdog also asks inotify for every open and read-only close:
 # in a large tree, reads alone (an editor, grep, git, the reconcile's own hashing) then
 # overflow the kernel's queue, and each overflow makes watchdog re-add every watch.
@@ -150,7 +151,9 @@ class _Handler(FileSystemEventHandler):
             if not raw:
                 continue
             rel = os.path.relpath(os.fsdecode(raw), self.root).replace(os.sep, "/")
-            if rel == "." or rel.startswith("../") or rel == ".git" or rel.startswith(".git/"):
+            if rel == "." or rel.startswith("../") or rel == ".git":
+                continue
+            if rel.startswith(".git/") and rel != GIT_EXCLUDE:  # git's own churn
                 continue
             if event.is_directory and event.event_type == "modified":
                 continue  # a folder's own mtime; its files report themselves

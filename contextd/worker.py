@@ -20,6 +20,7 @@ from typing import Any
 from contextd.app import App
 from contextd.connectors.folder import IGNORE_FILES
 from contextd.connectors.git import GitSource
+from contextd.connectors.watch import GIT_EXCLUDE
 from contextd.errors import ContextdError
 from contextd.health import Health
 
@@ -166,7 +167,7 @@ class Worker(threading.Thread):
                 moved.add(job.source)
             elif isinstance(job, PathsChanged):
                 paths.setdefault(job.source, set()).update(job.paths)
-                if any(p.rsplit("/", 1)[-1] in IGNORE_FILES for p in job.paths):
+                if any(p.rsplit("/", 1)[-1] in IGNORE_FILES or p == GIT_EXCLUDE for p in job.paths):
                     reconcile.add(job.source)  # what is ignored changed: every file may be
             elif isinstance(job, Call):
                 calls.append(job)

@@ -153,6 +153,10 @@ def test_an_ignore_file_change_takes_effect_at_once(daemon, tmp_path: Path) -> N
     wait_converged(daemon, "ignoring", root)
     write(root, ".gitignore", "app/local_notes.py\n")
     wait_converged(daemon, "ignoring", root, timeout=15)
+    write(root, "app/scratch.py", "SCRATCH = 'mine alone'\n")
+    wait_converged(daemon, "ignoring", root)
+    write(root, ".git/info/exclude", "app/scratch.py\n")  # git's own, inside .git
+    wait_converged(daemon, "ignoring", root, timeout=15)
 
 
 def test_hooks_alone_carry_commits_merges_checkouts_and_rebases(hooks_only, tmp_path) -> None:

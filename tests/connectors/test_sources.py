@@ -100,3 +100,35 @@ def test_a_folder_decides_one_file_as_its_scan_does(tmp_path: Path) -> None:
     assert {"keep.py", "sub/deep/a.py", "docs/a.md", "docs/inner/c.md"} <= listed
     for rel in on_disk:
         assert source.includes(rel) == (rel in listed), rel
+
+
+def test_a_folder_inside_a_repository_honours_what_git_ignores_there(repo: Path) -> None:
+    """`contextd add mono/pkg`: a folder source, but git's rules from above still apply
+    (the repository's .gitignore files and .git/info/exclude), as `git ls-files` says."""
+    write(repo, ".gitignore", "*.generated.py\nsecret_build/\n")
+    write(repo, "pkg/.gitignore", "*.log\n")
+    (repo / ".git/info").mkdir(exist_ok=True)
+    (repo / ".git/info/exclude").write_text("scratch.txt\n")
+    for rel in ("pkg/a.py", "pkg/a.generated.py", "pkg/secret_build/b.py", "pkg/x.log",
+                "pkg/scratch.txt", "pkg/sub/c.py", "pkg/sub/d.generated.py"):  # fmt: skip
+        write(repo, rel, "x = 1\n")
+    source = open_source("pkg", repo / "pkg", detect_kind(repo / "pkg"))
+    assert source.kind == "folder"
+    listed = set(source.scan())
+    by_git = git(repo / "pkg", "ls-files", "--others", "--exclude-standard").split()
+    assert listed == set(by_git) | {".gitignore"} == {".gitignore", "a.py", "sub/c.py"}
+    files = [p for p in (repo / "pkg").rglob("*") if p.is_file()]
+    on_disk = {p.relative_to(repo / "pkg").as_posix() for p in files}
+    assert {p for p in on_disk if source.includes(p)} == listed
+
+    # A folder git ignores, added on purpose, is taken whole (its own rules still apply).
+    write(repo, "pkg/secret_build/.gitignore", "*.tmp\n")
+    write(repo, "pkg/secret_build/e.tmp", "x\n")
+    ignored = open_source("b", repo / "pkg/secret_build", "folder")
+    assert set(ignored.scan()) == {".gitignore", "b.py"}
+
+
+def test_a_folder_outside_any_repository_ignores_the_ignore_files_above_it(tmp_path: Path):
+    write(tmp_path, ".gitignore", "*.py\n")  # a stray file in a parent: not a repository's
+    write(tmp_path, "notes/a.py", "x = 1\n")
+    assert set(open_source("n", tmp_path / "notes", "folder").scan()) == {"a.py"}
