@@ -38,7 +38,7 @@ from contextd.lexical import (
 )
 from contextd.records import Hit
 
-POOL = 50  # candidates drawn from each side
+POOL = 50  # candidates drawn from each side; confidence always looks at this many
 MAX_POOL = 1000
 FEATURED = 40  # results whose features are computed (confidence, answerable)
 EMBED_NOW = 8  # lexical candidates without a vector yet, embedded at query time
@@ -103,6 +103,21 @@ class _Candidate:
     bm25: float = 0.0
     dense_side: bool = False
     lexical_side: bool = False
+    dense_rank: int = MAX_POOL  # its place on each side (MAX_POOL: not drawn there)
+    lexical_rank: int = MAX_POOL
+
+
+def _within(candidates: list[_Candidate], pool: int) -> list[_Candidate]:
+    """The candidates a search drawing `pool` from each side would have had, as it would
+    have seen them: a deeper draw must not change what the confidence features describe
+    (`answerable` would then vary with -k and --files, and `eval` measure another thing)."""
+    out = []
+    for c in candidates:
+        dense, lexical = c.dense_rank < pool, c.lexical_rank < pool
+        if dense or lexical:
+            hit = c.hit if lexical else replace(c.hit, lexical=0.0)
+            out.append(_Candidate(hit, c.bm25 if lexical else 0.0, dense, lexical))
+    return out
 
 
 def _where(sources: list[str] | None, language: str | None) -> dict[str, Any] | None:
@@ -164,7 +179,11 @@ def search(
         exact = looks_like_identifier(query) or any(
             0 < app.catalog.document_frequency(t) <= RARE_DF for t in _code_terms(query)[:8]
         )
-        ranked = _rank(candidates, terms, mode, RARE_LEX_WEIGHT if exact else LEX_WEIGHT)
+        weight = RARE_LEX_WEIGHT if exact else LEX_WEIGHT
+        # The featured results (and so confidence and `answerable`) always come from the
+        # same draw, whatever -k or --files asked for; a deeper draw only adds results.
+        ranked = _rank(_within(candidates, POOL), terms, mode, weight)
+        deeper = _rank(candidates, terms, mode, weight) if pool > POOL else []
 
         cal = app.calibrations.for_sources(sources or known) if confidence else None
         answer = Answer(query, [], calibrated=cal is not None)
@@ -193,6 +212,8 @@ def search(
             answer.feature_paths = [answer.feature_paths[i] for i in order]
             answer.confidences = conf[order]
         hits = [h for _, h in top] + [h for _, h in ranked[FEATURED:]]
+        shown = {_key(h) for h in hits}
+        hits += [h for _, h in deeper if _key(h) not in shown]
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
         for h in answer.hits:
             state = app.catalog.file_state(h.source, h.path)
@@ -327,6 +348,9 @@ def _candidates(
         c = s.chunk
         hit = Hit(s.source, c.path, c.start_line, c.end_line, c.symbol, c.language, 0.0, c.text)
         found[s.id] = _Candidate(replace(hit, dense=1.0 - nearest[s.id]), dense_side=True)
+    for rank, chunk_id in enumerate(nearest):  # nearest first
+        if chunk_id in found:
+            found[chunk_id].dense_rank = rank
 
     lexical = app.catalog.lexical(terms, pool, sources, language)
     best = max((s for _, s in lexical), default=0.0)
@@ -348,13 +372,19 @@ def _candidates(
         cosine = float(np.dot(v, vector)) if v is not None else 0.0
         hit = Hit(s.source, c.path, c.start_line, c.end_line, c.symbol, c.language, 0.0, c.text)
         found[s.id] = _Candidate(replace(hit, dense=cosine))
-    for chunk_id, score in lexical:
+    for rank, (chunk_id, score) in enumerate(lexical):
         cand = found.get(chunk_id)
         if cand is not None:  # a chunk the vector store no longer has is passed over
             cand.hit = replace(cand.hit, lexical=score / best if best > 0 else 0.0)
             cand.bm25 = score
             cand.lexical_side = True
+            cand.lexical_rank = rank
     return list(found.values())
+
+
+def _key(hit: Hit) -> tuple[str, str, str | int]:
+    """A definition (its windows are one result), or a chunk outside any."""
+    return (hit.source, hit.path, hit.symbol or hit.start_line)
 
 
 def _rank(
@@ -375,8 +405,7 @@ def _rank(
             score = hit.dense + lex_weight * hit.lexical
         if penalise and SECONDARY_PATH.search(hit.path):
             score -= SECONDARY_PENALTY
-        key = (hit.source, hit.path, hit.symbol or hit.start_line)
-        groups.setdefault(key, []).append((score, cand))
+        groups.setdefault(_key(hit), []).append((score, cand))
     ranked = []
     for windows in groups.values():
         windows.sort(key=lambda sc: -sc[0])

@@ -202,3 +202,21 @@ def test_words_no_indexed_file_contains_are_named(indexed: App) -> None:
     # Pieces in a row are not the name: inside a longer one, in other casing, in prose.
     answer = search(indexed, "max_wait_delay getUserName send_receipt_sms", k=3)
     assert answer.unknown_words == ["max_wait_delay", "getUserName", "send_receipt_sms"]
+
+
+def test_answerable_does_not_depend_on_how_many_results_are_asked_for(app: App, tmp_path):
+    """A deeper draw of candidates (a larger -k, --files) adds results; it must not change
+    `answerable`, the verdict or the top results' confidence."""
+    root = tmp_path / "many"
+    topics = ["invoice", "cart", "user", "session", "cache", "retry", "email", "parser"]
+    for i in range(160):
+        topic = topics[i % len(topics)]
+        doc = f"Handle the {topic} request number {i} and return the value."
+        text = f'def {topic}_step_{i}(value):\n    """{doc}"""\n    return value + {i}\n'
+        write(root, f"pkg/{topic}/m{i}.py", text)
+    app.index(app.catalog.add_source("many", root, "folder"))
+    for query in ("handle the invoice request", "retry the session cache", "return the value"):
+        answers = [search(app, query, k=k, files=f) for k in (3, 8, 40) for f in (False, True)]
+        assert len({(a.answerable, a.verdict) for a in answers}) == 1, query
+        assert len({a.hits[0].confidence for a in answers}) == 1, query
+        assert len(answers[-1].hits) == 40  # the deeper draw still gives 40 files
