@@ -64,9 +64,30 @@ FITTED_ON = "history"
 def git(git_dir: str, *args: str, data: bool = False) -> Any:
     done = subprocess.run(["git", "--git-dir", git_dir, *args], capture_output=True)
     if done.returncode != 0:
-        err = done.stderr.decode(errors="replace").strip()
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        err = lines[0] if lines else f"exit status {done.returncode}"  # git's hints follow
         raise ContextdError(f"git {' '.join(args[:2])} failed in {git_dir}: {err}")
     return done.stdout if data else done.stdout.decode("utf-8", "replace")
+
+
+def check_parents(git_dir: str, rows: list[dict[str, Any]], where: Path) -> None:
+    """Every query's parent is a commit of this repository, or an error naming the first
+    that is not (queries made from another repository, or a history rewritten since)."""
+    asked = "".join(f"{r['parent']}^{{commit}}\n" for r in rows).encode()
+    done = subprocess.run(
+        ["git", "--git-dir", git_dir, "cat-file", "--batch-check"], input=asked,
+        capture_output=True, check=False,
+    )  # fmt: skip
+    answers = done.stdout.decode(errors="replace").splitlines()
+    for n, (row, answer) in enumerate(zip(rows, answers, strict=False), 1):
+        if answer.endswith(" missing") or answer.endswith(" ambiguous") or not answer:
+            raise ContextdError(
+                f"Query {n} of {where} ({row['query'][:60]!r}) asks at commit "
+                f"{row['parent'][:12]}, which {git_dir} does not have. Were these queries made "
+                "from another repository? Give that repository, or fetch the missing history."
+            )
+    if done.returncode != 0 or len(answers) != len(rows):
+        raise ContextdError(f"Could not check the queries' commits in {git_dir}.")
 
 
 def git_dir_of(repo: Path) -> str:
@@ -93,6 +114,13 @@ def history_queries(git_dir: str, limit: int = 100, rev: str = "HEAD") -> list[d
     Merges, bots, version bumps, tests-only and docs-only commits are left out; gold
     files are the modified non-test code files (they existed at the parent).
     """
+    check = subprocess.run(["git", "--git-dir", git_dir, "rev-parse", "--verify", "-q", rev],
+                           capture_output=True, check=False)  # fmt: skip
+    if check.returncode != 0:
+        raise ContextdError(
+            f"{git_dir} has no commit {rev} (a repository with no commits yet?): there is "
+            "no history to build queries from. Pass --queries FILE.jsonl instead."
+        )
     log = git(
         git_dir,
         "log",
@@ -428,6 +456,7 @@ def report(records: list[Record]) -> dict[str, Any]:
         out |= _result_figures(pooled)
     else:
         out |= {"auroc": None, "ece": None, "recall@5_at_80_coverage": None}
+        out |= {"confidence_auroc": None, "confidence_ece": None}
     for leak in (False, True):
         part = [recall_at(r, 5) for r in full if r.leak == leak]
         if part:

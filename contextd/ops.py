@@ -18,6 +18,7 @@ from typing import Any
 
 from contextd import hooks, remote
 from contextd.app import App, resolve_root
+from contextd.confidence import source_path
 from contextd.connectors.base import detect_kind, open_source
 from contextd.errors import ContextdError, SourceError
 from contextd.health import low_space
@@ -123,6 +124,7 @@ def remove(app: App, source: str) -> dict:
                 hooks.uninstall(row.root)
         except (SourceError, OSError) as exc:
             note = f"its git hooks were left as they are. {exc}"
+    source_path(app.settings.home, source).unlink(missing_ok=True)  # its own calibration
     return {"name": source, "chunks": app.forget(source), "note": note}
 
 

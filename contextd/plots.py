@@ -22,8 +22,8 @@ def write(records: list[Record], folder: Path, title: str) -> list[Path]:
         ) from None
     if any(r.answerable is None for r in records):
         raise ContextdError(
-            "No calibration for this embedding model, so there is nothing to plot. "
-            "Run `contextd calibrate SOURCE` first, or use the default model."
+            "No calibration for this embedding model, so there is nothing to plot: run "
+            "without --plot, or with the default model."
         )
     folder.mkdir(parents=True, exist_ok=True)
     records = [r for r in records if r.condition in ("full", "hidden")]  # as ECE counts them

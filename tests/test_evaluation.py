@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from contextd.cli import common
+from contextd.cli.evaluate import _queries
 from contextd.cli.main import run
 from contextd.confidence import (
     HIT_FEATURES,
@@ -211,6 +213,47 @@ def test_eval_with_a_queries_file_and_clear_errors(history: Path, tmp_path: Path
     with pytest.raises(ContextdError, match="not a git repository"):
         git_dir_of(tmp_path)
 
+    # --limit keeps the newest queries, whatever the file's order.
+    dated = [{**r, "date": f"2020-01-0{i + 1}T00:00:00+00:00"} for i, r in enumerate(rows)]
+    queries.write_text("".join(json.dumps(r) + "\n" for r in reversed(dated)))
+    assert _queries(history, queries, 1) == [dated[-1]]
+    # A query whose commit this repository lacks is named before any work, not after.
+    bad = [*rows, {**rows[0], "parent": "0" * 40, "query": "from another repository"}]
+    queries.write_text("".join(json.dumps(r) + "\n" for r in bad))
+    assert run(["eval", str(history), "--queries", str(queries), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "Query 4 of" in err and "from another repository" in err and "000000000000" in err
+    queries.write_text("")
+    assert run(["eval", str(history), "--queries", str(queries), "-q"]) == 1
+    assert "holds no queries" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")  # --plot where no folder can be: said up front
+    assert run(["eval", str(history), "--plot", str(tmp_path / "afile"), "-q"]) == 1
+    assert "--plot" in capsys.readouterr().err
+    assert run(["eval", str(history), "--limit", "-3", "-q"]) == 2  # a usage error
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    assert run(["eval", str(empty), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "no commit HEAD" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sigterm_during_eval_leaves_no_scratch_copy(history: Path, tmp_path: Path) -> None:
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch_root), "CONTEXTD_HOME": str(tmp_path / "h")}
+    proc = subprocess.Popen([sys.executable, "-m", "contextd", "eval", str(history)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the scratch index exists once queries are being asked
+        if line.startswith("1/"):
+            break
+    assert list(scratch_root.glob("contextd-eval-*")), "the scratch copy is there mid-run"
+    proc.terminate()
+    assert proc.wait(timeout=60) == 143
+    assert not list(scratch_root.glob("contextd-eval-*"))
+
 
 def test_eval_can_ask_each_side_of_the_search_alone(history: Path, isolated_home: Path) -> None:
     rows = history_queries(git_dir_of(history), limit=4)
@@ -254,7 +297,8 @@ def test_calibrate_adjusts_the_shipped_calibration_to_the_sources_history(
     assert run(["add", str(history), "--name", "shop", "--no-hooks"]) == 0
     assert run(["index"]) == 0
     assert run(["calibrate", "shop", "-q"]) == 0
-    assert "calibrated shop on 24 queries" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "calibrated shop on 24 queries" in out and "--reset" in out
     home = Path(os.environ["CONTEXTD_HOME"])
     own = Calibration.from_dict(json.loads(source_path(home, "shop").read_text()))
     base = shipped(DEFAULT_MODEL_ID)
@@ -268,6 +312,13 @@ def test_calibrate_adjusts_the_shipped_calibration_to_the_sources_history(
     answer = json.loads(capsys.readouterr().out)
     assert "adjusting the shipped calibration" in answer["calibration"]
     assert answer["results"][0]["path"] == "billing/invoice.py"
+
+    assert run(["calibrate", "shop", "--reset"]) == 0  # back to the shipped calibration
+    assert not source_path(home, "shop").exists() and "Dropped" in capsys.readouterr().out
+    assert run(["calibrate", "shop", "--limit", "0"]) == 2  # a usage error, not "1 commit"
+    assert run(["calibrate", "shop", "-q"]) == 0
+    assert run(["remove", "shop"]) == 0  # a later source of that name starts afresh
+    assert not source_path(home, "shop").exists()
 
 
 def test_the_shipped_calibration_belongs_to_the_default_model_only() -> None:

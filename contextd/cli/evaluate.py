@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,10 +41,14 @@ def _progress(quiet: bool) -> Any:
 
 
 def _queries(repo: Path, queries: Path | None, limit: int) -> list[dict]:
-    from contextd.evaluation import git_dir_of, history_queries, load_queries
+    from contextd.evaluation import check_parents, git_dir_of, history_queries, load_queries
 
     if queries is not None:
         rows = load_queries(queries)
+        if not rows:
+            raise ContextdError(f"{queries} holds no queries (it is empty).")
+        check_parents(git_dir_of(repo), rows, queries)  # before minutes of work, not after
+        rows = sorted(rows, key=lambda r: r.get("date", ""))
         return rows[-limit:] if limit else rows
     rows = history_queries(git_dir_of(repo), limit=limit or 100)
     if not rows:
@@ -51,6 +59,46 @@ def _queries(repo: Path, queries: Path | None, limit: int) -> list[dict]:
     return rows
 
 
+SMALL_N = 20
+
+
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the scratch copy of the
+    repository and its index are removed on the way out, not left in the temp dir."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _check_plot(folder: Path) -> None:
+    """--plot's folder and what it draws, checked before the run rather than after it."""
+    from contextd.confidence import shipped
+    from contextd.embedder import SentenceTransformerEmbedder
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ContextdError(
+            f"--plot {folder}: cannot make that folder ({exc.strerror}). Give a folder path."
+        ) from None
+    model_id = SentenceTransformerEmbedder(settings()).model_id
+    if shipped(model_id) is None:
+        raise ContextdError(
+            f"--plot draws confidence, and contextd ships no calibration for {model_id}; "
+            "run without --plot, or with the default model."
+        )
+
+
 def eval_cmd(
     repo: Annotated[Path, typer.Argument(help="A git repository (a bare one will do).")],
     queries: Annotated[
@@ -58,7 +106,7 @@ def eval_cmd(
         typer.Option("--queries", help="JSONL queries (shared/eval/commits format)."),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", help="At most this many (newest) queries; 0: all.")
+        int, typer.Option("--limit", min=0, help="At most this many (newest) queries; 0: all.")
     ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     plot: Annotated[
@@ -75,10 +123,13 @@ def eval_cmd(
     """
     from contextd.evaluation import evaluate, report
 
+    if plot is not None:
+        _check_plot(plot)
     rows = _queries(repo, queries, limit)
     if not quiet:
         err_console.print(f"{len(rows)} queries; the first tree is indexed from scratch.")
-    result = evaluate(repo, rows, settings(), progress=_progress(quiet), long=long)
+    with _terminate_cleanly():
+        result = evaluate(repo, rows, settings(), progress=_progress(quiet), long=long)
     figures = report(result.records)
     figures["seconds"] = round(result.seconds, 1)
     if plot is not None:
@@ -95,8 +146,13 @@ def eval_cmd(
     console.print(table)
     if not figures["calibrated"]:
         console.print(
-            "Confidence figures need a calibration for this embedding model: "
-            "run `contextd calibrate SOURCE`."
+            "No confidence figures: contextd ships no calibration for this embedding model "
+            "(`contextd calibrate SOURCE` fits one for searches of a source, not for eval)."
+        )
+    if figures["n"] < SMALL_N:
+        console.print(
+            f"Only {figures['n']} queries: figures this few vary a lot (ECE and AUROC above "
+            "all); use a longer history or --queries for a verdict."
         )
     for path in figures.get("plots", []):
         console.print(f"wrote {path}")
@@ -104,7 +160,12 @@ def eval_cmd(
 
 def calibrate(
     source: Annotated[str, typer.Argument(help="A source added with `contextd add` (git).")],
-    limit: Annotated[int, typer.Option("--limit", help="Newest commits to learn from.")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", min=20, help="Newest commits to learn from.")
+    ] = 100,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Drop this source's fit: back to the shipped one.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
     """Fit this source's confidence from its own git history.
@@ -131,6 +192,16 @@ def calibrate(
         row = catalog.source(source)
     finally:
         catalog.close()
+    path = source_path(s.home, source)
+    if reset:
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        console.print(
+            f"Dropped {source}'s calibration ({path}); its searches use the shipped one."
+            if existed
+            else f"{source} had no calibration of its own; its searches use the shipped one."
+        )
+        return
     if row.kind != "git":
         raise ContextdError(
             f"{source} is a folder, not a git repository: calibration learns from history."
@@ -146,7 +217,8 @@ def calibrate(
         )
     if not quiet:
         err_console.print(f"{len(rows)} queries from {source}'s history.")
-    result = evaluate(row.root, rows, s, progress=_progress(quiet))
+    with _terminate_cleanly():
+        result = evaluate(row.root, rows, s, progress=_progress(quiet))
     from contextd.embedder import SentenceTransformerEmbedder
 
     model_id = SentenceTransformerEmbedder(s).model_id
@@ -157,10 +229,12 @@ def calibrate(
     if prior is not None:
         origin += ", adjusting the shipped calibration"
     cal = fit(result.records, model_id, origin, l2=PRIOR_L2 if prior else HISTORY_L2, prior=prior)
-    cal.save(source_path(s.home, source))
+    cal.save(path)
     figures = report(rescore(result.records, cal))
     console.print(
         f"calibrated {source} on {figures['n']} queries: AUROC {figures['auroc']}, "
         f"ECE {figures['ece']} (in-sample), Recall@5 {figures['recall@5']}. "
-        f"Searches of {source} now use it."
+        f"Stored in {path}. Searches of {source} alone (`--source {source}`, or any "
+        f"search while it is the only source) use it; `contextd calibrate {source} --reset` "
+        "goes back to the shipped calibration."
     )

@@ -111,8 +111,9 @@ VERDICT_TEXT = {
 def _verdict_line(answer: dict[str, Any]) -> Text:
     if not answer["calibrated"]:
         return Text(
-            "confidence: not calibrated for this embedding model "
-            "(run `contextd calibrate SOURCE` to fit one from the repository's history)",
+            "confidence: not calibrated for this embedding model (`contextd calibrate "
+            "SOURCE` fits one from a repository's history, for searches of that source "
+            "alone: --source SOURCE)",
             style="dim",
         )
     style, words = VERDICT_TEXT[answer["verdict"]]
