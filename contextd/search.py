@@ -38,7 +38,7 @@ from contextd.lexical import (
 )
 from contextd.records import Hit
 
-POOL = 50  # candidates drawn from each side; confidence always looks at this many
+POOL = 200  # candidates drawn from each side; confidence always looks at this many
 MAX_POOL = 1000
 FEATURED = 40  # results whose features are computed (confidence, answerable)
 EMBED_NOW = 8  # lexical candidates without a vector yet, embedded at query time

@@ -209,7 +209,7 @@ def test_answerable_does_not_depend_on_how_many_results_are_asked_for(app: App, 
     `answerable`, the verdict or the top results' confidence."""
     root = tmp_path / "many"
     topics = ["invoice", "cart", "user", "session", "cache", "retry", "email", "parser"]
-    for i in range(160):
+    for i in range(480):  # more than one draw (POOL per side) holds
         topic = topics[i % len(topics)]
         doc = f"Handle the {topic} request number {i} and return the value."
         text = f'def {topic}_step_{i}(value):\n    """{doc}"""\n    return value + {i}\n'
