@@ -299,6 +299,7 @@ def test_calibrate_adjusts_the_shipped_calibration_to_the_sources_history(
     assert run(["calibrate", "shop", "-q"]) == 0
     out = capsys.readouterr().out
     assert "calibrated shop on 24 queries" in out and "--reset" in out
+    assert "the shipped calibration scored AUROC" in out  # beside the new fit's figures
     home = Path(os.environ["CONTEXTD_HOME"])
     own = Calibration.from_dict(json.loads(source_path(home, "shop").read_text()))
     base = shipped(DEFAULT_MODEL_ID)

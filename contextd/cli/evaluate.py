@@ -231,9 +231,13 @@ def calibrate(
     cal = fit(result.records, model_id, origin, l2=PRIOR_L2 if prior else HISTORY_L2, prior=prior)
     cal.save(path)
     figures = report(rescore(result.records, cal))
+    before = ""
+    if prior is not None:  # what the user had, on the same queries
+        was = report(rescore(result.records, prior))
+        before = f"; the shipped calibration scored AUROC {was['auroc']}, ECE {was['ece']}"
     console.print(
         f"calibrated {source} on {figures['n']} queries: AUROC {figures['auroc']}, "
-        f"ECE {figures['ece']} (in-sample), Recall@5 {figures['recall@5']}. "
+        f"ECE {figures['ece']} (in-sample{before}), Recall@5 {figures['recall@5']}. "
         f"Stored in {path}. Searches of {source} alone (`--source {source}`, or any "
         f"search while it is the only source) use it; `contextd calibrate {source} --reset` "
         "goes back to the shipped calibration."
