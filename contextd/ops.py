@@ -291,7 +291,9 @@ def sources(app: App) -> list[dict]:
 def status(app: App, skipped: bool = False) -> dict:
     rows = sources(app)
     for row in rows:
-        row["head"] = _head(Path(row["root"])) if row["kind"] == "git" else None
+        git_source = row["kind"] == "git"
+        row["head"] = _head(Path(row["root"])) if git_source else None
+        row["hooks"] = hooks.installed(Path(row["root"])) if git_source else None
     data: dict[str, Any] = {
         "home": str(app.settings.home),
         "model": app.settings.model,

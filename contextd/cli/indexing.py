@@ -140,6 +140,8 @@ def status(
             head = r["head"]
             fresh = "= HEAD" if r["indexed_commit"] == head else f"HEAD is {(head or '?')[:10]}"
             line += f" · commit {r['indexed_commit'][:10]} ({fresh})"
+        if r["kind"] == "git" and r.get("hooks") == []:
+            line += f" · no git hooks (`contextd hooks install {shown(r['name'])}`)"
         if d:
             line += (
                 f" · watch: {r['watch'] or 'none'} · queued files {r['queued']}"
