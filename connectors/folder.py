@@ -37,8 +37,8 @@ class _Above:
     def __init__(self, prefix: str, spec: pathspec.PathSpec) -> None:
         self.prefix, self.spec, self.patterns = prefix, spec, spec.patterns
 
-    def match_file(self, rel: str) -> bool:
-        return bool(self.spec.match_file(f"{self.prefix}/{rel}"))
+    def check_file(self, rel: str) -> Any:
+        return self.spec.check_file(f"{self.prefix}/{rel}")
 
 
 def _specs_above(root: Path) -> list[tuple[str, _Above]]:
@@ -59,6 +59,7 @@ def _specs_above(root: Path) -> list[tuple[str, _Above]]:
             if lines:
                 spec = pathspec.GitIgnoreSpec.from_lines(lines)
                 found.append(("", _Above("/".join(reversed(parts)), spec)))
+            found.reverse()  # as git weighs them: exclude, then the top's, ..., the nearest
             # A folder git ignores, added on purpose (a build output, vendored code), is
             # wanted as it is: the rules that leave it out would leave out all of it.
             return [] if _ignored_itself(found) else found
@@ -67,12 +68,19 @@ def _specs_above(root: Path) -> list[tuple[str, _Above]]:
 
 
 def _ignored_itself(found: list[tuple[str, _Above]]) -> bool:
-    for _, above in found:
-        steps = above.prefix.split("/")
-        for i in range(1, len(steps) + 1):
-            if above.spec.match_file("/".join(steps[:i]) + "/"):
-                return True
-    return False
+    """Does git ignore the root, a folder holding it, or all it holds (`pkg/*`)? Each
+    spec sees those paths from its own folder; the last pattern that matches decides."""
+    depth = max((len(a.prefix.split("/")) for _, a in found), default=0)
+    for up in range(depth - 1, -1, -1):  # the outermost folder first, the root last
+        ignored = False
+        for _, above in found:
+            steps = above.prefix.split("/")
+            if len(steps) > up:  # this spec's folder holds that one
+                verdict = above.spec.check_file("/".join(steps[: len(steps) - up]) + "/")
+                ignored = verdict.include if verdict.include is not None else ignored
+        if ignored:
+            return True
+    return _ignored(list(found), "contextd-probe", False)
 
 
 def _has_negation(spec: pathspec.PathSpec) -> bool:
@@ -152,14 +160,17 @@ class FolderSource:
 
 
 def _ignored(active: list[tuple[str, Any]], rel: str, is_dir: bool) -> bool:
-    """Does an ignore file (each relative to its own folder) leave out `rel`?"""
+    """Do the ignore files (each relative to its own folder, outermost first) leave out
+    `rel`? As in git, the last pattern that matches decides, so a deeper `!` re-includes."""
+    ignored = False
     for base, spec in active:
         if is_dir and _has_negation(spec):
             continue  # `*` + `!*/` must not prune folders; their files are checked
         sub = rel[len(base) + 1 :] if base else rel
-        if spec.match_file(sub + "/" if is_dir else sub):
-            return True
-    return False
+        verdict = spec.check_file(sub + "/" if is_dir else sub).include
+        if verdict is not None:
+            ignored = verdict
+    return ignored
 
 
 def _unlisted(root: str, errors: list[OSError]) -> Iterator[str]:

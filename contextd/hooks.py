@@ -72,6 +72,8 @@ def install(repo: Path, home: Path) -> list[Path]:
     for hook in HOOKS:
         path = directory / hook
         legacy = directory / (hook + LEGACY_SUFFIX)
+        if is_ours(directory / f"{hook}.legacy"):
+            continue  # pre-commit runs ours as its legacy hook: a second copy would loop
         if (path.exists() or path.is_symlink()) and not is_ours(path):
             if legacy.exists():
                 raise SourceError(
@@ -114,4 +116,4 @@ def installed(repo: Path) -> list[str]:
         directory = hooks_dir(repo)
     except SourceError:
         return []
-    return [h for h in HOOKS if is_ours(directory / h)]
+    return [h for h in HOOKS if is_ours(directory / h) or is_ours(directory / f"{h}.legacy")]

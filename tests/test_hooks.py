@@ -136,11 +136,17 @@ def test_pre_commit_installed_after_ours_keeps_both_hooks_running(repo: Path, tm
 
     commit("a.py")
     assert (repo / ".git/foreign-ran").read_text() == "ran\n"
-    assert list((home / "spool").glob("*.note")), "ours ran too"
+    assert len(list((home / "spool").glob("*.note"))) == 1, "ours ran too, once"
+    # `contextd add` again (it reinstalls) must not chain pre-commit behind a second ours.
+    hooks.install(repo, home)
+    assert hooks.installed(repo) == list(hooks.HOOKS)
+    commit("a2.py")
+    assert (repo / ".git/foreign-ran").read_text() == "ran\nran\n"
+    assert len(list((home / "spool").glob("*.note"))) == 2
     hooks.uninstall(repo)
     assert (repo / ".git/hooks/post-commit.legacy").read_bytes() == FOREIGN
     commit("b.py")
-    assert (repo / ".git/foreign-ran").read_text() == "ran\nran\n"
+    assert (repo / ".git/foreign-ran").read_text() == "ran\nran\nran\n"
     assert hooks.installed(repo) == []
 
 

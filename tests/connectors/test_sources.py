@@ -132,3 +132,16 @@ def test_a_folder_outside_any_repository_ignores_the_ignore_files_above_it(tmp_p
     write(tmp_path, ".gitignore", "*.py\n")  # a stray file in a parent: not a repository's
     write(tmp_path, "notes/a.py", "x = 1\n")
     assert set(open_source("n", tmp_path / "notes", "folder").scan()) == {"a.py"}
+
+
+def test_git_weighs_ignore_files_as_git_does_for_a_folder_in_a_repository(repo: Path) -> None:
+    """The deepest matching pattern decides (a `!` below re-includes what a rule above
+    ignores), and a folder whose contents git ignores (`pkg/*`) was added on purpose."""
+    write(repo, ".gitignore", "*.json\nvendored/*\n")
+    write(repo, "pkg/.gitignore", "!package.json\n")
+    for rel in ("pkg/package.json", "pkg/other.json", "pkg/a.py", "vendored/lib.py"):
+        write(repo, rel, "{}\n")
+    listed = set(open_source("pkg", repo / "pkg", "folder").scan())
+    by_git = git(repo / "pkg", "ls-files", "--others", "--exclude-standard").split()
+    assert listed == set(by_git) == {".gitignore", "package.json", "a.py"}
+    assert set(open_source("v", repo / "vendored", "folder").scan()) == {"lib.py"}
