@@ -341,14 +341,19 @@ def _candidates(
 ) -> list[_Candidate]:
     vector = app.embedder.embed([query])[0]
     found: dict[str, _Candidate] = {}
-    nearest = dict(app.store.nearest(vector, pool, _where(sources, language)))
+    where = _where(sources, language)
+    drawn = app.store.nearest(vector, pool, where)
+    # The nearest neighbours are approximate (HNSW searches wider for a larger k): the
+    # first POOL are asked for on their own, so confidence sees the same ones at any -k.
+    first = drawn if pool <= POOL else app.store.nearest(vector, POOL, where)
+    nearest = dict(drawn) | dict(first)
     # A chunk the catalog no longer has (deleted while the query ran, or an orphan the
     # next reconcile sweeps) is not a result.
     for s in sorted(app.catalog.chunks(nearest), key=lambda s: nearest[s.id]):
         c = s.chunk
         hit = Hit(s.source, c.path, c.start_line, c.end_line, c.symbol, c.language, 0.0, c.text)
         found[s.id] = _Candidate(replace(hit, dense=1.0 - nearest[s.id]), dense_side=True)
-    for rank, chunk_id in enumerate(nearest):  # nearest first
+    for rank, (chunk_id, _) in enumerate(first):  # nearest first
         if chunk_id in found:
             found[chunk_id].dense_rank = rank
 
