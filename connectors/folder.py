@@ -8,6 +8,7 @@ ignore files of the folders above it up to that top, and the repository's
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def _specs_above(root: Path) -> list[tuple[str, _Above]]:
         if own is not None:
             found.append(("", _Above("/".join(reversed(parts)), own)))
         if (folder / ".git").exists():
-            exclude = folder / ".git" / "info" / "exclude"
+            exclude = _exclude_file(folder)
             try:
                 lines = exclude.read_text(encoding="utf-8", errors="replace").splitlines()
             except OSError:
@@ -65,6 +66,21 @@ def _specs_above(root: Path) -> list[tuple[str, _Above]]:
             return [] if _ignored_itself(found) else found
         parts.append(folder.name)
     return []
+
+
+def _exclude_file(top: Path) -> Path:
+    """The repository's info/exclude: in `.git`, or where a worktree's or submodule's
+    `.git` file points (git says where)."""
+    if (top / ".git").is_dir():
+        return top / ".git" / "info" / "exclude"
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(top), "rev-parse", "--git-path", "info/exclude"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return top / ".git" / "info" / "exclude"  # unreadable: no rules from it
+    return top / out.stdout.strip()
 
 
 def _ignored_itself(found: list[tuple[str, _Above]]) -> bool:

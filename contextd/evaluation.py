@@ -348,7 +348,7 @@ def evaluate(
 
     started = time.perf_counter()
     git_dir = git_dir_of(repo)
-    rows = sorted(queries, key=lambda r: r.get("date", ""))
+    rows = sorted(queries, key=lambda r: str(r.get("date") or ""))
     out = Evaluation(str(repo))
     with tempfile.TemporaryDirectory(prefix="contextd-eval-") as tmp:
         scratch = Scratch(git_dir, Path(tmp), settings, extensions or [])

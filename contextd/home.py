@@ -34,11 +34,11 @@ def make_home(home: Path) -> None:
             f"The data dir {home} is a file, or lies below one. Point CONTEXTD_HOME at a "
             "folder (it is created if missing), or unset it to use the default."
         ) from None
-    except PermissionError:
+    except OSError as exc:
         from contextd.errors import ConfigError
 
         raise ConfigError(
-            f"Cannot create the data dir {home}: permission denied. Point CONTEXTD_HOME at a "
+            f"Cannot create the data dir {home}: {exc.strerror}. Point CONTEXTD_HOME at a "
             "folder you can write, or unset it to use the default."
         ) from None
     try:

@@ -55,9 +55,7 @@ class SharedHooksFolder(SourceError):
 def install(repo: Path, home: Path) -> list[Path]:
     """Install (or refresh) our hooks; returns the hook files written."""
     directory = hooks_dir(repo)
-    top = Path(git(repo, "rev-parse", "--show-toplevel", timeout=10).decode().strip()).resolve()
-    git_dir = Path(git(repo, "rev-parse", "--absolute-git-dir", timeout=10).decode().strip())
-    if directory.is_relative_to(top) and not directory.is_relative_to(git_dir.resolve()):
+    if shared_folder(repo):
         raise SharedHooksFolder(
             f"core.hooksPath is {directory}, a folder of the working tree that the team "
             "shares; contextd's hooks name this machine's data dir, so they are not written "
@@ -109,6 +107,18 @@ def uninstall(repo: Path) -> list[Path]:
                 path.unlink()
             touched.append(path)
     return touched
+
+
+def shared_folder(repo: Path) -> bool:
+    """Is the hooks folder one of the working tree's (committed, so never written to)?"""
+    try:
+        directory = hooks_dir(repo)
+        top = git(repo, "rev-parse", "--show-toplevel", timeout=10).decode().strip()
+        git_dir = git(repo, "rev-parse", "--absolute-git-dir", timeout=10).decode().strip()
+    except SourceError:
+        return False
+    inside = directory.is_relative_to(Path(top).resolve())
+    return inside and not directory.is_relative_to(Path(git_dir).resolve())
 
 
 def installed(repo: Path) -> list[str]:

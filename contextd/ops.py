@@ -293,7 +293,10 @@ def status(app: App, skipped: bool = False) -> dict:
     for row in rows:
         git_source = row["kind"] == "git"
         row["head"] = _head(Path(row["root"])) if git_source else None
-        row["hooks"] = hooks.installed(Path(row["root"])) if git_source else None
+        root = Path(row["root"])
+        row["hooks"] = hooks.installed(root) if git_source and root.is_dir() else None
+        if row["hooks"] is not None and len(row["hooks"]) < len(hooks.HOOKS):
+            row["hooks"] = None if hooks.shared_folder(root) else row["hooks"]
     data: dict[str, Any] = {
         "home": str(app.settings.home),
         "model": app.settings.model,

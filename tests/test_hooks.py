@@ -70,7 +70,9 @@ def test_core_hooks_path_and_worktrees_are_honoured(repo: Path, tmp_path: Path) 
     assert not (repo / ".git/hooks/post-checkout").exists()
     hooks.uninstall(repo)
     # A hooks folder in the working tree is the team's (committed): never written to.
+    assert not hooks.shared_folder(repo)
     git(repo, "config", "core.hooksPath", ".githooks")
+    assert hooks.shared_folder(repo)  # so `status` does not ask for hooks there
     with pytest.raises(hooks.SharedHooksFolder, match="the team shares"):
         hooks.install(repo, tmp_path / "home")
     assert not (repo / ".githooks").exists() and git(repo, "status", "--porcelain") == ""

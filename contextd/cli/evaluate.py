@@ -48,7 +48,7 @@ def _queries(repo: Path, queries: Path | None, limit: int) -> list[dict]:
         if not rows:
             raise ContextdError(f"{queries} holds no queries (it is empty).")
         check_parents(git_dir_of(repo), rows, queries)  # before minutes of work, not after
-        rows = sorted(rows, key=lambda r: r.get("date", ""))
+        rows = sorted(rows, key=_when)
         return rows[-limit:] if limit else rows
     rows = history_queries(git_dir_of(repo), limit=limit or 100)
     if not rows:
@@ -60,6 +60,16 @@ def _queries(repo: Path, queries: Path | None, limit: int) -> list[dict]:
 
 
 SMALL_N = 20
+
+
+def _when(row: dict) -> float:
+    """A query's commit time (dates carry their author's UTC offset); undated ones first."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(row.get("date") or "")).timestamp()
+    except ValueError:
+        return float("-inf")
 
 
 @contextlib.contextmanager
@@ -85,6 +95,12 @@ def _check_plot(folder: Path) -> None:
     from contextd.confidence import shipped
     from contextd.embedder import SentenceTransformerEmbedder
 
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ContextdError(
+            "--plot needs matplotlib: pip install 'contextd[plot]' (or pip install matplotlib)."
+        ) from None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -197,9 +213,10 @@ def calibrate(
         existed = path.exists()
         path.unlink(missing_ok=True)
         console.print(
-            f"Dropped {source}'s calibration ({path}); its searches use the shipped one."
+            f"Dropped {source}'s calibration ({path}); its searches use the shipped one, "
+            "if the model has one."
             if existed
-            else f"{source} had no calibration of its own; its searches use the shipped one."
+            else f"{source} had no calibration of its own."
         )
         return
     if row.kind != "git":

@@ -140,8 +140,11 @@ def status(
             head = r["head"]
             fresh = "= HEAD" if r["indexed_commit"] == head else f"HEAD is {(head or '?')[:10]}"
             line += f" · commit {r['indexed_commit'][:10]} ({fresh})"
-        if r["kind"] == "git" and r.get("hooks") == []:
-            line += f" · no git hooks (`contextd hooks install {shown(r['name'])}`)"
+        if r["kind"] == "git" and r.get("hooks") is not None and len(r["hooks"]) < 4:
+            line += (
+                f" · git hooks: {len(r['hooks'])} of 4 (`contextd hooks install "
+                f"{shown(r['name'])}` puts them back)"
+            )
         if d:
             line += (
                 f" · watch: {r['watch'] or 'none'} · queued files {r['queued']}"

@@ -59,12 +59,12 @@ def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
     cli(capsys, "index", "shop")
     code, out, _ = cli(capsys, "status", "--skipped")
     assert code == 0 and "logo.png" in out and "binary" in out
-    assert "no git hooks" not in out
+    assert "git hooks:" not in out
     assert cli(capsys, "hooks", "uninstall", "shop")[0] == 0  # status says they are gone
     code, out, _ = cli(capsys, "status", "--json")
     assert json.loads(out)["sources"][0]["hooks"] == []
     code, out, _ = cli(capsys, "status")
-    assert "no git hooks (`contextd hooks install shop`)" in out
+    assert "git hooks: 0 of 4 (`contextd hooks install shop` puts them back)" in out
 
     code, out, _ = cli(capsys, "sources", "--json")
     assert json.loads(out)[0]["name"] == "shop"

@@ -145,3 +145,13 @@ def test_git_weighs_ignore_files_as_git_does_for_a_folder_in_a_repository(repo: 
     by_git = git(repo / "pkg", "ls-files", "--others", "--exclude-standard").split()
     assert listed == set(by_git) == {".gitignore", "package.json", "a.py"}
     assert set(open_source("v", repo / "vendored", "folder").scan()) == {"lib.py"}
+
+
+def test_a_folder_in_a_worktree_honours_the_repositorys_info_exclude(repo: Path, tmp_path):
+    (repo / ".git/info").mkdir(exist_ok=True)
+    (repo / ".git/info/exclude").write_text("scratch.py\n")
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", str(worktree), "-b", "wt-branch")
+    write(worktree, "pkg/scratch.py", "x = 1\n")
+    write(worktree, "pkg/kept.py", "x = 1\n")
+    assert set(open_source("p", worktree / "pkg", "folder").scan()) == {"kept.py"}
