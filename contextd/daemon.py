@@ -233,7 +233,7 @@ class Daemon:
             self.stop_event.set()
             return {"stopping": True, "pid": os.getpid()}
         if op == "status":
-            return self._status(bool(args.get("skipped")))
+            return self._status(bool(args.get("skipped")), bool(args.get("hooks")))
         if op in ("index", "reindex"):  # searchable from the worker, then the backlog
             plain = {**args, "embed": False}
             result = self.worker.call(lambda: ops.run(self.app, op, plain, emit))
@@ -290,8 +290,8 @@ class Daemon:
         for row in result["sources"]:
             row["pending"] = self.backlog.pending([row["source"]])
 
-    def _status(self, skipped: bool) -> dict[str, Any]:
-        data = ops.status(self.app, skipped)
+    def _status(self, skipped: bool, with_hooks: bool = False) -> dict[str, Any]:
+        data = ops.status(self.app, skipped, with_hooks)
         data["degraded"] = self.worker.health.degraded()
         data["daemon"] = {
             "pid": os.getpid(),

@@ -61,8 +61,8 @@ FITTED_ON = "history"
 # -- git ------------------------------------------------------------------------------------
 
 
-def git(git_dir: str, *args: str, data: bool = False) -> Any:
-    done = subprocess.run(["git", "--git-dir", git_dir, *args], capture_output=True)
+def git(git_dir: str, *args: str, data: bool = False, stdin: bytes | None = None) -> Any:
+    done = subprocess.run(["git", "--git-dir", git_dir, *args], input=stdin, capture_output=True)
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
         err = lines[0] if lines else f"exit status {done.returncode}"  # git's hints follow
@@ -74,11 +74,7 @@ def check_parents(git_dir: str, rows: list[dict[str, Any]], where: Path) -> None
     """Every query's parent is a commit of this repository, or an error naming the first
     that is not (queries made from another repository, or a history rewritten since)."""
     asked = "".join(f"{r['parent']}^{{commit}}\n" for r in rows).encode()
-    done = subprocess.run(
-        ["git", "--git-dir", git_dir, "cat-file", "--batch-check"], input=asked,
-        capture_output=True, check=False,
-    )  # fmt: skip
-    answers = done.stdout.decode(errors="replace").splitlines()
+    answers = git(git_dir, "cat-file", "--batch-check", stdin=asked).splitlines()
     for n, (row, answer) in enumerate(zip(rows, answers, strict=False), 1):
         if answer.endswith(" missing") or answer.endswith(" ambiguous") or not answer:
             raise ContextdError(
@@ -86,7 +82,7 @@ def check_parents(git_dir: str, rows: list[dict[str, Any]], where: Path) -> None
                 f"{row['parent'][:12]}, which {git_dir} does not have. Were these queries made "
                 "from another repository? Give that repository, or fetch the missing history."
             )
-    if done.returncode != 0 or len(answers) != len(rows):
+    if len(answers) != len(rows):
         raise ContextdError(f"Could not check the queries' commits in {git_dir}.")
 
 
@@ -114,13 +110,13 @@ def history_queries(git_dir: str, limit: int = 100, rev: str = "HEAD") -> list[d
     Merges, bots, version bumps, tests-only and docs-only commits are left out; gold
     files are the modified non-test code files (they existed at the parent).
     """
-    check = subprocess.run(["git", "--git-dir", git_dir, "rev-parse", "--verify", "-q", rev],
-                           capture_output=True, check=False)  # fmt: skip
-    if check.returncode != 0:
+    try:
+        git(git_dir, "rev-parse", "--verify", "-q", rev)
+    except ContextdError:
         raise ContextdError(
             f"{git_dir} has no commit {rev} (a repository with no commits yet?): there is "
             "no history to build queries from. Pass --queries FILE.jsonl instead."
-        )
+        ) from None
     log = git(
         git_dir,
         "log",

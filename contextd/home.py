@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from contextd.errors import ConfigError
+
 
 def default_home() -> Path:
     import platformdirs
@@ -28,15 +30,11 @@ def make_home(home: Path) -> None:
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        from contextd.errors import ConfigError
-
         raise ConfigError(
             f"The data dir {home} is a file, or lies below one. Point CONTEXTD_HOME at a "
             "folder (it is created if missing), or unset it to use the default."
         ) from None
     except OSError as exc:
-        from contextd.errors import ConfigError
-
         raise ConfigError(
             f"Cannot create the data dir {home}: {exc.strerror}. Point CONTEXTD_HOME at a "
             "folder you can write, or unset it to use the default."

@@ -112,11 +112,12 @@ def uninstall(repo: Path) -> list[Path]:
 def shared_folder(repo: Path) -> bool:
     """Is the hooks folder one of the working tree's (committed, so never written to)?"""
     try:
-        directory = hooks_dir(repo)
-        top = git(repo, "rev-parse", "--show-toplevel", timeout=10).decode().strip()
-        git_dir = git(repo, "rev-parse", "--absolute-git-dir", timeout=10).decode().strip()
+        out = git(repo, "rev-parse", "--git-path", "hooks", "--show-toplevel",
+                  "--absolute-git-dir", timeout=10)  # fmt: skip
     except SourceError:
         return False
+    hooks, top, git_dir = out.decode().strip().splitlines()
+    directory = (repo / hooks).resolve()  # as hooks_dir makes it (an absolute path stays)
     inside = directory.is_relative_to(Path(top).resolve())
     return inside and not directory.is_relative_to(Path(git_dir).resolve())
 

@@ -128,6 +128,15 @@ def remove(app: App, source: str) -> dict:
     return {"name": source, "chunks": app.forget(source), "note": note}
 
 
+def _hooks_of(root: Path) -> list[str] | None:
+    """Our hooks installed in the repository; None where none are ever written (a
+    repository that is gone, a hooks folder the team commits)."""
+    if not root.is_dir():
+        return None
+    found = hooks.installed(root)
+    return None if len(found) < len(hooks.HOOKS) and hooks.shared_folder(root) else found
+
+
 def _hooks_dir_or_none(root: Path) -> Path | None:
     try:
         return hooks.hooks_dir(root) if root.is_dir() else None
@@ -288,15 +297,15 @@ def sources(app: App) -> list[dict]:
     ]
 
 
-def status(app: App, skipped: bool = False) -> dict:
+def status(app: App, skipped: bool = False, with_hooks: bool = False) -> dict:
+    """Freshness per source; `with_hooks` adds each repository's installed hooks (a few
+    git calls per source: for the terminal, not for an agent's every status call)."""
     rows = sources(app)
     for row in rows:
-        git_source = row["kind"] == "git"
-        row["head"] = _head(Path(row["root"])) if git_source else None
-        root = Path(row["root"])
-        row["hooks"] = hooks.installed(root) if git_source and root.is_dir() else None
-        if row["hooks"] is not None and len(row["hooks"]) < len(hooks.HOOKS):
-            row["hooks"] = None if hooks.shared_folder(root) else row["hooks"]
+        root, git_source = Path(row["root"]), row["kind"] == "git"
+        row["head"] = _head(root) if git_source else None
+        if with_hooks:
+            row["hooks"] = _hooks_of(root) if git_source else None
     data: dict[str, Any] = {
         "home": str(app.settings.home),
         "model": app.settings.model,
@@ -384,7 +393,7 @@ def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = Non
     if op == "read":
         return read(app, args["source"], args["path"], args.get("start_line"), args.get("end_line"))
     if op == "status":
-        return status(app, bool(args.get("skipped")))
+        return status(app, bool(args.get("skipped")), bool(args.get("hooks")))
     if op == "store":
         return store(app, bool(args.get("check")))
     if op == "verify":

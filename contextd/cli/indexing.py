@@ -18,6 +18,7 @@ from contextd.cli.common import (
     shown,
 )
 from contextd.errors import DaemonError, StoreError
+from contextd.hooks import HOOKS
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
@@ -102,7 +103,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The daemon, and per source what is indexed, what is pending, and what was left out."""
-    data = execute("status", {"skipped": skipped})
+    data = execute("status", {"skipped": skipped, "hooks": True})
     if as_json:
         print_json(data)
         return
@@ -140,9 +141,9 @@ def status(
             head = r["head"]
             fresh = "= HEAD" if r["indexed_commit"] == head else f"HEAD is {(head or '?')[:10]}"
             line += f" · commit {r['indexed_commit'][:10]} ({fresh})"
-        if r["kind"] == "git" and r.get("hooks") is not None and len(r["hooks"]) < 4:
+        if r.get("hooks") is not None and len(r["hooks"]) < len(HOOKS):
             line += (
-                f" · git hooks: {len(r['hooks'])} of 4 (`contextd hooks install "
+                f" · git hooks: {len(r['hooks'])} of {len(HOOKS)} (`contextd hooks install "
                 f"{shown(r['name'])}` puts them back)"
             )
         if d:
