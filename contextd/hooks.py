@@ -5,12 +5,15 @@ The hooks folder is the one git really uses (`git rev-parse --git-path hooks`), 
 is not ours is moved aside to `<hook>.contextd-legacy` and run first by ours; uninstalling
 moves it back, byte for byte. (So such a hook runs under another file name: one that acts
 on its own name, like a dispatcher linked under several, is better chained by hand.)
-Our hooks carry an ID line so we never touch anyone else's.
+Our hooks carry an ID line so we never touch anyone else's, and one line per contextd data
+dir they notify: several data dirs can watch one repository, and each adds or removes only
+its own line.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from importlib import resources
 from pathlib import Path
@@ -20,6 +23,9 @@ from contextd.errors import SourceError
 
 HOOKS = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
 ID_LINE = "# contextd-hook:"
+HOME_LINE = "# contextd-home: "
+# How a hook written before data dirs were listed named its one data dir.
+OLD_HOME = re.compile(r'^home="\$\{CONTEXTD_HOME:-(.*)\}"$', re.M)
 LEGACY_SUFFIX = ".contextd-legacy"
 
 
@@ -38,9 +44,36 @@ def is_ours(path: Path) -> bool:
     return ID_LINE.encode() in head
 
 
-def render(hook: str, home: Path) -> str:
+def render(hook: str, homes: list[Path]) -> str:
     template = resources.files("contextd.resources").joinpath("hook-tmpl").read_text()
-    return template.replace("@HOME@", shell_quote_inner(str(home))).replace("@HOOK@", hook)
+    lines = "\n".join(HOME_LINE + str(h) for h in homes)
+    quoted = " ".join(f'"{shell_quote_inner(str(h))}"' for h in homes)
+    return (
+        template.replace("@HOME_LINES@", lines).replace("@HOMES@", quoted).replace("@HOOK@", hook)
+    )
+
+
+def homes_of(path: Path) -> list[Path]:
+    """The data dirs one of our hooks notifies."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    homes = [
+        Path(line[len(HOME_LINE) :]) for line in text.splitlines() if line.startswith(HOME_LINE)
+    ]
+    old = OLD_HOME.search(text)
+    if not homes and old:
+        homes = [Path(re.sub(r"\\(.)", r"\1", old.group(1)))]
+    return homes
+
+
+def _write(path: Path, hook: str, homes: list[Path]) -> None:
+    tmp = path.with_name(f".{path.name}.contextd-tmp")
+    tmp.write_text(render(hook, list(dict.fromkeys(homes))))
+    mode = tmp.stat().st_mode
+    tmp.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    os.replace(tmp, path)
 
 
 def shell_quote_inner(value: str) -> str:
@@ -66,47 +99,59 @@ def install(repo: Path, home: Path) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SourceError(f"Cannot create the hooks folder {directory}: {exc.strerror}.") from None
+    if "\n" in str(home):
+        raise SourceError(
+            f"The data dir {home!r} has a line break in its name; git hooks cannot name it."
+        )
     written = []
     for hook in HOOKS:
         path = directory / hook
         legacy = directory / (hook + LEGACY_SUFFIX)
-        if is_ours(directory / f"{hook}.legacy"):
-            continue  # pre-commit runs ours as its legacy hook: a second copy would loop
-        if (path.exists() or path.is_symlink()) and not is_ours(path):
+        renamed = directory / f"{hook}.legacy"
+        if is_ours(renamed):  # pre-commit runs ours as its legacy hook: update it there
+            path = renamed
+        elif (path.exists() or path.is_symlink()) and not is_ours(path):
             if legacy.exists():
                 raise SourceError(
                     f"{path} is not contextd's and {legacy.name} already exists; move one of "
                     "them away, then run `contextd hooks install` again."
                 )
             os.replace(path, legacy)
-        tmp = path.with_name(f".{hook}.contextd-tmp")
-        tmp.write_text(render(hook, home))
-        mode = tmp.stat().st_mode
-        tmp.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        os.replace(tmp, path)
+        homes = homes_of(path) if is_ours(path) else []
+        _write(path, hook, [*homes, home])
         written.append(path)
     return written
 
 
-def uninstall(repo: Path) -> list[Path]:
-    """Remove our hooks and put back whatever was there before; returns paths touched.
+def uninstall(repo: Path, home: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """Take `home` off our hooks, or every data dir if None. A hook that notifies no data
+    dir then goes, and whatever was there before it comes back. Returns the hook files
+    removed and the data dirs the remaining hooks still notify.
 
     Ours may have been renamed `<hook>.legacy` by pre-commit's `install`, which then runs
     it: what was there before ours goes back to that name, so pre-commit runs it instead.
     """
     directory = hooks_dir(repo)
-    touched = []
+    removed: list[Path] = []
+    others: list[Path] = []
     for hook in HOOKS:
         legacy = directory / (hook + LEGACY_SUFFIX)
         for path in (directory / hook, directory / f"{hook}.legacy"):
             if not is_ours(path):
                 continue
+            listed = homes_of(path)
+            rest = [] if home is None else [h for h in listed if h != home]
+            if rest:
+                if rest != listed:
+                    _write(path, hook, rest)
+                others.extend(h for h in rest if h not in others)
+                continue
             if legacy.exists() or legacy.is_symlink():
                 os.replace(legacy, path)
             else:
                 path.unlink()
-            touched.append(path)
-    return touched
+            removed.append(path)
+    return removed, others
 
 
 def shared_folder(repo: Path) -> bool:
@@ -122,9 +167,16 @@ def shared_folder(repo: Path) -> bool:
     return inside and not directory.is_relative_to(Path(git_dir).resolve())
 
 
-def installed(repo: Path) -> list[str]:
+def installed(repo: Path, home: Path | None = None) -> list[str]:
+    """Our hooks in the repository (those that notify `home`, if given)."""
     try:
         directory = hooks_dir(repo)
     except SourceError:
         return []
-    return [h for h in HOOKS if is_ours(directory / h) or is_ours(directory / f"{h}.legacy")]
+    found = []
+    for hook in HOOKS:
+        for path in (directory / hook, directory / f"{hook}.legacy"):
+            if is_ours(path) and (home is None or home in homes_of(path)):
+                found.append(hook)
+                break
+    return found

@@ -61,7 +61,7 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
             hooks.install(row.root, app.settings.home)
         except hooks.SharedHooksFolder as exc:
             hooks_note = str(exc)
-        installed = hooks.installed(row.root)
+        installed = hooks.installed(row.root, app.settings.home)
     return {
         "name": row.name,
         "kind": row.kind,
@@ -121,19 +121,25 @@ def remove(app: App, source: str) -> dict:
             if sharing:
                 note = f"its git hooks stay, since {', '.join(sharing)} use(s) them too."
             else:
-                hooks.uninstall(row.root)
+                _, others = hooks.uninstall(row.root, app.settings.home)
+                if others:
+                    note = (
+                        "its git hooks stay for the other contextd data dir(s) that watch it: "
+                        + ", ".join(map(str, others))
+                        + "."
+                    )
         except (SourceError, OSError) as exc:
             note = f"its git hooks were left as they are. {exc}"
     source_path(app.settings.home, source).unlink(missing_ok=True)  # its own calibration
     return {"name": source, "chunks": app.forget(source), "note": note}
 
 
-def _hooks_of(root: Path) -> list[str] | None:
-    """Our hooks installed in the repository; None where none are ever written (a
-    repository that is gone, a hooks folder the team commits)."""
+def _hooks_of(root: Path, home: Path) -> list[str] | None:
+    """Our hooks in the repository that notify this data dir; None where none are ever
+    written (a repository that is gone, a hooks folder the team commits)."""
     if not root.is_dir():
         return None
-    found = hooks.installed(root)
+    found = hooks.installed(root, home)
     return None if len(found) < len(hooks.HOOKS) and hooks.shared_folder(root) else found
 
 
@@ -305,7 +311,7 @@ def status(app: App, skipped: bool = False, with_hooks: bool = False) -> dict:
         root, git_source = Path(row["root"]), row["kind"] == "git"
         row["head"] = _head(root) if git_source else None
         if with_hooks:
-            row["hooks"] = _hooks_of(root) if git_source else None
+            row["hooks"] = _hooks_of(root, app.settings.home) if git_source else None
     data: dict[str, Any] = {
         "home": str(app.settings.home),
         "model": app.settings.model,

@@ -25,6 +25,12 @@ def hook_env(home: Path) -> dict[str, str]:
     return {**os.environ, "CONTEXTD_HOME": str(home)}
 
 
+def data_dir(tmp_path: Path, name: str = "home") -> Path:
+    home = tmp_path / name
+    home.mkdir()
+    return home
+
+
 def wait_for(predicate, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -39,7 +45,7 @@ def test_a_foreign_hook_is_chained_and_restored_byte_for_byte(repo: Path, tmp_pa
     hook.write_bytes(FOREIGN)
     hook.chmod(0o751)
     before = (hook.read_bytes(), stat.S_IMODE(hook.stat().st_mode))
-    home = tmp_path / "home"
+    home = data_dir(tmp_path)
     hooks.install(repo, home)
     assert hooks.installed(repo) == list(hooks.HOOKS)
     assert (repo / ".git/hooks/post-commit.contextd-legacy").read_bytes() == FOREIGN
@@ -60,6 +66,60 @@ def test_a_foreign_hook_is_chained_and_restored_byte_for_byte(repo: Path, tmp_pa
     assert not (repo / ".git/hooks/post-commit.contextd-legacy").exists()
     assert not (repo / ".git/hooks/post-merge").exists()
     assert hooks.installed(repo) == []
+
+
+def test_two_data_dirs_watching_one_repository_each_keep_their_hooks(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Each data dir's daemon hears of every commit, and each one leaving takes only its
+    own line; the foreign hook comes back when the last one goes."""
+    hook = repo / ".git/hooks/post-commit"
+    hook.write_bytes(FOREIGN)
+    hook.chmod(0o755)
+    a, b, gone = data_dir(tmp_path, "a b"), data_dir(tmp_path, "b$`x"), tmp_path / "gone"
+    hooks.install(repo, a)
+    hooks.install(repo, b)
+    hooks.install(repo, b)  # installing again lists it once
+    hooks.install(repo, gone)  # a data dir deleted since: never made again by a hook
+    assert hooks.homes_of(hook) == [a, b, gone]
+    assert hooks.installed(repo, a) == hooks.installed(repo, b) == list(hooks.HOOKS)
+
+    def commit(name: str) -> None:
+        write(repo, name, "x = 1\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", name, env={**os.environ, "CONTEXTD_HOME": ""})
+
+    def notes(home: Path) -> int:
+        return len(list((home / "spool").glob("*.note")))
+
+    commit("a.py")
+    assert (notes(a), notes(b)) == (1, 1) and not gone.exists()
+
+    removed, others = hooks.uninstall(repo, a)
+    assert removed == [] and others == [b, gone]
+    assert hooks.installed(repo, a) == [] and hooks.installed(repo, b) == list(hooks.HOOKS)
+    commit("b.py")
+    assert (notes(a), notes(b)) == (1, 2)
+    assert (repo / ".git/foreign-ran").read_text() == "ran\nran\n"
+
+    hooks.uninstall(repo, b)
+    removed, others = hooks.uninstall(repo, gone)
+    assert len(removed) == len(hooks.HOOKS) and others == []
+    assert hook.read_bytes() == FOREIGN and hooks.installed(repo) == []
+
+
+def test_a_hook_written_before_data_dirs_were_listed_keeps_its_data_dir(
+    repo: Path, tmp_path: Path
+) -> None:
+    old, new = data_dir(tmp_path, "old"), data_dir(tmp_path, "new")
+    hooks.install(repo, old)
+    hook = repo / ".git/hooks/post-merge"
+    text = hook.read_text()  # the shape contextd wrote before: one data dir, in a default
+    lines = [x for x in text.splitlines() if not x.startswith(hooks.HOME_LINE)]
+    hook.write_text("\n".join(lines) + f'\nhome="${{CONTEXTD_HOME:-{old}}}"\n')
+    assert hooks.homes_of(hook) == [old]
+    hooks.install(repo, new)
+    assert hooks.homes_of(hook) == [old, new]
 
 
 def test_core_hooks_path_and_worktrees_are_honoured(repo: Path, tmp_path: Path) -> None:
@@ -122,7 +182,7 @@ def test_pre_commit_installed_after_ours_keeps_both_hooks_running(repo: Path, tm
     hook.write_bytes(FOREIGN)
     hook.chmod(0o755)
     write(repo, ".pre-commit-config.yaml", "repos: []\n")
-    home = tmp_path / "home"
+    home = data_dir(tmp_path)
     hooks.install(repo, home)
     pre_commit = Path(sys.executable).with_name("pre-commit")
     subprocess.run([str(pre_commit), "install", "-t", "post-commit"], cwd=repo, check=True,
@@ -154,7 +214,7 @@ def test_pre_commit_installed_after_ours_keeps_both_hooks_running(repo: Path, tm
 
 @pytest.mark.parametrize("given", ["relative-home", "~/contextd-home"])
 def test_a_hook_never_writes_where_a_relative_contextd_home_points(repo, tmp_path, given):
-    home = tmp_path / "home"
+    home = data_dir(tmp_path)
     hooks.install(repo, home)
     write(repo, "x.py", "x = 1\n")
     git(repo, "add", "-A")
@@ -195,3 +255,28 @@ def test_reading_a_repository_never_takes_git_index_lock(repo: Path) -> None:
     head = git(repo, "rev-parse", "HEAD").strip()
     assert GitSource("shop", repo).changed_since(head) == set()
     assert index.stat().st_mtime_ns == before
+
+
+def test_removing_a_source_keeps_the_hooks_another_data_dir_uses(
+    repo: Path, tmp_path: Path, isolated_home: Path, capsys
+) -> None:
+    from contextd.cli.main import run
+
+    other = data_dir(tmp_path, "other-data-dir")  # a second daemon's, watching this repo
+    hooks.install(repo, other)
+    assert run(["add", str(repo)]) == 0
+    assert hooks.homes_of(repo / ".git/hooks/post-commit") == [other, isolated_home]
+    capsys.readouterr()
+    assert run(["remove", "shop"]) == 0
+    assert f"its git hooks stay for the other contextd data dir(s) that watch it: {other}" in (
+        capsys.readouterr().out
+    )
+    assert hooks.installed(repo, isolated_home) == []
+    assert hooks.installed(repo, other) == list(hooks.HOOKS)
+
+    assert run(["hooks", "uninstall", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert "Removed 0 contextd hook(s)" in out and "`contextd hooks uninstall --all`" in out
+    assert run(["hooks", "uninstall", str(repo), "--all"]) == 0
+    assert "Removed 4 contextd hook(s)" in capsys.readouterr().out
+    assert hooks.installed(repo) == []

@@ -42,8 +42,22 @@ def install(repo: Repo = ".") -> None:
 
 
 @app.command()
-def uninstall(repo: Repo = ".") -> None:
-    """Remove contextd's hooks, restoring any hook that was there before."""
+def uninstall(
+    repo: Repo = ".",
+    every: Annotated[
+        bool, typer.Option("--all", help="For every contextd data dir, not just this one.")
+    ] = False,
+) -> None:
+    """Remove contextd's hooks, restoring any hook that was there before.
+
+    Hooks that another contextd data dir also uses stay for it, unless --all.
+    """
     root = _repository(repo)
-    touched = hooks.uninstall(root)
-    console.print(f"Removed {len(touched)} contextd hook(s) from {root}.")
+    removed, others = hooks.uninstall(root, None if every else settings().home)
+    console.print(f"Removed {len(removed)} contextd hook(s) from {root}.")
+    if others:
+        console.print(
+            f"They stay for {len(others)} other data dir(s) that watch it: "
+            f"{', '.join(map(str, others))}. `contextd hooks uninstall --all` removes them "
+            "for every data dir."
+        )
