@@ -10,12 +10,17 @@ watchdog raises only when the root itself cannot be watched; a sub-folder it can
 (fs.inotify.max_user_watches reached, at start or when folders are created later) it
 skips silently, and edits there would never be seen. So after scheduling, and again after
 new folders appear, the folders of the tree are checked against the watches the kernel
-really holds (/proc/self/fdinfo); a source with unwatched folders moves to polling and is
-reconciled, so what happened meanwhile is caught up.
+really holds (/proc/self/fdinfo). Unwatched folders are not proof of the limit: on a busy
+machine watchdog adds a new folder's watch late, and after an overflow of inotify's queue
+it adds them all again. So the kernel is asked whether it would take one more watch. If it
+refuses, the source moves to polling; if not, the folders are checked again a little later
+and, still unwatched, the tree is watched anew. Either way the source is reconciled, so
+what happened meanwhile is caught up.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
@@ -62,6 +67,8 @@ CHANGES: list[type[FileSystemEvent]] = [
 ]
 LIMIT_ERRORS = frozenset({errno.ENOSPC, errno.EMFILE})
 RECHECK_S = 1.0  # after new folders appear: let watchdog add their watches, then look
+PATIENCE = 3  # checks a few seconds apart that find folders unwatched before a new watch
+IN_CREATE = 0x100
 
 Emit = Callable[[str, set[str]], None]
 LIMIT_HINT = (
@@ -114,6 +121,27 @@ def unwatched_folders(root: Path, inodes: set[int], limit: int = 5) -> list[str]
         except OSError:
             continue  # vanished or unreadable meanwhile
     return missing
+
+
+def kernel_refuses_watch(folder: Path) -> bool:
+    """Would inotify refuse this user one more watch (max_user_watches or
+    max_user_instances reached)? Asked by adding one, in an instance of its own."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_CLOEXEC)
+    except (OSError, AttributeError):
+        return False  # no inotify here: nothing was refused
+    if fd < 0:
+        return ctypes.get_errno() in LIMIT_ERRORS
+    try:
+        added = libc.inotify_add_watch(fd, os.fsencode(folder), IN_CREATE)
+        return added < 0 and ctypes.get_errno() in LIMIT_ERRORS
+    finally:
+        os.close(fd)
+
+
+def _some(folders: list[str]) -> str:
+    return ", ".join(folders[:3]) + (" and more" if len(folders) > 3 else "")
 
 
 def _identity(root: Path) -> tuple[int, int] | None:
@@ -177,7 +205,7 @@ class Watchers:
         self.emit = emit
         self.force_polling = force_polling
         self.polling_interval_s = polling_interval_s
-        self.on_fallback = on_fallback  # a source moved to polling while watched: catch up
+        self.on_fallback = on_fallback  # a source's watch missed a while: catch up
         self._events: BaseObserver = Observer()
         self._polling: BaseObserver = PollingObserver(timeout=polling_interval_s)
         self._watches: dict[str, tuple[str, object]] = {}
@@ -222,7 +250,11 @@ class Watchers:
                     )
                 else:
                     self._watches[source] = ("events", watch)
-                    if not self._limit_reached(source, root):
+                    missing = self._unwatched(root)
+                    if not missing:
+                        return "events"
+                    if not self._refused(source, root, missing):
+                        self._new_folder(source)  # watchdog may be adding them still
                         return "events"
                     self._unschedule(source)
             return self._poll(source, root, handler)
@@ -232,49 +264,79 @@ class Watchers:
         self._watches[source] = ("polling", watch)
         return "polling"
 
-    def _limit_reached(self, source: str, root: Path) -> bool:
-        """Are folders of `source` left without a watch (watchdog skips them silently)?"""
+    def _unwatched(self, root: Path, limit: int = 5) -> list[str]:
+        """Folders of the tree without an inotify watch (none where /proc cannot tell)."""
         inodes = watched_inodes()
-        if inodes is None:
-            return False  # nothing to check against: trust the observer
-        missing = unwatched_folders(root, inodes)
-        if missing:
-            log.warning(
-                "%s: inotify watch limit reached, %s not watched; polling every %gs instead; %s",
-                source,
-                ", ".join(missing[:3]) + (" and more" if len(missing) > 3 else ""),
-                self.polling_interval_s,
-                LIMIT_HINT,
-            )
-        return bool(missing)
+        return [] if inodes is None else unwatched_folders(root, inodes, limit)
 
-    def _new_folder(self, source: str) -> None:
+    def _refused(self, source: str, root: Path, missing: list[str]) -> bool:
+        """Is the watch limit why `missing` have no watch? Says so if it is."""
+        if not kernel_refuses_watch(root / missing[0]):
+            return False
+        log.warning(
+            "%s: inotify watch limit reached, %s not watched; polling every %gs instead; %s",
+            source,
+            _some(missing),
+            self.polling_interval_s,
+            LIMIT_HINT,
+        )
+        return True
+
+    def _new_folder(self, source: str, attempt: int = 0) -> None:
         """New folders in an event-watched source: check their watches a moment later."""
         with self._checks_lock:
             if self._started and source not in self._checks and self.mode(source) == "events":
-                timer = threading.Timer(RECHECK_S, self._recheck, (source,))
+                delay = RECHECK_S * 2**attempt
+                timer = threading.Timer(delay, self._recheck, (source, attempt))
                 timer.daemon = True
                 self._checks[source] = timer
                 timer.start()
 
-    def _recheck(self, source: str) -> None:
+    def _recheck(self, source: str, attempt: int = 0) -> None:
         with self._checks_lock:
             self._checks.pop(source, None)
         with self._lock:
             root = self._roots.get(source)
             if root is None or self.mode(source) != "events" or not self._started:
                 return
-            inodes = watched_inodes()
-            if inodes is None or not unwatched_folders(root, inodes, limit=1):
+            if not self._unwatched(root, limit=1):
                 return
         time.sleep(RECHECK_S / 2)  # a folder created this instant may be getting its watch
         with self._lock:
             if self._roots.get(source) != root or self.mode(source) != "events":
                 return
-            if not self._limit_reached(source, root):
+            missing = self._unwatched(root)
+            if not missing:
                 return
-            self._unschedule(source)
-            self._poll(source, root, self._handler(source, root))
+            handler = self._handler(source, root)
+            if self._refused(source, root, missing):
+                self._unschedule(source)
+                self._poll(source, root, handler)
+            elif attempt + 1 < PATIENCE:
+                self._new_folder(source, attempt + 1)  # busy: watchdog is behind
+                return
+            elif attempt + 1 == PATIENCE:
+                log.info(
+                    "%s: %s had no inotify watch, though the kernel takes more (a busy "
+                    "moment, or inotify's queue overflowed); watching the tree anew",
+                    source,
+                    _some(missing),
+                )
+                self._unschedule(source)
+                watch = self._events.schedule(handler, str(root), recursive=True,
+                                              event_filter=CHANGES)  # fmt: skip
+                self._watches[source] = ("events", watch)
+                self._new_folder(source, attempt + 1)  # and look once more
+            else:
+                log.warning(
+                    "%s: %s still had no inotify watch after watching the tree anew, "
+                    "though the kernel takes more; polling every %gs instead",
+                    source,
+                    _some(missing),
+                    self.polling_interval_s,
+                )
+                self._unschedule(source)
+                self._poll(source, root, handler)
         if self.on_fallback:
             self.on_fallback(source)  # edits in the unwatched folders went unseen: catch up
 

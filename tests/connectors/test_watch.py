@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import logging
 import os
 import queue
 import shutil
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from contextd.connectors import watch
 from contextd.connectors.watch import Watchers
 
 
@@ -75,7 +78,8 @@ def test_a_refused_inotify_watch_falls_back_to_polling(
 
 def test_a_root_counts_as_replaced_only_when_it_is(tmp_path: Path) -> None:
     w = Watchers(lambda s, p: None, polling_interval_s=0.2)
-    w._limit_reached = lambda source, root: True  # type: ignore[method-assign]  # as on a huge tree
+    w._unwatched = lambda root, limit=5: ["deep"]  # type: ignore[method-assign]  # a huge tree
+    w._refused = lambda source, root, missing: True  # type: ignore[method-assign]
     w.start()
     try:
         root = tmp_path / "src"
@@ -135,3 +139,54 @@ def test_only_changes_are_asked_of_inotify_so_reads_cannot_flood_it(tmp_path: Pa
     finally:
         w.stop()
     assert want <= seen
+
+
+def drop_watch(folder: Path) -> None:
+    """Remove this process's inotify watch on `folder`, as a busy watchdog that has not
+    added it yet, or an overflow of inotify's queue, leaves a folder unwatched."""
+    libc, inode = ctypes.CDLL(None, use_errno=True), folder.stat().st_ino
+    for fd in os.listdir("/proc/self/fd"):
+        if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+            continue
+        with open(f"/proc/self/fdinfo/{fd}") as info:
+            for line in info:
+                if (
+                    line.startswith("inotify wd:")
+                    and int(line.split(" ino:")[1].split()[0], 16) == inode
+                ):
+                    assert libc.inotify_rm_watch(int(fd), int(line.split()[1][3:])) == 0
+                    return
+    raise AssertionError(f"no watch on {folder}")
+
+
+def unwatched(root: Path) -> list[str]:
+    return watch.unwatched_folders(root, watch.watched_inodes() or set())
+
+
+def test_an_unwatched_folder_below_the_watch_limit_is_watched_again_not_polled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unwatched folders are not proof of the watch limit: the kernel is asked. When it
+    takes more watches, the tree is watched anew (and caught up), not polled for good."""
+    monkeypatch.setattr(watch, "RECHECK_S", 0.1)
+    caught_up: queue.Queue[str] = queue.Queue()
+    q: queue.Queue = queue.Queue()
+    w = Watchers(lambda s, p: q.put((s, p)), polling_interval_s=0.2, on_fallback=caught_up.put)
+    root = tmp_path / "src"
+    (root / "a" / "deep").mkdir(parents=True)
+    w.start()
+    try:
+        assert w.watch("src", root) == "events"
+        drop_watch(root / "a" / "deep")
+        assert unwatched(root) == ["a/deep"]
+        with caplog.at_level(logging.INFO, logger="contextd.connectors.watch"):
+            (root / "new").mkdir()  # a new folder: its watch is checked a moment later
+            assert caught_up.get(timeout=10) == "src"
+        assert w.mode("src") == "events"
+        assert unwatched(root) == []
+        assert "watching the tree anew" in caplog.text and "limit" not in caplog.text
+        drain(q)
+        (root / "a" / "deep" / "seen.md").write_text("# seen by inotify again\n")
+        assert "a/deep/seen.md" in collect(5, q, {"a/deep/seen.md"})
+    finally:
+        w.stop()
