@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,9 @@ def already_running(home: Path) -> DaemonError:
 
 
 class Daemon:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_ready: Callable[[], None] | None = None) -> None:
         self.settings = settings
+        self.on_ready = on_ready  # called once it serves (the foreground `serve` says so)
         self.home = settings.home
         self.stop_event = threading.Event()
         self.started_at = time.time()
@@ -114,6 +116,8 @@ class Daemon:
                 http=self.http.url if self.http else None,
             )
             log.info("daemon ready (pid %d) on %s", os.getpid(), server.path)
+            if self.on_ready:
+                self.on_ready()
             roots_checked = time.monotonic()
             while not self.stop_event.wait(SPOOL_POLL_S):
                 if time.monotonic() - roots_checked > ROOT_CHECK_S:

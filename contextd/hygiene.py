@@ -38,10 +38,13 @@ PROMPT_WORDS = (
     r"system|user|assistant|human|ai|developer|tools?|tool_?calls?|tool_?use|tool_?results?|"
     r"tool_?response|functions?|function_?calls?|function_?results?|invoke|parameter|"
     r"instructions?|important|prompt|system_?prompt|context|thinking|answer|admin|"
-    r"[a-z]+:(?:invoke|parameter|function_?calls?)"
+    r"start_of_turn|end_of_turn|[a-z]+:(?:invoke|parameter|function_?calls?)"
 )
+# A word may go on after a '-' or '_' (`<system-reminder>`, `<user_query>`), not in camel
+# case (`<Tooltip>`, `<UserCard>` are components); a tag may break across lines.
 PROMPT_TAG = re.compile(
-    rf"<\s*/?\s*(?:(?i:{PROMPT_WORDS})|[A-Z][A-Z0-9_]{{2,}})(?=[\s/>])[^<>\n]{{0,300}}>"
+    rf"<\s*/?\s*(?:(?i:(?:{PROMPT_WORDS})(?:[-_][a-z0-9]+)*)|[A-Z][A-Z0-9_-]{{2,}})"
+    r"(?=[\s/>!])[^<>]{0,300}>"
 )
 CHAT_TOKEN = re.compile(r"<\|[^<>|\n]{1,40}\|>|<</?SYS>>|\[/?INST\]")
 

@@ -180,6 +180,10 @@ class Worker(threading.Thread):
                 self._guarded(name, self._index_paths, name, changed)
             self.state(name).pending -= changed
         for job in calls:
+            if self.stop_event.is_set():  # stopping: not now (loading the model takes seconds)
+                job.error = ContextdError("The daemon is stopping; run the command again.")
+                job.done.set()
+                continue
             try:
                 job.result = job.fn()
             except BaseException as exc:  # handed to the caller, who reports it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 from typing import Protocol
 
@@ -51,13 +52,16 @@ class Chunker(Protocol):
         ...
 
 
+PLAIN_SUFFIX = re.compile(r"\.[a-z0-9_+#-]{1,20}")  # else it names no language ("a.<b>")
+
+
 def language_of(path: str) -> str:
     suffix = PurePosixPath(path).suffix.lower()
     if suffix in CODE_EXTENSIONS:
         return CODE_EXTENSIONS[suffix]
     if suffix in MARKDOWN_EXTENSIONS:
         return "markdown"
-    return suffix.lstrip(".") or "text"
+    return suffix[1:] if PLAIN_SUFFIX.fullmatch(suffix) else "text"
 
 
 class ChunkerRegistry:

@@ -63,10 +63,10 @@ async def _call(backend: Backend, op: str, **args: Any) -> Any:
     try:
         return await anyio.to_thread.run_sync(lambda: backend.call(op, args))
     except ContextdError as exc:
-        raise ToolError(for_agents(str(exc))) from None
+        raise ToolError(for_agents(clean(str(exc)))) from None  # it may quote a file's name
     except DaemonUnavailable as exc:
         raise ToolError(
-            f"The contextd daemon is not answering ({exc}). Ask the user to run "
+            f"The contextd daemon is not answering ({clean(str(exc))}). Ask the user to run "
             "`contextd start` or check `contextd logs`."
         ) from None
 
@@ -167,7 +167,7 @@ def build_server(backend: Backend) -> MCPServer:
                     start_line=h["start_line"],
                     end_line=h["end_line"],
                     symbol=clean(h["symbol"]),
-                    language=h["language"],
+                    language=clean(h["language"]),
                     score=h["score"],
                     confidence=h["confidence"],
                     indexed_commit=h["indexed_commit"],

@@ -91,8 +91,7 @@ def serve(
     configure_logging(s, stderr=True)
     make_home(s.home)
     load_token(s.home)
-    console.print(
+    Daemon(s, on_ready=lambda: console.print(
         f"MCP over HTTP on http://{host}:{port}/mcp; bearer token in {s.home / 'http-token'}",
         markup=False,
-    )
-    Daemon(s).run()
+    )).run()  # fmt: skip

@@ -152,6 +152,27 @@ def test_serve_refuses_at_once_while_a_daemon_runs(served) -> None:
     assert "MCP over HTTP on" not in out.stdout
 
 
+def test_a_taken_port_is_one_line_and_leaves_the_data_dir_usable(tmp_path: Path) -> None:
+    """The daemon cannot listen: `start` says so at once, and nothing is left holding the
+    data dir (before, the daemon hung in its shutdown with the lock held)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTEXTD_")}
+    env |= {"CONTEXTD_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        started = time.monotonic()
+        out = contextd({**env, "CONTEXTD_HTTP_PORT": port}, "start", check=False)
+        assert out.returncode == 1 and "Is the port taken?" in out.stderr
+        assert time.monotonic() - started < 60
+        out = contextd(env, "serve", "--http", "--port", port, check=False)
+        assert out.returncode == 1 and "Is the port taken?" in out.stderr
+        assert "MCP over HTTP on" not in out.stdout
+    assert "daemon: not running" in contextd(env, "status").stdout  # no lock left behind
+    start_daemon(tmp_path / "home")
+    stop_daemon(env)
+
+
 async def test_an_http_client_with_the_token_searches(served) -> None:
     env, port = served
     token = (Path(env["CONTEXTD_HOME"]) / "http-token").read_text().strip()
