@@ -147,7 +147,8 @@ class App:
     ) -> IndexStats:
         """Pass 1 (catalog and lexical index), then, unless `embed` is False (the daemon
         embeds in the background), pass 2 until nothing is pending."""
-        stats = self.indexer.index(row, progress, scope, commit)
+        indexer = self.indexer  # opening the store may mark the row dirty (a store switch)
+        stats = indexer.index(self.catalog.source(row.name), progress, scope, commit)
         if embed and stats.pending:
             started = time.perf_counter()
             self.indexer.embed_pending(stats, progress)

@@ -154,6 +154,8 @@ def search(
     confidence: bool = True,
 ) -> Answer:
     """Hybrid search; the catalog is read as one snapshot while the daemon may be writing."""
+    if mode != "lexical":
+        _ = app.store  # opened first: opening it may write to the catalog (a store switch)
     with app.catalog.snapshot():
         query = query.strip()
         if not query:

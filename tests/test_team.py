@@ -18,6 +18,7 @@ import pytest
 
 from contextd import ops, remote
 from contextd.app import App
+from contextd.cli import common
 from contextd.cli.main import run
 from contextd.errors import ConfigError, NamespaceTaken, StoreUnavailable
 from contextd.settings import Settings
@@ -288,3 +289,33 @@ def test_two_daemons_sharing_one_server_never_delete_each_others_chunks(
     finally:
         for env in envs.values():
             stop_daemon(env)
+
+
+def test_switching_stores_in_process_writes_every_chunk_from_the_cache(
+    chroma_server: Server, repo: Path, capsys, monkeypatch
+) -> None:
+    """No daemon: `contextd index` after a switch fills the new store from the embedding
+    cache, and a search right after the switch works (it opened the store inside its read
+    snapshot, and the switch's catalog write failed there)."""
+    assert cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")[0] == 0
+    code, out, _ = cli(capsys, "index")
+    assert code == 0 and "embedded" in out
+    chunks = catalog_chunks(Path(os.environ["CONTEXTD_HOME"]))
+    for store in (chroma_server.url, None):  # to the server, and back to embedded
+        if store:
+            monkeypatch.setenv("CONTEXTD_STORE", store)
+            monkeypatch.setenv("CONTEXTD_STORE_NAMESPACE", "switch-in-process")
+        else:
+            monkeypatch.delenv("CONTEXTD_STORE")
+        common.reset()  # settings are read once per process
+        code, out, err = cli(capsys, "search", "email the receipt", "-k", "1", "--json")
+        assert code == 0, err
+        assert json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
+        code, out, err = cli(capsys, "index")
+        # The server's namespace is new: every vector is written from the cache. The
+        # embedded collection still holds them all: nothing to write back.
+        written = chunks if store else 0
+        assert code == 0 and f"0 embedded, {written} from the cache" in out, out + err
+        code, out, _ = cli(capsys, "doctor", "--json")
+        assert json.loads(out)["shop"]["lost"] == 0
+    assert len(server_ids(chroma_server.url, "switch-in-process")) == chunks
