@@ -48,9 +48,16 @@ def render(hook: str, homes: list[Path]) -> str:
     template = resources.files("contextd.resources").joinpath("hook-tmpl").read_text()
     lines = "\n".join(HOME_LINE + str(h) for h in homes)
     quoted = " ".join(f'"{shell_quote_inner(str(h))}"' for h in homes)
-    return (
+    text = (
         template.replace("@HOME_LINES@", lines).replace("@HOMES@", quoted).replace("@HOOK@", hook)
     )
+    if re.search(r"@[A-Z_]+@", text):  # code older than the template: upgraded meanwhile
+        raise SourceError(
+            "contextd was upgraded while this process ran, and its hook template no longer "
+            "matches it; nothing was written. Restart the daemon (`contextd stop; contextd "
+            "start`), then run `contextd hooks install` again."
+        )
+    return text
 
 
 def homes_of(path: Path) -> list[Path]:
@@ -103,6 +110,7 @@ def install(repo: Path, home: Path) -> list[Path]:
         raise SourceError(
             f"The data dir {home!r} has a line break in its name; git hooks cannot name it."
         )
+    render(HOOKS[0], [home])  # a template this code cannot fill: refused before any move
     written = []
     for hook in HOOKS:
         path = directory / hook

@@ -34,6 +34,7 @@ from contextd.settings import Settings
 log = logging.getLogger(__name__)
 
 REMOTE_MAX_BATCH = 1000  # records per request to a server: a few MB of JSON, not 25
+PAGE = 5000  # records per read of one source's ids and metadata
 # Candidates HNSW explores per query (Chroma's default is 100). On the standard library's
 # 75,862 chunks, the 50 nearest it returned held 87-89% of the true 50 nearest at 100 and
 # 98% at 400, for about 1 ms more per query (bench/hnsw_recall.py).
@@ -223,15 +224,28 @@ class VectorStore:
 
     def entries(self, source: str) -> list[tuple[str, dict[str, Any]]]:
         """(id, metadata) of every vector of one source."""
-        with self._calls():
-            result = self.collection.get(where={"source": source}, include=["metadatas"])
-        metas = result["metadatas"] or [{}] * len(result["ids"])
-        return [(i, dict(m or {})) for i, m in zip(result["ids"], metas, strict=True)]
+        out: list[tuple[str, dict[str, Any]]] = []
+        for page in self._pages(source, ["metadatas"]):
+            metas = page["metadatas"] or [{}] * len(page["ids"])
+            out += [(i, dict(m or {})) for i, m in zip(page["ids"], metas, strict=True)]
+        return out
 
     def ids(self, source: str) -> set[str]:
-        with self._calls():
-            result = self.collection.get(where={"source": source}, include=[])
-        return set(result["ids"])
+        return {i for page in self._pages(source, []) for i in page["ids"]}
+
+    def _pages(self, source: str, include: list[str]) -> Iterator[Any]:
+        """One source's records a page at a time: Chroma reads a page's metadata with one
+        SQL variable per record, and SQLite allows 32,766 (a source can have more)."""
+        offset = 0
+        while True:
+            with self._calls():
+                page = self.collection.get(
+                    where={"source": source}, include=include, limit=PAGE, offset=offset
+                )
+            yield page
+            if len(page["ids"]) < PAGE:
+                return
+            offset += PAGE
 
     def count(self) -> int:
         with self._calls():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from contextd import hooks
+from contextd.errors import SourceError
 from tests.conftest import git, write
 
 FOREIGN = (
@@ -280,3 +281,26 @@ def test_removing_a_source_keeps_the_hooks_another_data_dir_uses(
     assert run(["hooks", "uninstall", str(repo), "--all"]) == 0
     assert "Removed 4 contextd hook(s)" in capsys.readouterr().out
     assert hooks.installed(repo) == []
+
+
+def test_a_template_the_code_does_not_fill_writes_no_hook(repo: Path, tmp_path, monkeypatch):
+    """A daemon still running the code before an upgrade reads the new template: it must
+    not write a hook that runs `@NEW_PLACEHOLDER@` at every commit."""
+    from importlib import resources
+
+    real = resources.files("contextd.resources").joinpath("hook-tmpl").read_text()
+    upgraded = real.replace("@HOMES@", "@HOMES@ @DATA_DIRS@")
+
+    class Template:
+        def joinpath(self, _name: str) -> Template:
+            return self
+
+        def read_text(self) -> str:
+            return upgraded
+
+    monkeypatch.setattr(hooks.resources, "files", lambda _package: Template())
+    (repo / ".git/hooks/post-commit").write_bytes(FOREIGN)
+    with pytest.raises(SourceError, match="Restart the daemon"):
+        hooks.install(repo, data_dir(tmp_path))
+    assert hooks.installed(repo) == [] and not (repo / ".git/hooks/post-merge").exists()
+    assert (repo / ".git/hooks/post-commit").read_bytes() == FOREIGN  # left where it was

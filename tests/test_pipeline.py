@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from contextd import ops
@@ -227,3 +228,16 @@ def test_a_threads_catalog_connection_closes_when_the_thread_ends(tmp_path: Path
     gc.collect()
     assert len(catalog._all) == 1  # only this thread's
     catalog.close()
+
+
+def test_a_source_with_more_vectors_than_sqlite_has_variables_can_be_listed(app: App) -> None:
+    """`doctor` and the sweep list a source's vectors; Chroma reads their metadata with one
+    SQL variable each, and SQLite allows 32,766 in one statement."""
+    n = 33_000
+    rng = np.random.default_rng(0)
+    ids = [f"c{i}" for i in range(n)]
+    meta = {"source": "big", "path": "p.py", "start_line": 1, "end_line": 1, "hash": "h"}
+    app.store.upsert(ids, rng.standard_normal((n, app.store.dim)).astype(np.float32), [meta] * n)
+    entries = app.store.entries("big")
+    assert len(entries) == n and {i for i, _ in entries} == set(ids) == app.store.ids("big")
+    assert all(m["path"] == "p.py" for _, m in entries)
