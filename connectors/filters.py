@@ -29,6 +29,14 @@ SECRET_NAME_PATTERNS: tuple[str, ...] = (
     "*.tfstate.*",
     "*.keystore",
     "*.jks",
+    "*.ppk",
+    ".pgpass",
+    ".htpasswd",
+    ".my.cnf",
+    ".dockercfg",
+    "*.tfvars",
+    "*.tfvars.json",
+    "*.kdbx",
 )
 # Folders whose whole content is secret.
 SECRET_DIRS: frozenset[str] = frozenset({".aws", ".ssh", ".gnupg"})

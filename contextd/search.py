@@ -75,6 +75,7 @@ TEST_SUBJECT = re.compile(r"(?:^|/)test_([^/]+?)\.[a-z]+$|(?:^|/)([^/]+?)_test\.
 # window that also matched (up to three).
 WINDOW_BONUS = 0.02
 MODES = ("hybrid", "dense", "lexical")
+MAX_GLOB = 500
 
 
 @dataclass
@@ -178,6 +179,8 @@ def search(
         if path_glob:
             matches = path_matcher(path_glob)
             candidates = [c for c in candidates if matches(c.hit.path)]
+            if not candidates:
+                _check_glob_matches(app, path_glob, matches, sources or known)
         exact = looks_like_identifier(query) or any(
             0 < app.catalog.document_frequency(t) <= RARE_DF for t in _code_terms(query)[:8]
         )
@@ -228,6 +231,8 @@ def path_matcher(glob: str) -> Callable[[str], bool]:
     everything below src/), or gitignore style (`**/*.py` includes the root, a bare
     `test_*.py` or a folder name matches at any depth); a leading `./` is dropped."""
     glob = glob.strip()
+    if len(glob) > MAX_GLOB:  # matching time grows with the square of its length
+        raise ContextdError(f"The path glob is {len(glob)} characters; at most {MAX_GLOB}.")
     while glob.startswith("./"):
         glob = glob[2:]
     try:
@@ -235,6 +240,20 @@ def path_matcher(glob: str) -> Callable[[str], bool]:
     except ValueError as exc:  # a pattern pathspec cannot read, e.g. a trailing backslash
         raise ContextdError(f"The path glob '{glob}' is not valid ({exc}).") from None
     return lambda path: fnmatchcase(path, glob) or spec.match_file(path)
+
+
+def _check_glob_matches(
+    app: App, glob: str, matches: Callable[[str], bool], sources: list[str]
+) -> None:
+    """Nothing found under a glob that no indexed file matches says so: `not_found` would
+    tell an agent the index lacks the answer, when the glob was what went wrong."""
+    for name in sources:
+        if any(matches(path) for path in app.catalog.file_states(name)):
+            return
+    raise ContextdError(
+        f"No indexed file matches the path glob '{glob}'. Paths are relative to a source's "
+        "root, as results show them (`src/*`, `**/*.py`, `docs`); braces are not expanded."
+    )
 
 
 NAME_CHECK_LIMIT = 20  # chunks whose text is searched for a name seen only inside others

@@ -48,6 +48,11 @@ def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Pa
     assert "top.py" in {h.path for h in hits}
     with pytest.raises(ContextdError, match="is not valid"):
         search(indexed, "top level helper", path_glob="src\\")
+    for glob in ("../../etc/*", "{src,web}/*", "[["):  # `not_found` would blame the index
+        with pytest.raises(ContextdError, match="No indexed file matches the path glob"):
+            search(indexed, "top level helper", path_glob=glob)
+    with pytest.raises(ContextdError, match="at most 500"):  # matching it took minutes
+        search(indexed, "top level helper", path_glob="[" * 200_000)
     assert {h.language for h in search(indexed, "basket", k=5, language="javascript").hits} == {
         "javascript"
     }

@@ -57,6 +57,12 @@ def test_the_deny_list_names_secrets_by_file_and_folder() -> None:
         "gcp/credentials-prod.json",
         "infra/terraform.tfstate",
         ".aws/config",
+        ".pgpass",
+        "web/.htpasswd",
+        "deploy/server.ppk",
+        "infra/prod.tfvars",
+        "infra/terraform.tfvars.json",
+        ".my.cnf",
     ]:
         assert secret_reason(path), path
     for path in ["src/environment.py", "keys.py", "docs/env.md", "monkey.txt"]:
