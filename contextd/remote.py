@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 120.0  # between bytes of one answer; a big upsert is slow over a thin link
+# Between bytes of one answer: a stuck server fails a search in this time, under the CLI's
+# 60 s; an upsert goes 1,000 records (a few MB) at a time.
+READ_TIMEOUT_S = 30.0
 TOKEN_PROVIDER = "chromadb.auth.token_authn.TokenAuthClientProvider"
 
 
@@ -135,7 +137,8 @@ def probe(settings: Settings, token: Token, timeout: float = PROBE_TIMEOUT_S) ->
     verify: Any = str(settings.store_ca_file) if settings.store_ca_file else True
     headers = {"Authorization": f"Bearer {token.value}"} if token.value else {}
     try:
-        with httpx.Client(verify=verify, timeout=timeout, trust_env=False) as http:
+        # Proxy variables count, as they do for Chroma's own client: both agree.
+        with httpx.Client(verify=verify, timeout=timeout) as http:
             resp = http.get(f"{url}/api/v2/auth/identity", headers=headers)
     except httpx.TimeoutException:
         raise StoreUnavailable(
@@ -178,10 +181,19 @@ def unreachable(url: str, exc: BaseException) -> StoreUnavailable:
             f"{url} does not speak TLS ({reason}): `chroma run` serves plain http. Put a TLS "
             "proxy in front of it (see the README's team mode), or use http:// on loopback."
         )
-    port = urlsplit(url).port or 8000
+    if "timed out" in reason.lower() or "timeout" in type(exc).__name__.lower():
+        return StoreUnavailable(
+            f"The Chroma server at {url} stopped answering (no reply within "
+            f"{READ_TIMEOUT_S:.0f}s): it is up but stuck or overloaded. Check it with "
+            f"`curl {url}/api/v2/heartbeat`, then run the command again."
+        )
+    parts = urlsplit(url)
+    port = parts.port or 8000
+    default = 443 if parts.scheme == "https" else 80
+    unset = "" if parts.port else f" (no port given, so {default}; `chroma run` uses 8000)"
     return StoreUnavailable(
-        f"Cannot reach the Chroma server at {url} ({reason}). Is it running? On the server: "
-        f"`chroma run --path DIR --host 127.0.0.1 --port {port}`; check it with "
+        f"Cannot reach the Chroma server at {url}{unset} ({reason}). Is it running? On the "
+        f"server: `chroma run --path DIR --host 127.0.0.1 --port {port}`; check it with "
         f"`curl {url}/api/v2/heartbeat`, or fix CONTEXTD_STORE."
     )
 

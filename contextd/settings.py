@@ -99,13 +99,21 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
 
+    @field_validator("store_ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file (give the CA certificate, PEM)")
+        return value
+
     @field_validator("store")
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        url = value.strip().rstrip("/")
-        parts = urlsplit(url)
+        parts = urlsplit(value.strip().rstrip("/"))
+        parts = parts._replace(scheme=parts.scheme.lower())  # HTTP:// is http://
+        url = parts.geturl()
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("give the Chroma server as http(s)://HOST:PORT")
         if parts.username or parts.password or parts.query or parts.fragment:
@@ -114,9 +122,11 @@ class Settings(BaseSettings):
                 "(the token has its own setting, CONTEXTD_STORE_TOKEN)"
             )
         try:
-            parts.port  # noqa: B018 -- raises on a bad port
+            port = parts.port
         except ValueError:
-            raise ValueError("the port is not a number from 0 to 65535") from None
+            port = 0
+        if port == 0:
+            raise ValueError("the port is not a number from 1 to 65535")
         return url
 
     @field_validator("store_namespace")

@@ -192,7 +192,20 @@ class VectorStore:
         except ChromaAuthError:
             raise StoreUnavailable(
                 f"The Chroma server at {self.url} refused contextd's token. Check "
-                "CONTEXTD_STORE_TOKEN (or the token file) against the one the proxy expects."
+                "CONTEXTD_STORE_TOKEN (or the token file) against the one the proxy expects, "
+                "then restart the daemon (it reads the token when it starts)."
+            ) from None
+        except Exception as exc:
+            if type(exc) is not Exception:  # Chroma's typed errors say what they are
+                raise
+            # What Chroma's client raises for an answer that is not Chroma's JSON: a proxy's
+            # own page (401 with an empty body, 502 when `chroma run` is down behind it).
+            said = f": {str(exc).strip()[:200]}" if str(exc).strip() else " with no message"
+            raise StoreUnavailable(
+                f"The Chroma server at {self.url} answered with an error{said}. A proxy in "
+                "front of it may have refused the token or lost the server behind it. Check "
+                f"with `curl -H 'Authorization: Bearer TOKEN' {self.url}/api/v2/heartbeat`; "
+                "after changing the token, restart the daemon."
             ) from None
 
     def close(self) -> None:

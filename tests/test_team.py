@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from contextd import ops, remote
 from contextd.app import App
 from contextd.cli import common
 from contextd.cli.main import run
 from contextd.errors import ConfigError, NamespaceTaken, StoreUnavailable
+from contextd.indexers import CHUNKER_VERSION
 from contextd.settings import Settings
+from contextd.store import Owner, VectorStore
 from tests.chroma_server import Server, free_port
 from tests.conftest import GATE_TOKEN, SAMPLE_FILES, git, write
 from tests.daemon_helpers import contextd, start_daemon, stop_daemon, wait_converged
@@ -112,6 +115,20 @@ def test_a_store_url_that_is_not_http_is_a_configuration_error(capsys, monkeypat
     monkeypatch.setenv("CONTEXTD_STORE", "chroma.example.com:8000")
     code, _, err = cli(capsys, "status")
     assert code == 1 and "CONTEXTD_STORE" in err and "http(s)://HOST:PORT" in err
+
+
+def test_store_urls_are_read_as_people_write_them_and_bad_ones_refused(tmp_path: Path) -> None:
+    assert Settings(store="HTTP://127.0.0.1:8000/").store == "http://127.0.0.1:8000"
+    for url, said in [
+        ("http://127.0.0.1:0", "from 1 to 65535"),
+        ("http://127.0.0.1:abc", "from 1 to 65535"),
+    ]:
+        with pytest.raises(ValidationError, match=said):
+            Settings(store=url)
+    with pytest.raises(ValidationError, match="is not a file"):
+        Settings(store="https://x.example", store_ca_file=tmp_path / "missing.pem")
+    err = remote.unreachable("http://127.0.0.1", ConnectionRefusedError("refused"))
+    assert "no port given, so 80; `chroma run` uses 8000" in str(err)
 
 
 def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
@@ -319,3 +336,46 @@ def test_switching_stores_in_process_writes_every_chunk_from_the_cache(
         code, out, _ = cli(capsys, "doctor", "--json")
         assert json.loads(out)["shop"]["lost"] == 0
     assert len(server_ids(chroma_server.url, "switch-in-process")) == chunks
+
+
+def test_a_proxy_that_refuses_mid_session_is_named_not_a_bare_exception(
+    chroma_server: Server, tmp_path: Path
+) -> None:
+    """A proxy's own answers are not Chroma's JSON, and Chroma's client raises a bare
+    `Exception(body)` for them: `error: Exception: ` was all a user saw."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.token_gate import make_handler
+
+    class Down(BaseHTTPRequestHandler):  # the proxy's upstream is gone: 502, no body
+        def do_GET(self) -> None:
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET
+
+    def gate(token: str) -> type[BaseHTTPRequestHandler]:  # a connection per request
+        return type(
+            "Gate", (make_handler(chroma_server.url, token),), {"protocol_version": "HTTP/1.0"}
+        )
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), gate("old"))
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{proxy.server_address[1]}"
+        settings = Settings(home=tmp_path, store=url, store_token="old", store_namespace="proxied")
+        store = VectorStore(settings, "m", 4, CHUNKER_VERSION, Owner("me", "me@here"))
+        assert store.count() == 0
+        proxy.RequestHandlerClass = gate("new")  # the token was rotated at the proxy
+        with pytest.raises(
+            StoreUnavailable, match=r"answered with an error: unauthorized\. A proxy"
+        ):
+            store.count()
+        proxy.RequestHandlerClass = Down
+        with pytest.raises(StoreUnavailable, match="with no message.*restart the daemon"):
+            store.count()
+    finally:
+        proxy.shutdown()
