@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -339,7 +340,7 @@ def test_switching_stores_in_process_writes_every_chunk_from_the_cache(
 
 
 def test_a_proxy_that_refuses_mid_session_is_named_not_a_bare_exception(
-    chroma_server: Server, tmp_path: Path
+    chroma_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A proxy's own answers are not Chroma's JSON, and Chroma's client raises a bare
     `Exception(body)` for them: `error: Exception: ` was all a user saw."""
@@ -377,5 +378,18 @@ def test_a_proxy_that_refuses_mid_session_is_named_not_a_bare_exception(
         proxy.RequestHandlerClass = Down
         with pytest.raises(StoreUnavailable, match="with no message.*restart the daemon"):
             store.count()
+
+        class Frozen(BaseHTTPRequestHandler):  # up, but answering nothing (SIGSTOP)
+            def do_GET(self) -> None:
+                time.sleep(5)
+
+        monkeypatch.setattr(remote, "READ_TIMEOUT_S", 0.5)
+        proxy.RequestHandlerClass = gate("old")
+        store = VectorStore(settings, "m", 4, CHUNKER_VERSION, Owner("me", "me@here"))
+        proxy.RequestHandlerClass = Frozen
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="stopped answering"):
+            store.count()
+        assert time.monotonic() - started < 4
     finally:
         proxy.shutdown()
