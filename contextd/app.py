@@ -10,7 +10,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import cached_property
 from pathlib import Path
 
@@ -42,6 +42,7 @@ class App:
         daemon's threads take turns; a command in a terminal should give up sooner)."""
         self.settings = settings
         self.store_repair: str | None = None  # what opening the store had to rebuild
+        self.on_store_gone: Callable[[], None] | None = None  # the daemon reconciles
         make_home(settings.home)
         self.catalog = Catalog(settings.catalog_path, timeout_s=catalog_timeout_s)
 
@@ -61,11 +62,22 @@ class App:
                 f"{model_id}. Run `contextd reindex` to rebuild it, or set CONTEXTD_MODEL back."
             )
         owner = self.owner if self.settings.store is not None else None
-        store = VectorStore(self.settings, model_id, self.embedder.dim, CHUNKER_VERSION, owner)
+        store = VectorStore(
+            self.settings, model_id, self.embedder.dim, CHUNKER_VERSION, owner, self._store_gone
+        )
         if self.settings.store is None:
             self._check_store(store)
         self._follow_store(store)
         return store
+
+    def _store_gone(self) -> None:
+        """The store's collection vanished while in use: open it again at its next use
+        (which finds it lacking, so the next index run sweeps the vectors back in from the
+        embedding cache) and tell the daemon, which runs that index now."""
+        self.__dict__.pop("indexer", None)
+        self.__dict__.pop("store", None)
+        if self.on_store_gone is not None:
+            self.on_store_gone()
 
     def _check_store(self, store: VectorStore) -> None:
         """Rebuild a damaged or vanished embedded collection from the catalog.

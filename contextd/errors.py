@@ -51,6 +51,11 @@ class NamespaceTaken(StoreError):
     pass
 
 
+class StoreGone(StoreError):
+    """The store's collection vanished while in use (a wiped or restored server, another
+    data dir taking the namespace over, the chroma folder deleted)."""
+
+
 class CatalogLocked(StoreError):
     pass
 

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from contextd import remote
-from contextd.errors import NamespaceTaken, StoreError, StoreMismatch, StoreUnavailable
+from contextd.errors import NamespaceTaken, StoreError, StoreGone, StoreMismatch, StoreUnavailable
 from contextd.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,9 @@ class VectorStore:
         dim: int,
         chunker_version: int,
         owner: Owner | None = None,
+        on_gone: Callable[[], None] | None = None,
     ) -> None:
+        self.on_gone = on_gone  # told when the collection vanishes under us
         self.model_id = model_id
         self.dim = dim
         self.url = settings.store
@@ -178,7 +180,24 @@ class VectorStore:
 
     @contextmanager
     def _calls(self) -> Iterator[None]:
-        """Server failures in the middle of work, as errors that say what to do."""
+        """Failures in the middle of work, as errors that say what to do."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            with self._server_calls():
+                yield
+        except NotFoundError:
+            if self.on_gone:
+                self.on_gone()
+            raise StoreGone(
+                f"The vector collection in {self.where} is gone (its data was wiped or "
+                "restored, or another contextd took the namespace over). contextd opens it "
+                "again and writes the vectors back from the embedding cache: a running "
+                "daemon does it now; without one, run `contextd index`."
+            ) from None
+
+    @contextmanager
+    def _server_calls(self) -> Iterator[None]:
         if self.url is None:
             yield
             return

@@ -393,3 +393,36 @@ def test_a_proxy_that_refuses_mid_session_is_named_not_a_bare_exception(
         assert time.monotonic() - started < 4
     finally:
         proxy.shutdown()
+
+
+def test_a_daemon_whose_collection_vanishes_from_the_server_writes_it_back(
+    chroma_server: Server, tmp_path: Path
+) -> None:
+    """The server's data wiped or restored: the daemon's collection is gone. It said
+    `NotFoundError` to every search until restarted; now it opens the collection again
+    and writes the vectors back from the embedding cache by itself."""
+    url, home = chroma_server.url, tmp_path / "home"
+    repo = shop_repo(tmp_path / "shop")
+    env = start_daemon(home, store=url, store_namespace="vanishing")
+    try:
+        contextd(env, "add", str(repo), "--name", "shop", "--no-hooks")
+        wait_converged(env, "shop", repo)
+        before = server_ids(url, "vanishing")
+        with server_collections(url) as cols:
+            cols["vanishing"]._client.delete_collection(cols["vanishing"].name)
+        assert server_ids(url, "vanishing") == set()
+        out = contextd(env, "search", "email the receipt", "-k", "1", check=False)
+        assert out.returncode == 1 and "is gone" in out.stderr and "NotFoundError" not in out.stderr
+        deadline = time.monotonic() + 60
+        while server_ids(url, "vanishing") != before:
+            assert time.monotonic() < deadline, "the vectors never came back"
+            time.sleep(0.5)
+        answer = json.loads(
+            contextd(env, "search", "email the receipt", "-k", "1", "--json").stdout
+        )
+        assert (
+            answer["results"][0]["path"] == "src/shop/mail.py" and answer["results"][0]["dense"] > 0
+        )
+        assert "from the cache" in (home / "logs" / "contextd.log").read_text()
+    finally:
+        stop_daemon(env)
