@@ -246,6 +246,7 @@ def search(
         "calibration": answer.calibration,
         "unknown_words": answer.unknown_words,
         "pending": app.catalog.pending_count(sources or list(rows)),
+        "degraded": answer.degraded,
         "results": results,
     }
 

@@ -27,7 +27,7 @@ import pathspec
 from contextd import redaction
 from contextd.app import App
 from contextd.confidence import ANSWER_K, HIT_FEATURES, QUERY_FEATURES, logit
-from contextd.errors import ContextdError
+from contextd.errors import ContextdError, StoreUnavailable
 from contextd.indexers import language_of
 from contextd.lexical import (
     WORD,
@@ -89,6 +89,7 @@ class Answer:
     verdict: str = "uncertain"  # found | uncertain | not_found
     calibration: str = ""  # what the calibration was fitted on
     unknown_words: list[str] = field(default_factory=list)  # in no indexed chunk at all
+    degraded: str | None = None  # the vector store could not be asked: keyword results only
     # (size, mtime_ns) of each hit's file as indexed, read with the hits: what `stale` checks
     indexed_as: dict[tuple[str, str], tuple[int, int] | None] = field(default_factory=dict)
     # For evaluation and fitting: the features behind every confidence.
@@ -155,8 +156,12 @@ def search(
     confidence: bool = True,
 ) -> Answer:
     """Hybrid search; the catalog is read as one snapshot while the daemon may be writing."""
+    degraded = None
     if mode != "lexical":
-        _ = app.store  # opened first: opening it may write to the catalog (a store switch)
+        try:
+            _ = app.store  # opened first: opening it may write to the catalog (a switch)
+        except StoreUnavailable as exc:
+            degraded = str(exc)
     with app.catalog.snapshot():
         query = query.strip()
         if not query:
@@ -175,7 +180,11 @@ def search(
         language = _known_language(app, language) if language else None
         pool = min(MAX_POOL, max(POOL, k * (20 if path_glob or files else 5)))
         terms = query_terms(query)
-        candidates = _candidates(app, query, terms, pool, sources, language)
+        try:
+            candidates = _candidates(app, query, terms, pool, sources, language, not degraded)
+        except StoreUnavailable as exc:  # the server went away: the keyword index is here
+            degraded = str(exc)
+            candidates = _candidates(app, query, terms, pool, sources, language, False)
         if path_glob:
             matches = path_matcher(path_glob)
             candidates = [c for c in candidates if matches(c.hit.path)]
@@ -190,8 +199,10 @@ def search(
         ranked = _rank(_within(candidates, POOL), terms, mode, weight)
         deeper = _rank(candidates, terms, mode, weight) if pool > POOL else []
 
-        cal = app.calibrations.for_sources(sources or known) if confidence else None
-        answer = Answer(query, [], calibrated=cal is not None)
+        # Without the store's nearest chunks the features are not what was calibrated.
+        calibrate = confidence and degraded is None
+        cal = app.calibrations.for_sources(sources or known) if calibrate else None
+        answer = Answer(query, [], calibrated=cal is not None, degraded=degraded)
         answer.unknown_words = unknown_words(app, query)
         top = ranked[:FEATURED]
         if top and confidence:
@@ -359,14 +370,17 @@ def _candidates(
     pool: int,
     sources: list[str] | None,
     language: str | None,
+    use_store: bool = True,
 ) -> list[_Candidate]:
+    """Both sides' candidates; without `use_store`, the keyword side's alone, still ranked
+    by meaning through the embedding cache's vectors."""
     vector = app.embedder.embed([query])[0]
     found: dict[str, _Candidate] = {}
     where = _where(sources, language)
-    drawn = app.store.nearest(vector, pool, where)
+    drawn = app.store.nearest(vector, pool, where) if use_store else []
     # The nearest neighbours are approximate (HNSW searches wider for a larger k): the
     # first POOL are asked for on their own, so confidence sees the same ones at any -k.
-    first = drawn if pool <= POOL else app.store.nearest(vector, POOL, where)
+    first = drawn if pool <= POOL or not use_store else app.store.nearest(vector, POOL, where)
     nearest = dict(drawn) | dict(first)
     # A chunk the catalog no longer has (deleted while the query ran, or an orphan the
     # next reconcile sweeps) is not a result.

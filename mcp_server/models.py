@@ -50,6 +50,11 @@ class SearchResult(BaseModel):
         description="Chunks not embedded yet (just indexed): found by keyword only, so "
         "results may be missing some matches by meaning. Search again shortly.",
     )
+    degraded: str | None = Field(
+        None,
+        description="Set when the vector store could not be reached: these results come "
+        "from the keyword index alone, without calibrated confidence. Says what to do.",
+    )
     results: list[SearchHit]
     note: str = SEARCH_NOTE
 

@@ -160,6 +160,7 @@ def build_server(backend: Backend) -> MCPServer:
             calibrated=answer["calibrated"],
             unknown_words=[clean(w) for w in answer.get("unknown_words", [])],
             pending=int(answer.get("pending") or 0),
+            degraded=clean(answer["degraded"]) if answer.get("degraded") else None,
             results=[
                 SearchHit(
                     source=h["source"],
@@ -235,6 +236,9 @@ def build_server(backend: Backend) -> MCPServer:
         embedding_error = (daemon.get("embedding") or {}).get("error")
         if embedding_error:
             problems.append(f"embedding failed: {embedding_error}")
+        store_problem = (data.get("store") or {}).get("problem")
+        if store_problem:  # searches fall back to the keyword index meanwhile
+            problems.append(f"vector store: {store_problem}")
         return DaemonStatus(
             running=bool(daemon),
             pid=daemon.get("pid"),

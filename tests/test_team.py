@@ -426,3 +426,38 @@ def test_a_daemon_whose_collection_vanishes_from_the_server_writes_it_back(
         assert "from the cache" in (home / "logs" / "contextd.log").read_text()
     finally:
         stop_daemon(env)
+
+
+def test_with_the_server_gone_search_answers_from_the_keyword_index_and_says_so(
+    chroma_server: Server, tmp_path: Path
+) -> None:
+    """The keyword index and the embedding cache are local: a search while the server is
+    down still answers, marked, without a confidence that was never calibrated for it."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from tests.token_gate import make_handler
+
+    gate = make_handler(chroma_server.url, "t")  # a connection per request, as below
+    proxy = ThreadingHTTPServer(
+        ("127.0.0.1", 0), type("G", (gate,), {"protocol_version": "HTTP/1.0"})
+    )
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    settings = Settings(home=tmp_path / "home", store=url, store_token="t", store_namespace="gone")
+    app = App(settings)
+    try:
+        app.index(app.catalog.add_source("shop", shop_repo(tmp_path / "shop"), "git"))
+        assert ops.search(app, "email the receipt", k=1)["degraded"] is None
+        proxy.shutdown()
+        proxy.server_close()  # connections now refused, as with the server stopped
+        answer = ops.search(app, "email the receipt", k=3)
+        assert (
+            answer["degraded"] and f"Cannot reach the Chroma server at {url}" in answer["degraded"]
+        )
+        assert answer["results"][0]["path"] == "src/shop/mail.py"
+        assert (answer["calibrated"], answer["answerable"]) == (False, None)
+        assert ops.status(app)["store"]["problem"]  # what the MCP status lists as a problem
+    finally:
+        app.close()

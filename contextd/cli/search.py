@@ -79,6 +79,10 @@ def search(
         print_json(answer)
         return
     hits = answer["results"]
+    if answer.get("degraded"):
+        console.print(
+            "[yellow]Keyword results only, without confidence:[/] " + escape(answer["degraded"])
+        )
     if not hits:
         console.print("No results. Check `contextd status`, or widen --source/--path/--lang.")
         if answer.get("pending"):
