@@ -170,10 +170,14 @@ class App:
         return stats
 
     def forget(self, name: str) -> int:
-        """Remove a source from the catalog and its vectors from the store."""
-        ids = self.catalog.remove_source(name)
-        if ids:
-            self.store.delete(ids)
+        """Remove a source's vectors from the store, then the source from the catalog: a
+        store that cannot be reached fails the whole (forgotten first, the source's vectors
+        would stay on the server with nothing left to find them)."""
+        self.catalog.source(name)  # "No source named ..." with the next command
+        ids = self.catalog.chunk_ids(name)
+        if ids:  # and any orphan of the source's an interrupted run left
+            self.store.delete(sorted(ids | self.store.ids(name)))
+        self.catalog.remove_source(name)
         return len(ids)
 
     def reset_index(self) -> None:

@@ -112,6 +112,7 @@ def remove(app: App, source: str) -> dict:
     """Forget a source. Its hooks go too, unless another source shares the hooks folder (a
     worktree, a common core.hooksPath); a repository that is gone is forgotten anyway."""
     row = app.catalog.source(source)
+    chunks = app.forget(source)  # first: a store it cannot reach leaves everything as it was
     note = None
     if row.kind == "git" and row.root.is_dir():
         try:
@@ -131,7 +132,7 @@ def remove(app: App, source: str) -> dict:
         except (SourceError, OSError) as exc:
             note = f"its git hooks were left as they are. {exc}"
     source_path(app.settings.home, source).unlink(missing_ok=True)  # its own calibration
-    return {"name": source, "chunks": app.forget(source), "note": note}
+    return {"name": source, "chunks": chunks, "note": note}
 
 
 def _hooks_of(root: Path, home: Path) -> list[str] | None:

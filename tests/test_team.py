@@ -459,5 +459,9 @@ def test_with_the_server_gone_search_answers_from_the_keyword_index_and_says_so(
         assert answer["results"][0]["path"] == "src/shop/mail.py"
         assert (answer["calibrated"], answer["answerable"]) == (False, None)
         assert ops.status(app)["store"]["problem"]  # what the MCP status lists as a problem
+        # Removing now would leave its vectors on the server for good: refused as a whole.
+        with pytest.raises(StoreUnavailable, match="Cannot reach"):
+            ops.remove(app, "shop")
+        assert app.catalog.source("shop").name == "shop" and len(ops.sources(app)) == 1
     finally:
         app.close()
