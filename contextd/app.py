@@ -180,15 +180,16 @@ class App:
         self.catalog.remove_source(name)
         return len(ids)
 
-    def reset_index(self) -> None:
+    def reset_index(self, take_over: bool = False) -> None:
         """Drop every chunk and vector (the embedding cache stays) before a full rebuild.
 
-        On a server only this namespace's collections go, even one another catalog owns
-        (that is how a namespace is taken over); other namespaces are never touched."""
+        On a server only this namespace's collections go; one another catalog owns only
+        with `take_over` (how a namespace is taken over); other namespaces never."""
+        owner = self.owner.id if self.settings.store is not None else None
         old = self.__dict__.pop("store", None)
         if old is not None:
             old.close()
-        dropped = store_module.drop_collections(self.settings)
+        dropped = store_module.drop_collections(self.settings, owner, take_over)
         log.info("reindex: dropped collections %s", dropped)
         self.catalog.clear_chunks()
         self.catalog.set_meta(MODEL_KEY, self.embedder.model_id)

@@ -195,13 +195,15 @@ def index(
     return summarize(results, time.perf_counter() - started) | {"failed": failed}
 
 
-def reindex(app: App, progress: Progress | None = None, embed: bool = True) -> dict:
+def reindex(
+    app: App, progress: Progress | None = None, embed: bool = True, take_over: bool = False
+) -> dict:
     """Drop every chunk and vector and index again, once nothing stands in the way: every
     source readable and the model loaded (a wrong CONTEXTD_MODEL must not empty the index)."""
     for row in app.catalog.sources():
         open_source(row.name, row.root, row.kind)  # raises, naming the source and what to do
     app.embedder.load()
-    app.reset_index()
+    app.reset_index(take_over)
     return index(app, None, progress, embed)
 
 
@@ -384,7 +386,8 @@ def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = Non
     if op == "index":
         return index(app, args.get("sources"), progress, bool(args.get("embed", True)))
     if op == "reindex":
-        return reindex(app, progress, bool(args.get("embed", True)))
+        embed, take_over = bool(args.get("embed", True)), bool(args.get("take_over"))
+        return reindex(app, progress, embed, take_over)
     if op == "search":
         return search(
             app,

@@ -71,20 +71,35 @@ def open_client(settings: Settings) -> Any:
     )
 
 
-def drop_collections(settings: Settings) -> list[str]:
+def drop_collections(
+    settings: Settings, owner: str | None = None, take_over: bool = False
+) -> list[str]:
     """Delete this contextd's collections (every model): all of contextd's in the embedded
-    store; on a server only those of its namespace, whoever created them."""
+    store; on a server only those of its namespace. One that another catalog than `owner`
+    created is another person's live index: refused unless `take_over`, before any goes."""
     client = open_client(settings)
     dropped = []
     try:
-        for col in client.list_collections():
-            if settings.store is None:
-                mine = col.name.startswith("contextd-")
-            else:
-                mine = (col.metadata or {}).get("namespace") == settings.namespace
-            if mine:
-                client.delete_collection(col.name)
-                dropped.append(col.name)
+        if settings.store is None:
+            mine = [c for c in client.list_collections() if c.name.startswith("contextd-")]
+        else:
+            mine = [
+                c
+                for c in client.list_collections()
+                if (c.metadata or {}).get("namespace") == settings.namespace
+            ]
+        theirs = [c for c in mine if settings.store and (c.metadata or {}).get("owner") != owner]
+        if theirs and not take_over:
+            label = (theirs[0].metadata or {}).get("owner_label", "unknown")
+            raise NamespaceTaken(
+                f"Namespace '{settings.namespace}' on {settings.store} holds the index of "
+                f"another contextd ({label}), which a reindex would delete. If that index "
+                "was yours (a data dir you have since replaced), run `contextd reindex "
+                "--take-over`; if not, set CONTEXTD_STORE_NAMESPACE to a name of your own."
+            )
+        for col in mine:
+            client.delete_collection(col.name)
+            dropped.append(col.name)
     finally:
         if settings.store is not None:
             client.close()
@@ -140,7 +155,7 @@ class VectorStore:
                 f"Namespace '{self.namespace}' on {self.url} holds the index of another "
                 f"contextd ({meta.get('owner_label', 'unknown')}). Set "
                 "CONTEXTD_STORE_NAMESPACE to a name of your own; or, if that index was yours "
-                "(a data dir you have since replaced), run `contextd reindex` to take it over."
+                "(a data dir you have since replaced), run `contextd reindex --take-over`."
             )
         if meta.get("dim") != dim or meta.get("chunker_version") != chunker_version:
             raise StoreMismatch(

@@ -227,9 +227,14 @@ def test_a_namespace_another_catalog_owns_is_refused_and_reindex_takes_it_over(
     with pytest.raises(NamespaceTaken) as taken:
         _ = second.store
     message = str(taken.value)
-    assert "CONTEXTD_STORE_NAMESPACE" in message and "contextd reindex" in message
+    assert "CONTEXTD_STORE_NAMESPACE" in message and "contextd reindex --take-over" in message
     assert str(tmp_path / "first") in message  # whose index it is
-    second.reset_index()
+    with pytest.raises(NamespaceTaken, match="which a reindex would delete"):
+        second.reset_index()  # a plain reindex must not delete someone's live index
+    first = App(settings("first"))
+    _ = first.store  # still there, still the first one's
+    first.close()
+    second.reset_index(take_over=True)
     _ = second.store
     second.close()
     again = App(settings("first"))

@@ -78,10 +78,18 @@ def index(
 
 def reindex(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    take_over: Annotated[
+        bool,
+        typer.Option(
+            "--take-over",
+            help="Team mode: delete the namespace's index even though another contextd "
+            "made it (one of yours that you replaced).",
+        ),
+    ] = False,
 ) -> None:
     """Rebuild the whole index (after a model or chunker change). Cached vectors are reused."""
     with index_progress(enabled=not as_json) as progress:
-        summary = execute("reindex", {}, progress)
+        summary = execute("reindex", {"take_over": take_over}, progress)
     _report(summary, as_json)
 
 
