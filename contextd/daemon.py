@@ -120,6 +120,7 @@ class Daemon:
             if self.on_ready:
                 self.on_ready()
             roots_checked = time.monotonic()
+            spool_failed = 0.0
             while not self.stop_event.wait(SPOOL_POLL_S):
                 if time.monotonic() - roots_checked > ROOT_CHECK_S:
                     roots_checked = time.monotonic()
@@ -127,7 +128,9 @@ class Daemon:
                 try:
                     self._drain_spool()
                 except Exception:  # the daemon outlives any one bad note
-                    log.exception("reading hook notes failed")
+                    if time.monotonic() - spool_failed > 60:  # it is tried every 100 ms
+                        spool_failed = time.monotonic()
+                        log.exception("reading hook notes failed (said once a minute)")
                 if self.worker.health.should_retry():  # after a full disk: try again
                     log.info("retrying after a full disk")
                     self.worker.submit(Reconcile(None))

@@ -28,6 +28,7 @@ from contextd import redaction
 from contextd.app import App
 from contextd.confidence import ANSWER_K, HIT_FEATURES, QUERY_FEATURES, logit
 from contextd.errors import ContextdError, StoreUnavailable
+from contextd.hygiene import CONTROL
 from contextd.indexers import language_of
 from contextd.lexical import (
     WORD,
@@ -163,7 +164,7 @@ def search(
         except StoreUnavailable as exc:
             degraded = str(exc)
     with app.catalog.snapshot():
-        query = query.strip()
+        query = CONTROL.sub("", query).strip()  # "\x00" is no question either
         if not query:
             raise ContextdError("The query is empty. Say what you are looking for.")
         if k < 1:

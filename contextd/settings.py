@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     watch: Literal["auto", "polling"] = "auto"
     polling_interval_s: float = Field(default=2.0, gt=0)
 
-    http_port: int | None = Field(default=None, ge=0, le=65535)
+    http_port: int | None = Field(default=None, ge=1, le=65535)
     """Serve MCP over streamable HTTP from the daemon on this port (off when unset)."""
     http_host: str = "127.0.0.1"
     http_max_body: int = Field(default=1024 * 1024, ge=1024)
@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     def _known_device(cls, value: str) -> str:
         if not re.fullmatch(r"auto|cpu|mps|xpu|cuda(:[0-9]+)?", value):
             raise ValueError(f"'{value}' is not a device: use auto, cpu, cuda, cuda:N, mps or xpu")
+        return value
+
+    @field_validator("http_host")
+    @classmethod
+    def _http_host(cls, value: str) -> str:
+        if value.strip("[]") in ("0.0.0.0", "::", ""):
+            raise ValueError(
+                "give the one address clients will use (e.g. 192.168.1.20): the endpoint "
+                "checks the Host header against it, and every interface is not a name"
+            )
         return value
 
     @field_validator("home")

@@ -90,6 +90,38 @@ def build_app(backend: Backend, token: str, host: str, port: int, max_body: int)
     return BearerAuth(app, token)
 
 
+MAX_CONNECTIONS = 256  # open at once; more are closed as they come (each holds a file)
+FIRST_REQUEST_S = 10.0  # to send a first request's headers; uvicorn itself waits forever
+
+
+def _guarded_protocol() -> type:
+    """uvicorn's h11 protocol, closing what holds a file without asking anything: a
+    connection past MAX_CONNECTIONS, and one that sends no whole request in time. Anyone
+    on the machine can connect before the token is checked: idle or half-sent requests
+    left open ran the daemon out of files, and then out of its own work."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Guarded(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > MAX_CONNECTIONS:
+                transport.close()
+                return
+            self._deadline = self.loop.call_later(FIRST_REQUEST_S, self._too_slow)
+
+        def _too_slow(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            deadline = getattr(self, "_deadline", None)
+            if deadline is not None:
+                deadline.cancel()
+            super().connection_lost(exc)
+
+    return Guarded
+
+
 class HttpServer:
     """uvicorn on its own thread, stopped and joined with the daemon."""
 
@@ -97,7 +129,14 @@ class HttpServer:
         import uvicorn
 
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+            app,
+            host=host,
+            port=port,
+            http=_guarded_protocol(),
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=2,  # an open event stream must not hold up `stop`
         )
         self.server = uvicorn.Server(config)
         self.url = f"http://{host}:{port}{PATH}"

@@ -68,8 +68,9 @@ def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Pa
         }
     with pytest.raises(ContextdError, match="The index has: javascript, markdown, python"):
         search(indexed, "basket", language="cobol")
-    with pytest.raises(ContextdError, match="empty"):
-        search(indexed, "   ")
+    for nothing in ("   ", "\x00", "\x1b\x07 \x00"):
+        with pytest.raises(ContextdError, match="empty"):
+            search(indexed, nothing)
 
 
 def test_a_secret_in_an_added_folder_is_never_returned(app: App, tmp_path: Path) -> None:

@@ -182,3 +182,68 @@ async def test_an_http_client_with_the_token_searches(served) -> None:
         async with Client(transport) as client:
             r = await client.call_tool("search", {"query": "refund", "k": 1})
             assert not r.is_error and r.structured_content["results"][0]["path"] == "billing.py"
+
+
+def test_connections_that_ask_nothing_are_closed_and_capped(monkeypatch) -> None:
+    """Anyone on the machine can connect before the token is checked. Connections that
+    sent nothing, or half a request, stayed open for good: 20,000 of them ran the daemon
+    out of files. Now each gets a deadline for its first request, and there is a cap."""
+    from contextd.mcp_server import http as door
+
+    async def ok(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    monkeypatch.setattr(door, "MAX_CONNECTIONS", 5)
+    monkeypatch.setattr(door, "FIRST_REQUEST_S", 0.5)
+    port = free_port()
+    server = door.HttpServer(ok, "127.0.0.1", port)
+    server.start()
+    idle = []
+    try:
+        for i in range(12):
+            s = socket.create_connection(("127.0.0.1", port))
+            if i % 2:
+                s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # half a request
+            s.settimeout(3)
+            idle.append(s)
+        time.sleep(0.2)
+        assert sum(1 for s in idle if not _closed(s, 0.05)) <= 5  # the cap closes newcomers
+        time.sleep(1.0)
+        assert all(_closed(s, 2) for s in idle), "idle connections outlive the deadline"
+        with httpx2.Client() as http:
+            assert http.get(f"http://127.0.0.1:{port}/").text == "ok"
+    finally:
+        for s in idle:
+            s.close()
+        server.stop()
+
+
+def _closed(s: socket.socket, wait: float) -> bool:
+    """Has the server closed this connection (recv gives EOF or a reset)?"""
+    s.settimeout(wait)
+    try:
+        return s.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_an_http_endpoint_no_client_could_use_is_refused_at_configuration() -> None:
+    """Port 0 listened on a random port and advertised `:0`; 0.0.0.0 listened everywhere
+    and then answered every request 421, as no client sends Host: 0.0.0.0."""
+    from pydantic import ValidationError
+
+    from contextd.settings import Settings
+
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        Settings(http_port=0)
+    for host in ("0.0.0.0", "::", "[::]"):
+        with pytest.raises(ValidationError, match="the one address clients will use"):
+            Settings(http_host=host)
