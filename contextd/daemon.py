@@ -137,12 +137,12 @@ class Daemon:
                     self.backlog.wake()
         finally:
             log.info("daemon stopping")
+            self.worker.stop()  # first: no queued work starts now (the model's load)
+            self.backlog.stop()
             server.close()
             if self.http:
                 self.http.stop()
             self.watchers.stop()
-            self.worker.stop()
-            self.backlog.stop()
             self.worker.join(timeout=30)
             self.backlog.join(timeout=30)
             self.app.close()
