@@ -75,7 +75,7 @@ class Token:
 
 def token_origin(settings: Settings) -> str:
     """Where the token would come from, without reading it (status)."""
-    if settings.store_token is not None:
+    if settings.store_token is not None and settings.store_token.get_secret_value().strip():
         return "CONTEXTD_STORE_TOKEN"
     if settings.store_token_file is not None:
         return str(settings.store_token_file)
@@ -85,15 +85,20 @@ def token_origin(settings: Settings) -> str:
 
 
 def read_token(settings: Settings) -> Token:
-    if settings.store_token is not None:
-        value = settings.store_token.get_secret_value().strip()
-        origin = "CONTEXTD_STORE_TOKEN"
+    given = settings.store_token.get_secret_value().strip() if settings.store_token else ""
+    if given:  # set but empty counts as unset, as for CONTEXTD_STORE
+        value, origin = given, "CONTEXTD_STORE_TOKEN"
     else:
         path = settings.store_token_file
         if path is None:
             if not settings.default_token_path.is_file():
                 return Token(None, "none")
             path = settings.default_token_path
+        if path.is_dir():
+            raise ConfigError(
+                f"The store token file {path} is a folder. Give the file that holds the "
+                "token in CONTEXTD_STORE_TOKEN_FILE."
+            )
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
             if mode & 0o077:
@@ -101,7 +106,7 @@ def read_token(settings: Settings) -> Token:
                     f"The store token file {path} can be read by other users (mode "
                     f"{mode:04o}). Run `chmod 600 {path}`."
                 )
-            value = path.read_text(encoding="utf-8").strip()
+            value = path.read_text(encoding="utf-8-sig").strip()  # an editor's BOM too
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(
                 f"The store token file {path} cannot be read ({exc}). "

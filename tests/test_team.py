@@ -141,6 +141,11 @@ def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
     token.chmod(0o600)
     read = remote.read_token(Settings(store="https://x.example", store_token_file=token))
     assert (read.value, read.origin) == ("s3cret", str(token))
+    token.write_bytes(b"\xef\xbb\xbfs3cret\r\n")  # a BOM, as some editors save it
+    empty_env = Settings(store="https://x.example", store_token="", store_token_file=token)
+    assert remote.read_token(empty_env).value == "s3cret"  # an empty variable is unset
+    with pytest.raises(ConfigError, match="is a folder"):
+        remote.read_token(Settings(store="https://x.example", store_token_file=tmp_path))
 
 
 def test_the_default_namespace_is_per_user_host_and_data_dir(tmp_path: Path) -> None:
