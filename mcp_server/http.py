@@ -77,6 +77,17 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+class ClientGone(logging.Filter):
+    """A client that hung up mid-request is no error of the daemon's: the SDK logged each
+    one as an ERROR with a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from starlette.requests import ClientDisconnect
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ClientDisconnect)
+
+
 def build_app(backend: Backend, token: str, host: str, port: int, max_body: int) -> Any:
     hosts = [f"{h}:{port}" for h in ({host} | (LOOPBACK if host in LOOPBACK else set()))]
     hosts = [h.replace("::1:", "[::1]:") for h in hosts]
@@ -84,6 +95,9 @@ def build_app(backend: Backend, token: str, host: str, port: int, max_body: int)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
+    sdk_log = logging.getLogger("mcp.server.streamable_http")
+    if not any(isinstance(f, ClientGone) for f in sdk_log.filters):
+        sdk_log.addFilter(ClientGone())
     app = build_server(backend).streamable_http_app(
         streamable_http_path=PATH, transport_security=security, max_request_body_size=max_body
     )

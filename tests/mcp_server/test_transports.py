@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -247,3 +248,16 @@ def test_an_http_endpoint_no_client_could_use_is_refused_at_configuration() -> N
     for host in ("0.0.0.0", "::", "[::]"):
         with pytest.raises(ValidationError, match="the one address clients will use"):
             Settings(http_host=host)
+
+
+def test_a_client_hanging_up_is_not_logged_as_an_error() -> None:
+    from starlette.requests import ClientDisconnect
+
+    from contextd.mcp_server.http import ClientGone
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        info = (type(exc), exc, None)
+        return logging.LogRecord("sdk", logging.ERROR, __file__, 1, "POST failed", None, info)
+
+    assert not ClientGone().filter(record(ClientDisconnect()))
+    assert ClientGone().filter(record(ValueError("a real failure")))
