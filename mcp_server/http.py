@@ -11,6 +11,7 @@ import hmac
 import logging
 import os
 import secrets
+import stat
 import threading
 import time
 from pathlib import Path
@@ -33,6 +34,10 @@ def load_token(home: Path) -> str:
     path = home / TOKEN_NAME
     try:
         token = path.read_text().strip()
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if token and mode & 0o077:  # ours: put it back as it was made, and say so
+            path.chmod(0o600)
+            log.warning("%s was readable by others (mode %04o); it is 0600 again", path, mode)
         if token:
             return token
     except FileNotFoundError:

@@ -261,3 +261,13 @@ def test_a_client_hanging_up_is_not_logged_as_an_error() -> None:
 
     assert not ClientGone().filter(record(ClientDisconnect()))
     assert ClientGone().filter(record(ValueError("a real failure")))
+
+
+def test_the_http_token_file_is_kept_private(tmp_path: Path) -> None:
+    from contextd.mcp_server.http import load_token
+
+    token = load_token(tmp_path)
+    path = tmp_path / "http-token"
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)  # loosened by hand, or by a backup restore
+    assert load_token(tmp_path) == token and path.stat().st_mode & 0o777 == 0o600
