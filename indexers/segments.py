@@ -68,6 +68,9 @@ def _greedy(start: int, end: int, lines: Lines, budget: int, overlap: int) -> li
         j = i + 1  # a window holds at least one line; an overlong line is split later
         while j < end and lines.tokens(i, j + 1) <= budget:
             j += 1
+        if out and j <= out[-1][1]:  # the overlap alone (the next line fills a window by
+            i = out[-1][1]  # itself): a copy of the last window's tail, so none
+            continue
         out.append((i, j))
         if j >= end:
             break

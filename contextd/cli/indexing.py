@@ -221,8 +221,14 @@ def doctor(
             f"{mark} {name}: {r['chunks']} chunks · lost {r['lost']} · "
             f"orphan {r['orphan']} · duplicate {r['duplicate']} · pending {r['pending']}"
         )
-    if bad and not repair:
+    sweepable = any(r["lost"] or r["orphan"] for r in report.values())
+    if sweepable and not repair:
         console.print("Run `contextd doctor --repair` to sweep the store back into agreement.")
+    elif bad:  # a chunk stored twice is in the catalog too: the sweep keeps it
+        console.print(
+            "Chunks stored twice come from how their files were cut (a chunker fixed "
+            "since); `contextd reindex` cuts them afresh, with vectors from the cache."
+        )
 
 
 def _damaged_catalog(repair: bool, as_json: bool) -> bool:

@@ -90,6 +90,22 @@ def test_plain_text_windows_overlap_and_cover_every_line(counter: TokenCounter) 
     assert any(b.start_line <= a.end_line for a, b in zip(chunks, chunks[1:], strict=False))
 
 
+def test_a_window_is_never_only_the_last_ones_overlap(counter: TokenCounter) -> None:
+    """Before a line too long to share a window, the overlap alone made a window: a copy
+    of the previous one's tail (the stdlib's Makefile had line 443 stored twice, and
+    `doctor` reported a duplicate it could not repair)."""
+    text = "\n".join(
+        [f"VAR_{i} = value {i} for the build of some module" for i in range(60)]
+        + ["", "", "# === Definitions added by makesetup ===", "", ""]
+        + ["LIBS=" + " ".join(f"$(MODULE_{i}_LDFLAGS)" for i in range(120))]
+    )
+    chunks = ChunkerRegistry(counter).chunk("Makefile", text)
+    before = [c for c in chunks if c.end_line < 66]  # line 66's pieces share their line
+    assert any("makesetup" in c.text for c in before)
+    for a, b in zip(before, before[1:], strict=False):
+        assert b.end_line > a.end_line, f"lines {b.start_line}-{b.end_line} again"
+
+
 def test_a_single_overlong_line_is_split_not_truncated(counter: TokenCounter) -> None:
     text = " ".join(f"token{i}" for i in range(5000))
     chunks = ChunkerRegistry(counter).chunk("data.txt", text)
