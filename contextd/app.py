@@ -18,7 +18,7 @@ from contextd import store as store_module
 from contextd.catalog import Catalog, SourceRow
 from contextd.confidence import Calibrations
 from contextd.embedder import SentenceTransformerEmbedder
-from contextd.errors import StoreMismatch
+from contextd.errors import StoreMismatch, StoreUnavailable
 from contextd.home import make_home
 from contextd.indexers import CHUNKER_VERSION
 from contextd.pipeline import Indexer, IndexStats, Progress
@@ -32,6 +32,9 @@ STORE_KEY = "store"  # where the catalog's chunks were written: "embedded" or "U
 OWNER_KEY = "store_owner"  # this catalog's id, stamped on its collections on a server
 
 
+STORE_RETRY_S = 10.0  # a server that could not be reached is asked again this much later
+
+
 def store_identity(settings: Settings) -> str:
     return "embedded" if settings.store is None else f"{settings.store}#{settings.namespace}"
 
@@ -43,6 +46,8 @@ class App:
         self.settings = settings
         self.store_repair: str | None = None  # what opening the store had to rebuild
         self.on_store_gone: Callable[[], None] | None = None  # the daemon reconciles
+        self.on_store_back: Callable[[], None] | None = None  # and again here
+        self.store_down: tuple[float, str] | None = None  # (when, why) it could not be opened
         make_home(settings.home)
         self.catalog = Catalog(settings.catalog_path, timeout_s=catalog_timeout_s)
 
@@ -52,6 +57,25 @@ class App:
 
     @cached_property
     def store(self) -> VectorStore:
+        """The vector store, opened at first use. A server that cannot be reached is not
+        asked again for STORE_RETRY_S (a search then answers from the keyword index at
+        once); when it answers again, `on_store_back` is told."""
+        down = self.store_down
+        if down is not None and time.monotonic() - down[0] < STORE_RETRY_S:
+            raise StoreUnavailable(down[1])
+        try:
+            store = self._open_store()
+        except StoreUnavailable as exc:
+            self.store_down = (time.monotonic(), str(exc))
+            raise
+        if down is not None:
+            self.store_down = None
+            log.info("the vector store answers again: %s", store.where)
+            if self.on_store_back is not None:
+                self.on_store_back()
+        return store
+
+    def _open_store(self) -> VectorStore:
         model_id = self.embedder.model_id
         built_with = self.catalog.get_meta(MODEL_KEY)
         if built_with is None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from contextd.app import App
+from contextd.errors import ContextdError
 from contextd.health import Health
 from contextd.pipeline import IndexStats
 
@@ -94,7 +95,10 @@ class Backlog(threading.Thread):
                 )
         except Exception as exc:  # the daemon outlives a failing model or store
             self.health.failed(exc)
-            log.exception("embedding the backlog failed; retrying in %.0fs", RETRY_S)
+            if isinstance(exc, ContextdError):  # says what is wrong and what to do
+                log.error("embedding the backlog failed: %s; retrying in %.0fs", exc, RETRY_S)
+            else:
+                log.exception("embedding the backlog failed; retrying in %.0fs", RETRY_S)
             self.state.error = f"{time.strftime('%H:%M:%S')} {exc}"
         finally:
             self.state.active = False

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from contextd import ops
-from contextd.app import App, resolve_root
+from contextd.app import STORE_RETRY_S, App, resolve_root
 from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
-from contextd.errors import ContextdError, DaemonError
+from contextd.errors import ContextdError, DaemonError, StoreUnavailable
 from contextd.home import make_home
 from contextd.lock import DataDirLock, clear_info, read_info, write_info
 from contextd.rpc import Emit, RpcServer
@@ -80,11 +80,15 @@ class Daemon:
 
     def _serve(self) -> None:
         self.app = App(self.settings)
-        _ = self.app.indexer  # open the store and chunkers now: fail before saying "ready"
+        try:
+            _ = self.app.indexer  # open the store and chunkers now: fail before "ready"
+        except StoreUnavailable as exc:  # a server that is down: search its keyword index
+            log.warning("%s Searching the keyword index until it answers.", exc)
         self.worker = Worker(
             self.app, self.settings.settle_ms / 1000, self.settings.reconcile_interval_s
         )
         self.app.on_store_gone = lambda: self.worker.submit(Reconcile(None))
+        self.app.on_store_back = lambda: self.worker.submit(Reconcile(None))
         self.backlog = Backlog(self.app, self.worker.busy)
         self.backlog.health = self.worker.health
         self.worker.on_idle = self.backlog.wake
@@ -120,7 +124,7 @@ class Daemon:
             if self.on_ready:
                 self.on_ready()
             roots_checked = time.monotonic()
-            spool_failed = 0.0
+            spool_failed = store_tried = 0.0
             while not self.stop_event.wait(SPOOL_POLL_S):
                 if time.monotonic() - roots_checked > ROOT_CHECK_S:
                     roots_checked = time.monotonic()
@@ -131,6 +135,9 @@ class Daemon:
                     if time.monotonic() - spool_failed > 60:  # it is tried every 100 ms
                         spool_failed = time.monotonic()
                         log.exception("reading hook notes failed (said once a minute)")
+                if self.app.store_down and time.monotonic() - store_tried > STORE_RETRY_S:
+                    store_tried = time.monotonic()
+                    self.worker.submit(Call(self._try_store))
                 if self.worker.health.should_retry():  # after a full disk: try again
                     log.info("retrying after a full disk")
                     self.worker.submit(Reconcile(None))
@@ -146,6 +153,14 @@ class Daemon:
             self.worker.join(timeout=30)
             self.backlog.join(timeout=30)
             self.app.close()
+
+    def _try_store(self) -> None:
+        """Open a store that could not be reached (on the worker): when it answers, the
+        app says so, and every source is reconciled into it."""
+        try:
+            _ = self.app.store
+        except StoreUnavailable:
+            pass  # still down: status and searches say so
 
     def _start_http(self) -> Any:
         if self.settings.http_port is None:

@@ -475,3 +475,52 @@ def test_with_the_server_gone_search_answers_from_the_keyword_index_and_says_so(
         assert app.catalog.source("shop").name == "shop" and len(ops.sources(app)) == 1
     finally:
         app.close()
+
+
+def test_a_daemon_starts_while_its_server_is_down_and_catches_up_when_it_returns(
+    chroma_server: Server, tmp_path: Path
+) -> None:
+    """The keyword index and the embedding cache are local: the daemon starts without its
+    server, searches answer from the keyword index (marked degraded), and when the server
+    answers again the daemon writes the vectors back and searches are whole again."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from tests.token_gate import make_handler
+
+    port = free_port()
+    gate = type("G", (make_handler(chroma_server.url, "t"),), {"protocol_version": "HTTP/1.0"})
+
+    def proxy_up() -> ThreadingHTTPServer:
+        proxy = ThreadingHTTPServer(("127.0.0.1", port), gate)
+        proxy.daemon_threads = True
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        return proxy
+
+    home, repo = tmp_path / "home", shop_repo(tmp_path / "shop")
+    settings = {"store": f"http://127.0.0.1:{port}", "store_token": "t", "store_namespace": "late"}
+    proxy = proxy_up()
+    env = start_daemon(home, **settings)
+    contextd(env, "add", str(repo), "--name", "shop", "--no-hooks")
+    wait_converged(env, "shop", repo)
+    stop_daemon(env)
+    proxy.shutdown()
+    proxy.server_close()
+
+    env = start_daemon(home, **settings)  # before, "The daemon exited while starting"
+    try:
+        answer = json.loads(contextd(env, "search", "email the receipt", "--json").stdout)
+        assert answer["degraded"] and "Cannot reach the Chroma server" in answer["degraded"]
+        assert answer["results"][0]["path"] == "src/shop/mail.py"
+        proxy = proxy_up()
+        deadline = time.monotonic() + 60
+        while answer["degraded"]:
+            assert time.monotonic() < deadline, "the daemon never went back to its server"
+            time.sleep(1)
+            answer = json.loads(contextd(env, "search", "email the receipt", "--json").stdout)
+        assert answer["calibrated"] and answer["results"][0]["path"] == "src/shop/mail.py"
+        assert "the vector store answers again" in (home / "logs" / "contextd.log").read_text()
+    finally:
+        stop_daemon(env)
+        proxy.shutdown()
+        proxy.server_close()
