@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from contextd.app import App
 from contextd.errors import ContextdError, SourceError
-from contextd.search import search
+from contextd.search import path_matcher, search
 from tests.conftest import write
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -51,7 +52,7 @@ def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Pa
     for glob in ("../../etc/*", "{src,web}/*", "[["):  # `not_found` would blame the index
         with pytest.raises(ContextdError, match="No indexed file matches the path glob"):
             search(indexed, "top level helper", path_glob=glob)
-    with pytest.raises(ContextdError, match="at most 500"):  # matching it took minutes
+    with pytest.raises(ContextdError, match="at most 500"):  # reading it took minutes
         search(indexed, "top level helper", path_glob="[" * 200_000)
     assert {h.language for h in search(indexed, "basket", k=5, language="javascript").hits} == {
         "javascript"
@@ -226,3 +227,15 @@ def test_answerable_does_not_depend_on_how_many_results_are_asked_for(app: App, 
         assert len({(a.answerable, a.verdict) for a in answers}) == 1, query
         assert len({a.hits[0].confidence for a in answers}) == 1, query
         assert len(answers[-1].hits) == 40  # the deeper draw still gives 40 files
+
+
+def test_a_glob_that_makes_regexes_backtrack_is_matched_in_linear_time() -> None:
+    """pathspec's regex for `*?*?*?*?*?*Z` took 5 s on one path with a 120-character
+    name; an agent's glob is checked against every indexed path when nothing matched.
+    (A loose bound, not a speed target: before, this loop took about nine minutes.)"""
+    paths = [f"pkg{i}/" + "ab" * 60 + ".py" for i in range(100)]
+    started = time.monotonic()
+    matches = path_matcher("*?*?*?*?*?*Z")
+    assert not any(matches(p) for p in paths)
+    assert time.monotonic() - started < 5
+    assert path_matcher("*?*?*?*?*?*y")(paths[0]) and path_matcher("pkg1")("pkg1/a/b.py")
