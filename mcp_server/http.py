@@ -109,33 +109,57 @@ def build_app(backend: Backend, token: str, host: str, port: int, max_body: int)
     return BearerAuth(app, token)
 
 
-MAX_CONNECTIONS = 256  # open at once; more are closed as they come (each holds a file)
-FIRST_REQUEST_S = 10.0  # to send a first request's headers; uvicorn itself waits forever
+MAX_CONNECTIONS = 256  # open at once; past it, the longest-waiting idle one is closed
+REQUEST_S = 10.0  # for a whole request to arrive; uvicorn itself waits forever
+CHECK_S = 1.0
 
 
 def _guarded_protocol() -> type:
-    """uvicorn's h11 protocol, closing what holds a file without asking anything: a
-    connection past MAX_CONNECTIONS, and one that sends no whole request in time. Anyone
-    on the machine can connect before the token is checked: idle or half-sent requests
-    left open ran the daemon out of files, and then out of its own work."""
+    """uvicorn's h11 protocol, closing connections that hold a file without asking
+    anything. Anyone on the machine can connect before the token is checked: idle or
+    half-sent requests left open ran the daemon out of files.
+
+    A connection with no response under way (none begun, or the last one sent) must
+    bring a whole new request within REQUEST_S, however it trickles bytes in. Past
+    MAX_CONNECTIONS the one waiting longest is closed to make room, never one with a
+    response under way (a tool call, an event stream), so a flood of idle connections
+    cannot lock out a client that asks something."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class Guarded(H11Protocol):
+        waiting_since: float | None = None  # since when a whole request is awaited
+
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            self.waiting_since = time.monotonic()
+            self._check = self.loop.call_later(CHECK_S, self._look)
             if len(self.connections) > MAX_CONNECTIONS:
-                transport.close()
-                return
-            self._deadline = self.loop.call_later(FIRST_REQUEST_S, self._too_slow)
+                idle = [
+                    c
+                    for c in self.connections
+                    if isinstance(c, Guarded) and c.waiting_since is not None and not c._busy()
+                ]
+                oldest = min(idle, key=lambda c: c.waiting_since or 0.0, default=self)
+                oldest.transport.close()
 
-        def _too_slow(self) -> None:
-            if self.cycle is None and not self.transport.is_closing():
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.waiting_since = time.monotonic()  # the next request's turn
+
+        def _busy(self) -> bool:
+            return self.cycle is not None and not self.cycle.response_complete
+
+        def _look(self) -> None:
+            waited = time.monotonic() - (self.waiting_since or time.monotonic())
+            if not self._busy() and waited > REQUEST_S and not self.transport.is_closing():
                 self.transport.close()
+                return
+            self._check = self.loop.call_later(CHECK_S, self._look)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            deadline = getattr(self, "_deadline", None)
-            if deadline is not None:
-                deadline.cancel()
+            check = getattr(self, "_check", None)
+            if check is not None:
+                check.cancel()
             super().connection_lost(exc)
 
     return Guarded

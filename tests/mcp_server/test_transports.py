@@ -185,10 +185,12 @@ async def test_an_http_client_with_the_token_searches(served) -> None:
             assert not r.is_error and r.structured_content["results"][0]["path"] == "billing.py"
 
 
-def test_connections_that_ask_nothing_are_closed_and_capped(monkeypatch) -> None:
+def test_connections_that_ask_nothing_are_closed_and_cannot_lock_anyone_out(monkeypatch) -> None:
     """Anyone on the machine can connect before the token is checked. Connections that
-    sent nothing, or half a request, stayed open for good: 20,000 of them ran the daemon
-    out of files. Now each gets a deadline for its first request, and there is a cap."""
+    sent nothing, half a request, or a body trickled after the 401 stayed open for good:
+    20,000 of them ran the daemon out of files, and a full cap locked everyone out. Now a
+    connection with no response under way must bring a whole request in time, and past
+    the cap the longest-waiting one makes room."""
     from contextd.mcp_server import http as door
 
     async def ok(scope, receive, send) -> None:
@@ -201,35 +203,49 @@ def test_connections_that_ask_nothing_are_closed_and_capped(monkeypatch) -> None
         await send({"type": "http.response.body", "body": b"ok"})
 
     monkeypatch.setattr(door, "MAX_CONNECTIONS", 5)
-    monkeypatch.setattr(door, "FIRST_REQUEST_S", 0.5)
+    monkeypatch.setattr(door, "REQUEST_S", 1.0)
+    monkeypatch.setattr(door, "CHECK_S", 0.1)
     port = free_port()
-    server = door.HttpServer(ok, "127.0.0.1", port)
+    server = door.HttpServer(door.BearerAuth(ok, "the-token"), "127.0.0.1", port)
     server.start()
-    idle = []
+    held: list[socket.socket] = []
     try:
         for i in range(12):
             s = socket.create_connection(("127.0.0.1", port))
-            if i % 2:
+            if i % 3 == 1:
                 s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # half a request
-            s.settimeout(3)
-            idle.append(s)
+            elif i % 3 == 2:  # a whole request announcing a body, answered 401 at once
+                s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 900\r\n\r\nx")
+                assert b"401" in s.recv(300)
+            held.append(s)
         time.sleep(0.2)
-        assert sum(1 for s in idle if not _closed(s, 0.05)) <= 5  # the cap closes newcomers
-        time.sleep(1.0)
-        assert all(_closed(s, 2) for s in idle), "idle connections outlive the deadline"
+        assert sum(1 for s in held if not _closed(s, 0.05)) <= 5  # past the cap: room made
+        token = {"Authorization": "Bearer the-token"}
+        with httpx2.Client() as http:  # a full cap never shuts out a client that asks
+            assert http.get(f"http://127.0.0.1:{port}/", headers=token).text == "ok"
+        for _ in range(15):  # the body trickles in after the 401: it must not keep it open
+            for s in held:
+                try:
+                    s.sendall(b"y")
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        assert all(_closed(s, 2) for s in held), "connections outlive the request deadline"
         with httpx2.Client() as http:
-            assert http.get(f"http://127.0.0.1:{port}/").text == "ok"
+            assert http.get(f"http://127.0.0.1:{port}/", headers=token).text == "ok"
     finally:
-        for s in idle:
+        for s in held:
             s.close()
         server.stop()
 
 
 def _closed(s: socket.socket, wait: float) -> bool:
-    """Has the server closed this connection (recv gives EOF or a reset)?"""
+    """Has the server closed this connection (EOF or a reset, after what it sent)?"""
     s.settimeout(wait)
     try:
-        return s.recv(1) == b""
+        while s.recv(4096):
+            pass  # the rest of an answer
+        return True
     except TimeoutError:
         return False
     except OSError:
