@@ -40,11 +40,13 @@ PROMPT_WORDS = (
     r"instructions?|important|prompt|system_?prompt|context|thinking|answer|admin|"
     r"start_of_turn|end_of_turn|[a-z]+:(?:invoke|parameter|function_?calls?)"
 )
-# A word may go on after a '-' or '_' (`<system-reminder>`, `<user_query>`), not in camel
-# case (`<Tooltip>`, `<UserCard>` are components); a tag may break across lines.
+# The name comes right after `<` (`a < user_limit` is a comparison). A word may go on after
+# a '-' or '_' (`<system-reminder>`, `<user_query>`), not in camel case (`<Tooltip>`,
+# `<UserCard>` are components). The tag closes on its own line, or, broken across lines,
+# holds only attributes (code like `i < MAX ;` ... `p->next` never reads as one).
 PROMPT_TAG = re.compile(
-    rf"<\s*/?\s*(?:(?i:(?:{PROMPT_WORDS})(?:[-_][a-z0-9]+)*)|[A-Z][A-Z0-9_-]{{2,}})"
-    r"(?=[\s/>!])[^<>]{0,300}>"
+    rf"</?(?:(?i:(?:{PROMPT_WORDS})(?:[-_][a-z0-9]+)*)|[A-Z][A-Z0-9_-]{{2,}})(?=[\s/>!])"
+    r"""(?:[^<>\n]{0,300}|(?:\s+[\w:.-]+(?:=(?:"[^"<>]*"|'[^'<>]*'))?){0,20}\s*/?)>"""
 )
 CHAT_TOKEN = re.compile(r"<\|[^<>|\n]{1,40}\|>|<</?SYS>>|\[/?INST\]")
 
