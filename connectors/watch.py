@@ -323,10 +323,15 @@ class Watchers:
                     _some(missing),
                 )
                 self._unschedule(source)
-                watch = self._events.schedule(handler, str(root), recursive=True,
-                                              event_filter=CHANGES)  # fmt: skip
-                self._watches[source] = ("events", watch)
-                self._new_folder(source, attempt + 1)  # and look once more
+                try:
+                    watch = self._events.schedule(handler, str(root), recursive=True,
+                                                  event_filter=CHANGES)  # fmt: skip
+                except OSError as exc:  # refused now, or the root went: poll it instead
+                    log.warning("%s: cannot watch %s again (%s); polling", source, root, exc)
+                    self._poll(source, root, handler)
+                else:
+                    self._watches[source] = ("events", watch)
+                    self._new_folder(source, attempt + 1)  # and look once more
             else:
                 log.warning(
                     "%s: %s still had no inotify watch after watching the tree anew, "

@@ -18,7 +18,7 @@ from contextd import store as store_module
 from contextd.catalog import Catalog, SourceRow
 from contextd.confidence import Calibrations
 from contextd.embedder import SentenceTransformerEmbedder
-from contextd.errors import StoreMismatch, StoreUnavailable
+from contextd.errors import StoreError, StoreMismatch, StoreUnavailable
 from contextd.home import make_home
 from contextd.indexers import CHUNKER_VERSION
 from contextd.pipeline import Indexer, IndexStats, Progress
@@ -199,9 +199,20 @@ class App:
         would stay on the server with nothing left to find them)."""
         self.catalog.source(name)  # "No source named ..." with the next command
         ids = self.catalog.chunk_ids(name)
-        if ids:  # and any orphan of the source's an interrupted run left
-            self.store.delete(sorted(ids | self.store.ids(name)))
-        self.catalog.remove_source(name)
+        if not ids:
+            self.catalog.remove_source(name)
+            return 0
+        try:
+            indexer = self.indexer
+        except StoreUnavailable:
+            raise
+        except StoreError as exc:  # a store `reindex` drops anyway (another model, ...)
+            log.warning("removing %s from the catalog only: %s", name, exc)
+            self.catalog.remove_source(name)
+            return len(ids)
+        with indexer.write_lock:  # no embedding lands this source's vectors meanwhile
+            self.store.delete(sorted(ids | self.store.ids(name)))  # and any orphans
+            self.catalog.remove_source(name)
         return len(ids)
 
     def reset_index(self, take_over: bool = False) -> None:

@@ -144,9 +144,9 @@ class Daemon:
                     self.backlog.wake()
         finally:
             log.info("daemon stopping")
-            self.worker.stop()  # first: no queued work starts now (the model's load)
+            server.close()  # no new requests; then no queued work starts (the model's load)
+            self.worker.stop()
             self.backlog.stop()
-            server.close()
             if self.http:
                 self.http.stop()
             self.watchers.stop()

@@ -44,20 +44,24 @@ def is_ours(path: Path) -> bool:
     return ID_LINE.encode() in head
 
 
+PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
+
+
 def render(hook: str, homes: list[Path]) -> str:
     template = resources.files("contextd.resources").joinpath("hook-tmpl").read_text()
-    lines = "\n".join(HOME_LINE + str(h) for h in homes)
-    quoted = " ".join(f'"{shell_quote_inner(str(h))}"' for h in homes)
-    text = (
-        template.replace("@HOME_LINES@", lines).replace("@HOMES@", quoted).replace("@HOOK@", hook)
-    )
-    if re.search(r"@[A-Z_]+@", text):  # code older than the template: upgraded meanwhile
+    values = {
+        "HOME_LINES": "\n".join(HOME_LINE + str(h) for h in homes),
+        "HOMES": " ".join(f'"{shell_quote_inner(str(h))}"' for h in homes),
+        "HOOK": hook,
+    }
+    if set(PLACEHOLDER.findall(template)) - set(values):  # a template newer than this code
         raise SourceError(
             "contextd was upgraded while this process ran, and its hook template no longer "
             "matches it; nothing was written. Restart the daemon (`contextd stop; contextd "
             "start`), then run `contextd hooks install` again."
         )
-    return text
+    # One pass: a data dir whose name holds "@HOOK@" stays as it is.
+    return PLACEHOLDER.sub(lambda m: values[m[1]], template)
 
 
 def homes_of(path: Path) -> list[Path]:

@@ -186,6 +186,12 @@ def unreachable(url: str, exc: BaseException) -> StoreUnavailable:
             f"{url} does not speak TLS ({reason}): `chroma run` serves plain http. Put a TLS "
             "proxy in front of it (see the README's team mode), or use http:// on loopback."
         )
+    if type(exc).__name__ == "ConnectTimeout":
+        return StoreUnavailable(
+            f"Could not connect to the Chroma server at {url} within {CONNECT_TIMEOUT_S:.0f}s: "
+            "is the host up, and the port open to this machine? Check it with "
+            f"`curl {url}/api/v2/heartbeat`."
+        )
     if "timed out" in reason.lower() or "timeout" in type(exc).__name__.lower():
         return StoreUnavailable(
             f"The Chroma server at {url} stopped answering (no reply within "

@@ -304,3 +304,12 @@ def test_a_template_the_code_does_not_fill_writes_no_hook(repo: Path, tmp_path, 
         hooks.install(repo, data_dir(tmp_path))
     assert hooks.installed(repo) == [] and not (repo / ".git/hooks/post-merge").exists()
     assert (repo / ".git/hooks/post-commit").read_bytes() == FOREIGN  # left where it was
+
+
+def test_a_data_dir_whose_name_looks_like_a_placeholder_is_kept_as_named(
+    repo: Path, tmp_path: Path
+) -> None:
+    odd = data_dir(tmp_path, "team@HOOK@dir@AB@")
+    hooks.install(repo, odd)
+    assert hooks.homes_of(repo / ".git/hooks/post-commit") == [odd]
+    assert hooks.installed(repo, odd) == list(hooks.HOOKS)

@@ -241,3 +241,19 @@ def test_a_source_with_more_vectors_than_sqlite_has_variables_can_be_listed(app:
     entries = app.store.entries("big")
     assert len(entries) == n and {i for i, _ in entries} == set(ids) == app.store.ids("big")
     assert all(m["path"] == "p.py" for _, m in entries)
+
+
+def test_a_source_can_be_removed_while_the_store_needs_a_reindex(app: App, repo: Path) -> None:
+    """`reindex` refuses while a source's folder is gone and says to remove it; `remove`
+    must not then refuse because the store needs that reindex (another model): the two
+    sent the user back and forth."""
+    from contextd.app import MODEL_KEY
+
+    app.index(add(app, repo))
+    app.catalog.set_meta(MODEL_KEY, "some-other-model")
+    fresh = App(app.settings)
+    try:
+        assert ops.remove(fresh, "shop")["chunks"] > 0
+        assert fresh.catalog.sources() == []
+    finally:
+        fresh.close()

@@ -524,3 +524,12 @@ def test_a_daemon_starts_while_its_server_is_down_and_catches_up_when_it_returns
         stop_daemon(env)
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_a_connect_timeout_is_not_called_a_stuck_server() -> None:
+    import httpx
+
+    err = remote.unreachable("https://10.255.255.1:8000", httpx.ConnectTimeout("timed out"))
+    assert "Could not connect" in str(err) and "is the host up" in str(err)
+    err = remote.unreachable("https://x.example:8000", httpx.ReadTimeout("timed out"))
+    assert "stopped answering" in str(err)
