@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 TOKEN_NAME = "http-token"
 PATH = "/mcp"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_SESSIONS = 256  # MCP sessions open at once (each ~40 KB; an idle one goes after 30 min)
 
 
 def load_token(home: Path) -> str:
@@ -104,7 +105,10 @@ def build_app(backend: Backend, token: str, host: str, port: int, max_body: int)
     if not any(isinstance(f, ClientGone) for f in sdk_log.filters):
         sdk_log.addFilter(ClientGone())
     app = build_server(backend).streamable_http_app(
-        streamable_http_path=PATH, transport_security=security, max_request_body_size=max_body
+        streamable_http_path=PATH,
+        transport_security=security,
+        max_request_body_size=max_body,
+        max_sessions=MAX_SESSIONS,  # the SDK's default, 10,000, held about 380 MB
     )
     return BearerAuth(app, token)
 

@@ -287,3 +287,27 @@ def test_the_http_token_file_is_kept_private(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     path.chmod(0o644)  # loosened by hand, or by a backup restore
     assert load_token(tmp_path) == token and path.stat().st_mode & 0o777 == 0o600
+
+
+def test_open_mcp_sessions_are_capped(monkeypatch) -> None:
+    """Sessions a client never closes stay for 30 minutes; the SDK's cap of 10,000 let a
+    client hold about 380 MB. Past the cap a new session is refused with a 503."""
+    from contextd.mcp_server import http as door
+    from contextd.mcp_server.backend import LocalBackend
+
+    monkeypatch.setattr(door, "MAX_SESSIONS", 3)
+    port = free_port()
+    app = door.build_app(LocalBackend(lambda op, args, emit: None), "tok", "127.0.0.1", port, 2**20)
+    server = door.HttpServer(app, "127.0.0.1", port)
+    server.start()
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+    headers = {"Authorization": "Bearer tok", "Accept": "application/json, text/event-stream"}
+    try:
+        with httpx2.Client(timeout=10) as http:
+            codes = [http.post(f"http://127.0.0.1:{port}/mcp", json=init, headers=headers)
+                     .status_code for _ in range(4)]  # fmt: skip
+        assert codes == [200, 200, 200, 503]
+    finally:
+        server.stop()
