@@ -45,8 +45,8 @@ class App:
         daemon's threads take turns; a command in a terminal should give up sooner)."""
         self.settings = settings
         self.store_repair: str | None = None  # what opening the store had to rebuild
-        self.on_store_gone: Callable[[], None] | None = None  # the daemon reconciles
-        self.on_store_back: Callable[[], None] | None = None  # and again here
+        # Told when the store lost its vectors or answers again: the daemon reconciles.
+        self.on_store_change: Callable[[], None] | None = None
         self.store_down: tuple[float, str] | None = None  # (when, why) it could not be opened
         make_home(settings.home)
         self.catalog = Catalog(settings.catalog_path, timeout_s=catalog_timeout_s)
@@ -59,7 +59,7 @@ class App:
     def store(self) -> VectorStore:
         """The vector store, opened at first use. A server that cannot be reached is not
         asked again for STORE_RETRY_S (a search then answers from the keyword index at
-        once); when it answers again, `on_store_back` is told."""
+        once); when it answers again, `on_store_change` is told."""
         down = self.store_down
         if down is not None and time.monotonic() - down[0] < STORE_RETRY_S:
             raise StoreUnavailable(down[1])
@@ -71,8 +71,8 @@ class App:
         if down is not None:
             self.store_down = None
             log.info("the vector store answers again: %s", store.where)
-            if self.on_store_back is not None:
-                self.on_store_back()
+            if self.on_store_change is not None:
+                self.on_store_change()
         return store
 
     def _open_store(self) -> VectorStore:
@@ -100,8 +100,8 @@ class App:
         embedding cache) and tell the daemon, which runs that index now."""
         self.__dict__.pop("indexer", None)
         self.__dict__.pop("store", None)
-        if self.on_store_gone is not None:
-            self.on_store_gone()
+        if self.on_store_change is not None:
+            self.on_store_change()
 
     def _check_store(self, store: VectorStore) -> None:
         """Rebuild a damaged or vanished embedded collection from the catalog.
@@ -204,9 +204,10 @@ class App:
             return 0
         try:
             indexer = self.indexer
-        except StoreUnavailable:
-            raise
-        except StoreError as exc:  # a store `reindex` drops anyway (another model, ...)
+        except StoreError as exc:
+            if isinstance(exc, StoreUnavailable):
+                raise
+            # A store `reindex` drops anyway (another model, ...): the catalog is enough.
             log.warning("removing %s from the catalog only: %s", name, exc)
             self.catalog.remove_source(name)
             return len(ids)

@@ -87,8 +87,7 @@ class Daemon:
         self.worker = Worker(
             self.app, self.settings.settle_ms / 1000, self.settings.reconcile_interval_s
         )
-        self.app.on_store_gone = lambda: self.worker.submit(Reconcile(None))
-        self.app.on_store_back = lambda: self.worker.submit(Reconcile(None))
+        self.app.on_store_change = lambda: self.worker.submit(Reconcile(None))
         self.backlog = Backlog(self.app, self.worker.busy)
         self.backlog.health = self.worker.health
         self.worker.on_idle = self.backlog.wake

@@ -49,6 +49,7 @@ PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 
 def render(hook: str, homes: list[Path]) -> str:
     template = resources.files("contextd.resources").joinpath("hook-tmpl").read_text()
+    homes = list(dict.fromkeys(homes))  # each data dir once
     values = {
         "HOME_LINES": "\n".join(HOME_LINE + str(h) for h in homes),
         "HOMES": " ".join(f'"{shell_quote_inner(str(h))}"' for h in homes),
@@ -79,9 +80,9 @@ def homes_of(path: Path) -> list[Path]:
     return homes
 
 
-def _write(path: Path, hook: str, homes: list[Path]) -> None:
+def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.contextd-tmp")
-    tmp.write_text(render(hook, list(dict.fromkeys(homes))))
+    tmp.write_text(text)
     mode = tmp.stat().st_mode
     tmp.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     os.replace(tmp, path)
@@ -114,25 +115,27 @@ def install(repo: Path, home: Path) -> list[Path]:
         raise SourceError(
             f"The data dir {home!r} has a line break in its name; git hooks cannot name it."
         )
-    render(HOOKS[0], [home])  # a template this code cannot fill: refused before any move
-    written = []
+    # Everything is decided and rendered first: a refusal moves no one's hook aside.
+    plan = []
     for hook in HOOKS:
         path = directory / hook
         legacy = directory / (hook + LEGACY_SUFFIX)
         renamed = directory / f"{hook}.legacy"
         if is_ours(renamed):  # pre-commit runs ours as its legacy hook: update it there
             path = renamed
-        elif (path.exists() or path.is_symlink()) and not is_ours(path):
-            if legacy.exists():
-                raise SourceError(
-                    f"{path} is not contextd's and {legacy.name} already exists; move one of "
-                    "them away, then run `contextd hooks install` again."
-                )
-            os.replace(path, legacy)
-        homes = homes_of(path) if is_ours(path) else []
-        _write(path, hook, [*homes, home])
-        written.append(path)
-    return written
+        foreign = (path.exists() or path.is_symlink()) and not is_ours(path)
+        if foreign and legacy.exists():
+            raise SourceError(
+                f"{path} is not contextd's and {legacy.name} already exists; move one of "
+                "them away, then run `contextd hooks install` again."
+            )
+        homes = [] if foreign else homes_of(path)
+        plan.append((path, legacy if foreign else None, render(hook, [*homes, home])))
+    for path, aside, text in plan:
+        if aside is not None:
+            os.replace(path, aside)
+        _write(path, text)
+    return [path for path, _, _ in plan]
 
 
 def uninstall(repo: Path, home: Path | None = None) -> tuple[list[Path], list[Path]]:
@@ -155,7 +158,7 @@ def uninstall(repo: Path, home: Path | None = None) -> tuple[list[Path], list[Pa
             rest = [] if home is None else [h for h in listed if h != home]
             if rest:
                 if rest != listed:
-                    _write(path, hook, rest)
+                    _write(path, render(hook, rest))
                 others.extend(h for h in rest if h not in others)
                 continue
             if legacy.exists() or legacy.is_symlink():

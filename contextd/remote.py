@@ -175,6 +175,8 @@ def probe(settings: Settings, token: Token, timeout: float = PROBE_TIMEOUT_S) ->
 
 
 def unreachable(url: str, exc: BaseException) -> StoreUnavailable:
+    import httpx
+
     reason = str(exc) or type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate verify failed" in reason:
         return StoreUnavailable(
@@ -186,13 +188,13 @@ def unreachable(url: str, exc: BaseException) -> StoreUnavailable:
             f"{url} does not speak TLS ({reason}): `chroma run` serves plain http. Put a TLS "
             "proxy in front of it (see the README's team mode), or use http:// on loopback."
         )
-    if type(exc).__name__ == "ConnectTimeout":
+    if isinstance(exc, httpx.ConnectTimeout):
         return StoreUnavailable(
             f"Could not connect to the Chroma server at {url} within {CONNECT_TIMEOUT_S:.0f}s: "
             "is the host up, and the port open to this machine? Check it with "
             f"`curl {url}/api/v2/heartbeat`."
         )
-    if "timed out" in reason.lower() or "timeout" in type(exc).__name__.lower():
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return StoreUnavailable(
             f"The Chroma server at {url} stopped answering (no reply within "
             f"{READ_TIMEOUT_S:.0f}s): it is up but stuck or overloaded. Check it with "

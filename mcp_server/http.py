@@ -131,20 +131,15 @@ def _guarded_protocol() -> type:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class Guarded(H11Protocol):
-        waiting_since: float | None = None  # since when a whole request is awaited
+        waiting_since = 0.0  # since when a whole request is awaited
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self.waiting_since = time.monotonic()
             self._check = self.loop.call_later(CHECK_S, self._look)
             if len(self.connections) > MAX_CONNECTIONS:
-                idle = [
-                    c
-                    for c in self.connections
-                    if isinstance(c, Guarded) and c.waiting_since is not None and not c._busy()
-                ]
-                oldest = min(idle, key=lambda c: c.waiting_since or 0.0, default=self)
-                oldest.transport.close()
+                idle = [c for c in self.connections if isinstance(c, Guarded) and not c._busy()]
+                min(idle, key=lambda c: c.waiting_since, default=self).transport.close()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -154,7 +149,7 @@ def _guarded_protocol() -> type:
             return self.cycle is not None and not self.cycle.response_complete
 
         def _look(self) -> None:
-            waited = time.monotonic() - (self.waiting_since or time.monotonic())
+            waited = time.monotonic() - self.waiting_since
             if not self._busy() and waited > REQUEST_S and not self.transport.is_closing():
                 self.transport.close()
                 return
