@@ -1,6 +1,7 @@
 """Cold index of a large real tree: when it is searchable, how fast it embeds, what it costs.
 
     python bench/index_cold.py [PATH ...] [--git GIT_DIR ...] [--sample 1500] [--keep DIR]
+                               [--repeat 3]
 
 Without arguments the tree is the standard library of the Python running this script
 (`sysconfig.get_paths()["stdlib"]`). --git clones a repository (bare is fine) into a
@@ -12,10 +13,11 @@ processes (so peak RSS is the indexer's own), as the two passes a user sees:
 - fully embedded: that plus `contextd index` finishing pass 2 (model load included);
 - chunks/s: chunks embedded per second of pass 2, and over the whole run;
 - raw model chunks/s: the same model on a sample of the same chunks, in this process,
-  with sentence-transformers' own `encode`, measured right before and right after pass 2
-  (their mean, so a change in machine load is shared), in bfloat16 and float32, and in
-  bfloat16 on batches sorted by token length as contextd forms them; pipeline/raw is
-  against the best of these;
+  with sentence-transformers' own `encode`, in bfloat16 and float32, and in bfloat16 on
+  batches sorted by token length as contextd forms them; pipeline/raw is against the best
+  of these. A shared machine's speed drifts by 10-15% within minutes, so pass 2 runs
+  `--repeat` times from a copy of the data dir taken after pass 1, each between two raw
+  measurements (each run's ratio is against their mean), and the median is reported;
 - peak RSS of the indexing processes, and the data dir's size on disk.
 
 One summary line per tree.
@@ -27,6 +29,8 @@ import argparse
 import json
 import random
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -67,7 +71,7 @@ def sample_texts(home: Path, sample: int) -> list[str]:
     return texts
 
 
-def raw_rates(home: Path, texts: list[str]) -> dict[str, float]:
+def raw_rates(home: Path, texts: list[str], dtypes: list[str] | None = None) -> dict[str, float]:
     """The model alone on the index's own chunk texts: chunks/s per dtype."""
     import numpy as np
     import torch
@@ -76,7 +80,8 @@ def raw_rates(home: Path, texts: list[str]) -> dict[str, float]:
 
     st = SentenceTransformerEmbedder(Settings(home=home))._load()
     rates = {}
-    dtypes = ["bfloat16", "float32"] if cpu_has_fast_bf16() else ["float32"]
+    if dtypes is None:
+        dtypes = ["bfloat16", "float32"] if cpu_has_fast_bf16() else ["float32"]
     batch = Settings(home=home).batch_size
     # sentence-transformers batches by characters; contextd by tokens. The model on
     # token-sorted batches (one `encode` call each) is the stricter ceiling, so it counts too.
@@ -100,7 +105,12 @@ def raw_rates(home: Path, texts: list[str]) -> dict[str, float]:
 
 
 def bench(
-    root: Path, label: str, sample: int, keep: Path | None = None, searchable_only: bool = False
+    root: Path,
+    label: str,
+    sample: int,
+    keep: Path | None = None,
+    searchable_only: bool = False,
+    repeat: int = 3,
 ) -> str:
     with tempfile.TemporaryDirectory(prefix="contextd-cold-") as tmp:
         home = keep.resolve() if keep else Path(tmp) / "home"
@@ -119,25 +129,44 @@ def bench(
         if searchable_only:
             return f"summary: {label}: pass 1 only (--searchable-only)"
         texts = sample_texts(home, sample)
-        before = raw_rates(home, texts)
-        summary, rss2, embedding = run_index(env)
-        after = raw_rates(home, texts)
+        after_pass1 = Path(tmp) / "after-pass-1"
+        if repeat > 1:
+            shutil.copytree(home, after_pass1)
+        raws = [raw_rates(home, texts)]
+        runs: list[tuple[dict, float]] = []
+        for i in range(repeat):
+            if i:
+                shutil.rmtree(home)
+                shutil.copytree(after_pass1, home)
+            summary, rss2, embedding = run_index(env)
+            last = i == repeat - 1
+            raws.append(raw_rates(home, texts, None if last else [next(iter(raws[0]))]))
+            runs.append((summary, embedding))
+            print(f"  pass 2 run {i + 1}: {summary['embed_rate']:.1f} chunks/s", flush=True)
         size = du(home)
-    rates = {k: (before[k] + after[k]) / 2 for k in before}
-    pipeline = summary["embed_rate"]
-    seconds = searchable + embedding
-    overall = summary["embedded"] / seconds if seconds else 0.0
+    kinds = [k for k in raws[0] if all(k in r for r in raws)]  # measured around every run
+    ratios, pipelines, totals = [], [], []
+    for i, (summary, embedding) in enumerate(runs):
+        best = max((raws[i][k] + raws[i + 1][k]) / 2 for k in kinds)
+        pipelines.append(summary["embed_rate"])
+        ratios.append(summary["embed_rate"] / best)
+        totals.append(searchable + embedding)
+    pipeline = statistics.median(pipelines)
+    seconds = statistics.median(totals)
+    overall = runs[0][0]["embedded"] / seconds if seconds else 0.0
+    rates = {k: (raws[0][k] + raws[-1][k]) / 2 for k in raws[0]}
     raw = " ".join(
-        f"{k} {v:.1f} (before {before[k]:.1f}, after {after[k]:.1f})" for k, v in rates.items()
+        f"{k} {v:.1f} (first {raws[0][k]:.1f}, last {raws[-1][k]:.1f})" for k, v in rates.items()
     )
     f32 = rates.get("float32", 0.0)
-    best = max(rates.values())
+    each = ", ".join(f"{r:.2f}" for r in ratios)
     return (
         f"summary: {label}: {row['files']} files ({row['skipped']} skipped), "
         f"{row['chunks']} chunks; lexically searchable {searchable:.1f}s, fully embedded "
         f"{seconds:.1f}s; pipeline {pipeline:.1f} chunks/s while embedding, {overall:.1f} "
         f"over the run; raw model on {len(texts)} of its chunks: {raw} chunks/s; "
-        f"pipeline/raw {pipeline / best:.2f}, pipeline/float32 {pipeline / f32:.2f}; "
+        f"pipeline/raw {statistics.median(ratios):.2f} (median of {len(ratios)}: {each}), "
+        f"pipeline/float32 {pipeline / f32:.2f}; "
         f"peak RSS {max(rss1, rss2) / 2**20:.0f} MiB; store {size / 2**20:.0f} MiB"
     )
 
@@ -149,19 +178,22 @@ def main() -> int:
     p.add_argument("--sample", type=int, default=1500, help="chunks for the raw model rate")
     p.add_argument("--keep", type=Path, help="keep the (first) tree's data dir here")
     p.add_argument("--searchable-only", action="store_true", help="pass 1 only")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="pass 2 runs, each between raw measurements"
+    )
     a = p.parse_args()
     paths = list(a.paths)
     if not paths and not a.git:
         paths = [Path(sysconfig.get_paths()["stdlib"])]
     for path in paths:
-        print(bench(path, str(path), a.sample, a.keep, a.searchable_only), flush=True)
+        print(bench(path, str(path), a.sample, a.keep, a.searchable_only, a.repeat), flush=True)
         a.keep = None
     for git_dir in a.git:
         with tempfile.TemporaryDirectory(prefix="contextd-clone-") as tmp:
             clone = Path(tmp) / git_dir.name.removesuffix(".git")
             subprocess.run(["git", "clone", "-q", str(git_dir), str(clone)], check=True)
             label = f"clone of {git_dir}"
-            print(bench(clone, label, a.sample, None, a.searchable_only), flush=True)
+            print(bench(clone, label, a.sample, None, a.searchable_only, a.repeat), flush=True)
     return 0
 
 
