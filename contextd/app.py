@@ -98,7 +98,6 @@ class App:
         """The store's collection vanished while in use: open it again at its next use
         (which finds it lacking, so the next index run sweeps the vectors back in from the
         embedding cache) and tell the daemon, which runs that index now."""
-        self.__dict__.pop("indexer", None)
         self.__dict__.pop("store", None)
         if self.on_store_change is not None:
             self.on_store_change()
@@ -171,7 +170,7 @@ class App:
 
     @cached_property
     def indexer(self) -> Indexer:
-        return Indexer(self.settings, self.catalog, self.store, self.embedder)
+        return Indexer(self.settings, self.catalog, lambda: self.store, self.embedder)
 
     def index(
         self,
@@ -183,7 +182,11 @@ class App:
     ) -> IndexStats:
         """Pass 1 (catalog and lexical index), then, unless `embed` is False (the daemon
         embeds in the background), pass 2 until nothing is pending."""
-        indexer = self.indexer  # opening the store may mark the row dirty (a store switch)
+        indexer = self.indexer
+        try:
+            _ = self.store  # opening it may mark the row dirty (a store switch)
+        except StoreUnavailable:
+            pass  # pass 1 needs only the catalog; the store is swept when it answers
         stats = indexer.index(self.catalog.source(row.name), progress, scope, commit)
         if embed and stats.pending:
             started = time.perf_counter()
@@ -203,7 +206,7 @@ class App:
             self.catalog.remove_source(name)
             return 0
         try:
-            indexer = self.indexer
+            store = self.store
         except StoreError as exc:
             if isinstance(exc, StoreUnavailable):
                 raise
@@ -211,8 +214,8 @@ class App:
             log.warning("removing %s from the catalog only: %s", name, exc)
             self.catalog.remove_source(name)
             return len(ids)
-        with indexer.write_lock:  # no embedding lands this source's vectors meanwhile
-            self.store.delete(sorted(ids | self.store.ids(name)))  # and any orphans
+        with self.indexer.write_lock:  # no embedding lands this source's vectors meanwhile
+            store.delete(sorted(ids | store.ids(name)))  # and any orphans
             self.catalog.remove_source(name)
         return len(ids)
 
@@ -230,7 +233,6 @@ class App:
         self.catalog.clear_chunks()
         self.catalog.set_meta(MODEL_KEY, self.embedder.model_id)
         self.catalog.set_meta(STORE_KEY, store_identity(self.settings))
-        self.__dict__.pop("indexer", None)
 
     def close(self) -> None:
         store = self.__dict__.get("store")

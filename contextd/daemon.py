@@ -81,7 +81,7 @@ class Daemon:
     def _serve(self) -> None:
         self.app = App(self.settings)
         try:
-            _ = self.app.indexer  # open the store and chunkers now: fail before "ready"
+            _ = self.app.store  # a wrong model or namespace fails before "ready"
         except StoreUnavailable as exc:  # a server that is down: search its keyword index
             log.warning("%s Searching the keyword index until it answers.", exc)
         self.worker = Worker(

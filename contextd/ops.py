@@ -20,7 +20,7 @@ from contextd import hooks, remote
 from contextd.app import App, resolve_root
 from contextd.confidence import source_path
 from contextd.connectors.base import detect_kind, open_source
-from contextd.errors import ContextdError, SourceError
+from contextd.errors import ContextdError, SourceError, StoreUnavailable
 from contextd.health import low_space
 from contextd.pipeline import IndexStats
 from contextd.reading import read_file
@@ -185,7 +185,13 @@ def index(
             failed.append({"source": row.name, "error": str(exc)})
     if embed and any(r.pending for r in results):
         t0 = time.perf_counter()
-        done = app.indexer.embed_pending(IndexStats("(all)"), report)
+        try:
+            done = app.indexer.embed_pending(IndexStats("(all)"), report)
+        except StoreUnavailable as exc:  # vectors made meanwhile are in the cache
+            raise StoreUnavailable(
+                f"{exc} The changes are searchable by keyword now; run `contextd index` "
+                "again once the store answers, to embed them."
+            ) from None
         for r in results:  # one backlog for all sources; its figures go to the first
             r.pending = app.catalog.counts(r.source)["pending"]
         first = results[0]

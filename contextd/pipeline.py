@@ -14,7 +14,9 @@ then `embedded = 1`. The daemon runs it in the background; `contextd index` wait
 Any interruption leaves only what the next run repairs: a source is marked dirty while
 pass 1 runs, and a dirty source is swept first (store ids without a catalog row are
 deleted; rows marked embedded that the store lacks go back to the backlog). A chunk
-written to the store but not yet marked is simply written again.
+written to the store but not yet marked is simply written again. Pass 1 needs only the
+catalog: with a Chroma server that cannot be reached, changes still become searchable by
+keyword, and the source stays dirty until a run can delete the vectors they replaced.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from contextd.catalog import Catalog, SourceRow, StoredChunk, lexical_entry
 from contextd.connectors import open_source, scan_changes
 from contextd.connectors.git import GitSource
 from contextd.embedder import Embedder
+from contextd.errors import StoreUnavailable
 from contextd.indexers import ChunkerRegistry, language_of
 from contextd.records import Change, ChangeKind, Chunk, FileState, Skip, Touch
 from contextd.settings import Settings
@@ -136,17 +139,25 @@ class _Slice:
 
 class Indexer:
     def __init__(
-        self, settings: Settings, catalog: Catalog, store: VectorStore, embedder: Embedder
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        store: Callable[[], VectorStore],
+        embedder: Embedder,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
-        self.store = store
+        self._store = store  # opened at first use, again after it was lost or unreachable
         self.embedder = embedder
         self.counter = embedder.token_counter()
         self._local = threading.local()  # a tree-sitter parser serves one thread at a time
         # Catalog rows and store writes of one file change together: pass 1 (the worker)
         # and pass 2 (the backlog) take turns under this lock.
         self.write_lock = threading.RLock()
+
+    @property
+    def store(self) -> VectorStore:
+        return self._store()
 
     @property
     def chunkers(self) -> ChunkerRegistry:
@@ -176,9 +187,13 @@ class Indexer:
         source = open_source(row.name, row.root, row.kind)
         if scope is None and isinstance(source, GitSource):
             commit = source.head()
+        behind = False  # the store could not be told of every change: stay dirty
         if row.dirty:
             log.info("source %s was interrupted; sweeping the store", row.name)
-            self.sweep(row.name)
+            try:
+                self.sweep(row.name)
+            except StoreUnavailable:
+                behind = True
         self.catalog.mark_source(row.name, dirty=True)
         scan = scan_changes(
             source, self.catalog.file_states(row.name), self.settings.max_file_bytes, scope
@@ -198,13 +213,19 @@ class Indexer:
                 elif isinstance(event, Touch):
                     batch.touches.append(event)
             if batch.n_chunks >= BATCH_CHUNKS or len(batch.files) >= BATCH_FILES:
-                self._flush(row.name, batch, stats, progress)
+                behind |= not self._flush(row.name, batch, stats, progress)
                 batch = _Batch()
             elif progress and stats.scanned % 50 == 0:
                 progress(stats)
-        self._flush(row.name, batch, stats, progress)
+        behind |= not self._flush(row.name, batch, stats, progress)
+        if behind:
+            log.warning(
+                "%s: the vector store cannot be reached; the changes are searchable by "
+                "keyword, and the vectors they replaced are deleted once it answers",
+                row.name,
+            )
         self.catalog.mark_source(
-            row.name, dirty=False, indexed_commit=commit, reconciled=scope is None
+            row.name, dirty=behind, indexed_commit=commit, reconciled=scope is None
         )
         counts = self.catalog.counts(row.name)
         stats.files, stats.chunks = counts["files"], counts["chunks"]
@@ -255,9 +276,12 @@ class Indexer:
             out.append((chunk_id(change.source, change.path, chunk.hash, n), chunk))
         return out
 
-    def _flush(self, src: str, batch: _Batch, stats: IndexStats, progress: Progress | None) -> None:
+    def _flush(self, src: str, batch: _Batch, stats: IndexStats, progress: Progress | None) -> bool:
+        """Write one batch to the catalog, then delete the vectors it replaced: False when
+        the store could not be reached for that (the source's next sweep deletes them)."""
         if not batch:
-            return
+            return True
+        in_step = True
         with self.write_lock:
             old: dict[str, tuple[int, int, bool]] = {}
             for path in (
@@ -295,11 +319,15 @@ class Indexer:
             kept = {cid for p in batch.files for cid, _ in p.chunks}
             stale = sorted(cid for cid in old if cid not in kept)
             if stale:
-                self.store.delete(stale)
+                try:
+                    self.store.delete(stale)
+                except StoreUnavailable:
+                    in_step = False
         stats.changed += len(batch.files)
         stats.deleted += len(batch.deletes)
         if progress:
             progress(stats)
+        return in_step
 
     # -- pass 2: the embedding backlog ----------------------------------------------------
 

@@ -74,6 +74,14 @@ def catalog_chunks(home: Path) -> int:
         db.close()
 
 
+def catalog_ids(home: Path) -> set[str]:
+    db = sqlite3.connect(f"file:{home / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=10)
+    try:
+        return {r[0] for r in db.execute("SELECT id FROM chunks")}
+    finally:
+        db.close()
+
+
 def shop_repo(root: Path) -> Path:
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
@@ -457,8 +465,9 @@ def test_with_the_server_gone_search_answers_from_the_keyword_index_and_says_so(
     url = f"http://127.0.0.1:{proxy.server_address[1]}"
     settings = Settings(home=tmp_path / "home", store=url, store_token="t", store_namespace="gone")
     app = App(settings)
+    repo = shop_repo(tmp_path / "shop")
     try:
-        app.index(app.catalog.add_source("shop", shop_repo(tmp_path / "shop"), "git"))
+        app.index(app.catalog.add_source("shop", repo, "git"))
         assert ops.search(app, "email the receipt", k=1)["degraded"] is None
         proxy.shutdown()
         proxy.server_close()  # connections now refused, as with the server stopped
@@ -469,6 +478,13 @@ def test_with_the_server_gone_search_answers_from_the_keyword_index_and_says_so(
         assert answer["results"][0]["path"] == "src/shop/mail.py"
         assert (answer["calibrated"], answer["answerable"]) == (False, None)
         assert ops.status(app)["store"]["problem"]  # what the MCP status lists as a problem
+        # `contextd index` makes an edit searchable by keyword, then says what is left.
+        (repo / "src/shop/mail.py").write_text("def quarantine_bounced_mailbox():\n    pass\n")
+        with pytest.raises(StoreUnavailable, match="searchable by keyword now; run `contextd"):
+            ops.index(app)
+        found = ops.search(app, "quarantine_bounced_mailbox", k=1)["results"][0]
+        assert found["path"] == "src/shop/mail.py" and "quarantine" in found["text"]
+        assert app.catalog.source("shop").dirty  # swept when the server answers again
         # Removing now would leave its vectors on the server for good: refused as a whole.
         with pytest.raises(StoreUnavailable, match="Cannot reach"):
             ops.remove(app, "shop")
@@ -512,6 +528,20 @@ def test_a_daemon_starts_while_its_server_is_down_and_catches_up_when_it_returns
         answer = json.loads(contextd(env, "search", "email the receipt", "--json").stdout)
         assert answer["degraded"] and "Cannot reach the Chroma server" in answer["degraded"]
         assert answer["results"][0]["path"] == "src/shop/mail.py"
+        # An edit during the outage is searchable by keyword at once (it waited for the
+        # server before); the vector of the text it replaced is deleted when it is back.
+        mail = repo / "src/shop/mail.py"
+        mail.write_text(mail.read_text() + "\n\ndef quarantine_bounced_mailbox():\n    pass\n")
+        deadline = time.monotonic() + 30
+        while True:
+            query = ["search", "quarantine_bounced_mailbox", "--json"]
+            answer = json.loads(contextd(env, *query).stdout)
+            hits = [r for r in answer["results"] if "quarantine" in r["text"]]
+            if hits:
+                break
+            assert time.monotonic() < deadline, "the edit never reached the keyword index"
+            time.sleep(0.5)
+        assert answer["degraded"] and hits[0]["path"] == "src/shop/mail.py"
         proxy = proxy_up()
         deadline = time.monotonic() + 60
         while answer["degraded"]:
@@ -520,6 +550,11 @@ def test_a_daemon_starts_while_its_server_is_down_and_catches_up_when_it_returns
             answer = json.loads(contextd(env, "search", "email the receipt", "--json").stdout)
         assert answer["calibrated"] and answer["results"][0]["path"] == "src/shop/mail.py"
         assert "the vector store answers again" in (home / "logs" / "contextd.log").read_text()
+        wait_converged(env, "shop", repo)
+        deadline = time.monotonic() + 30  # no vector of the replaced text stays behind
+        while server_ids(chroma_server.url, "late") != catalog_ids(home):
+            assert time.monotonic() < deadline, "the server kept vectors the catalog lacks"
+            time.sleep(0.5)
     finally:
         stop_daemon(env)
         proxy.shutdown()
