@@ -38,7 +38,7 @@ SPOOL_POLL_S = 0.1  # hooks leave notes in the spool; a scan of an empty dir cos
 LOCK_PROBE_S = 1.0
 ROOT_CHECK_S = 2.0  # how often source folders are checked for having been replaced
 STALE_TMP_S = 3600.0
-WRITE_OPS = frozenset({"add", "remove", "index", "reindex", "verify"})
+WRITE_OPS = frozenset({"add", "remove", "index", "reindex", "verify", "leftovers"})
 
 
 def already_running(home: Path) -> DaemonError:

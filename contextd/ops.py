@@ -383,6 +383,24 @@ def verify(app: App, repair: bool = False) -> dict[str, dict[str, int]]:
     return report
 
 
+def leftovers(app: App, repair: bool = False) -> dict[str, Any]:
+    """What the store holds that no source uses: vectors of sources the catalog no longer
+    names (by source), and collections of another model or chunker version (by name).
+    `repair` deletes them (the catalog needs none of it)."""
+    with app.indexer.write_lock:  # no source's vectors land meanwhile
+        names = [r.name for r in app.catalog.sources()]
+        stray, collections = app.store.leftovers(names)
+        if repair:
+            app.store.delete([i for ids in stray.values() for i in ids])
+            for name in collections:
+                app.store.drop_collection(name)
+    return {
+        "vectors": {source: len(ids) for source, ids in stray.items()},
+        "collections": collections,
+        "removed": repair,
+    }
+
+
 def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = None) -> Any:
     """Dispatch one operation by name (the daemon's socket and the in-process path)."""
     if op == "add":
@@ -415,6 +433,8 @@ def run(app: App, op: str, args: dict[str, Any], progress: Progress | None = Non
         return store(app, bool(args.get("check")))
     if op == "verify":
         return verify(app, bool(args.get("repair")))
+    if op == "leftovers":
+        return leftovers(app, bool(args.get("repair")))
     raise ContextdError(
         f"Unknown operation '{op}'. Is the daemon a different version? "
         "Run `contextd stop`, then `contextd start`."

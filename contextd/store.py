@@ -20,7 +20,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -293,6 +293,46 @@ class VectorStore:
             if len(page["ids"]) < PAGE:
                 return
             offset += PAGE
+
+    def leftovers(self, sources: Collection[str]) -> tuple[dict[str, list[str]], dict[str, int]]:
+        """What this contextd put in the store and no longer uses: the ids of vectors
+        whose source the catalog does not name (by source), and its other collections
+        (name -> vectors), left by another model or chunker version."""
+        where = {"source": {"$nin": sorted(sources)}} if sources else None
+        stray: dict[str, list[str]] = {}
+        offset = 0
+        while True:
+            with self._calls():
+                page = self.collection.get(
+                    where=where,  # type: ignore[arg-type]
+                    include=["metadatas"],  # type: ignore[list-item]
+                    limit=PAGE,
+                    offset=offset,
+                )
+            metas = page["metadatas"] or [{}] * len(page["ids"])
+            for i, m in zip(page["ids"], metas, strict=True):
+                stray.setdefault(str((m or {}).get("source", "?")), []).append(i)
+            if len(page["ids"]) < PAGE:
+                break
+            offset += PAGE
+        mine = self.collection.metadata or {}
+        others = {}
+        with self._calls():
+            for col in self.client.list_collections():
+                meta = col.metadata or {}
+                if col.name == self.collection.name:
+                    continue
+                if self.url is None and not col.name.startswith("contextd-"):
+                    continue
+                ours = (meta.get("namespace"), meta.get("owner"))
+                if self.url is not None and ours != (self.namespace, mine.get("owner")):
+                    continue
+                others[col.name] = int(col.count())
+        return stray, others
+
+    def drop_collection(self, name: str) -> None:
+        with self._calls():
+            self.client.delete_collection(name)
 
     def count(self) -> int:
         with self._calls():

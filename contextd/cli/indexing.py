@@ -221,7 +221,15 @@ def doctor(
             f"{mark} {name}: {r['chunks']} chunks · lost {r['lost']} · "
             f"orphan {r['orphan']} · duplicate {r['duplicate']} · pending {r['pending']}"
         )
+    left = execute("leftovers", {"repair": repair})
+    for source, n in sorted(left["vectors"].items()):
+        done = "deleted" if left["removed"] else "no source uses"
+        console.print(f"[yellow]leftover[/] {n} vectors of source '{shown(source)}': {done}")
+    for name, n in sorted(left["collections"].items()):
+        done = "dropped" if left["removed"] else "left by another model or chunker version"
+        console.print(f"[yellow]leftover[/] collection {shown(name)} ({n} vectors): {done}")
     sweepable = any(r["lost"] or r["orphan"] for r in report.values())
+    sweepable |= bool(left["vectors"] or left["collections"])
     if sweepable and not repair:
         console.print("Run `contextd doctor --repair` to sweep the store back into agreement.")
     elif bad:  # a chunk stored twice is in the catalog too: the sweep keeps it

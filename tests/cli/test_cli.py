@@ -192,6 +192,33 @@ def test_a_damaged_catalog_is_named_and_doctor_repair_starts_afresh_with_the_sou
     assert code == 0 and json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
 
 
+def test_doctor_finds_what_no_source_uses_and_repair_deletes_only_that(repo: Path, capsys) -> None:
+    """Vectors whose source the catalog no longer names (a data dir restored from an
+    older copy, a remove that died halfway) and the collection an earlier model left."""
+    from contextd.settings import Settings
+    from contextd.store import open_client
+
+    cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")
+    assert cli(capsys, "index")[0] == 0
+    client = open_client(Settings(home=Path(os.environ["CONTEXTD_HOME"])))
+    (ours,) = [c for c in client.list_collections() if c.name.startswith("contextd-")]
+    meta = {"source": "gone", "path": "a.py", "start_line": 1, "end_line": 2, "hash": "h"}
+    ours.upsert(ids=["stray1", "stray2"], embeddings=[[1.0] * 384] * 2, metadatas=[meta] * 2)
+    old = client.create_collection("contextd-old-model-0000", embedding_function=None)
+    old.upsert(ids=["x"], embeddings=[[1.0] * 8], metadatas=[meta])
+    code, out, _ = cli(capsys, "doctor")
+    assert code == 0 and "ok shop" in out
+    assert "2 vectors of source 'gone': no source uses" in out
+    assert "collection contextd-old-model-0000 (1 vectors)" in out
+    assert "contextd doctor --repair" in out
+    code, out, _ = cli(capsys, "doctor", "--repair")
+    assert code == 0 and "deleted" in out and "dropped" in out
+    code, out, _ = cli(capsys, "doctor")
+    assert "leftover" not in out and "ok shop" in out and "--repair" not in out
+    code, out, _ = cli(capsys, "search", "email the receipt", "--json")
+    assert json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
+
+
 def test_a_broken_setting_is_a_clear_error(monkeypatch, capsys) -> None:
     monkeypatch.setenv("CONTEXTD_BATCH_SIZE", "lots")
     code, _, err = cli(capsys, "sources")
