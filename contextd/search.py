@@ -238,6 +238,9 @@ def search(
         return answer
 
 
+MAX_ZERO_FOLDERS = 4  # `**/` read as possibly no folder: 2^4 patterns at most
+
+
 def path_matcher(glob: str) -> Callable[[str], bool]:
     """A path filter that takes a glob as people write it: shell style (`src/*` takes
     everything below src/), or gitignore style (`**/*.py` includes the root, a bare
@@ -258,7 +261,7 @@ def path_matcher(glob: str) -> Callable[[str], bool]:
     pattern = glob.rstrip("/")
     anchored = "/" in pattern  # as in .gitignore: with a slash, from the root only
     pattern = pattern.lstrip("/")
-    variants = [pattern, pattern[3:]] if pattern.startswith("**/") else [pattern]
+    variants = _zero_folder_variants(pattern)
 
     def matches(path: str) -> bool:
         parts = path.split("/")
@@ -270,6 +273,17 @@ def path_matcher(glob: str) -> Callable[[str], bool]:
         return False
 
     return matches
+
+
+def _zero_folder_variants(pattern: str) -> list[str]:
+    """The pattern, and each way its `**/` may stand for no folder at all, as in
+    gitignore: `a/**/b` is also `a/b`, and `**/x` is also `x`."""
+    head, *rest = pattern.split("**/")
+    variants = [head]
+    for piece in rest[:MAX_ZERO_FOLDERS]:
+        variants = [v + more for v in variants for more in (f"**/{piece}", piece)]
+    tail = "".join(f"**/{piece}" for piece in rest[MAX_ZERO_FOLDERS:])
+    return list(dict.fromkeys(v + tail for v in variants))
 
 
 def _check_glob_matches(
@@ -610,21 +624,38 @@ def _query_features(
 
 
 def _merge_overlaps(hits: list[Hit]) -> list[Hit]:
-    """Results whose lines overlap or touch in one file become one, at the better's rank."""
+    """Results whose lines overlap or touch in one file become one, at the best one's
+    rank. A merged result can reach others kept before: it takes them in too."""
     out: list[Hit] = []
     for hit in hits:
-        for i, kept in enumerate(out):
-            if (
-                kept.source == hit.source
-                and kept.path == hit.path
-                and hit.start_line <= kept.end_line + 1
-                and kept.start_line <= hit.end_line + 1
-            ):
-                out[i] = _join(kept, hit)
+        group, merged = [], hit
+        while True:
+            touching = [i for i, kept in enumerate(out) if i not in group and _touch(kept, merged)]
+            if not touching:
                 break
-        else:
+            group += touching
+            merged = hit
+            for i in sorted(group, reverse=True):  # the better's lines win: join best last
+                merged = _join(out[i], merged)
+        if not group:
             out.append(hit)
+            continue
+        first = min(group)
+        out[first] = merged
+        out = [h for i, h in enumerate(out) if i == first or i not in group]
     return out
+
+
+def _touch(a: Hit, b: Hit) -> bool:
+    return (
+        a.source == b.source
+        and a.path == b.path
+        and b.start_line <= a.end_line + 1
+        and a.start_line <= b.end_line + 1
+    )
+
+
+SYMBOL_SEP = " | "  # between the symbols of merged results (a heading may hold ", ")
 
 
 def _join(a: Hit, b: Hit) -> Hit:
@@ -633,12 +664,13 @@ def _join(a: Hit, b: Hit) -> Hit:
         for n, line in enumerate(h.text.split("\n"), h.start_line):
             lines[n] = line
     start, end = min(a.start_line, b.start_line), max(a.end_line, b.end_line)
-    symbols = [s for s in dict.fromkeys(a.symbol.split(", ") + b.symbol.split(", ")) if s]
+    names = a.symbol.split(SYMBOL_SEP) + b.symbol.split(SYMBOL_SEP)
+    symbols = [s for s in dict.fromkeys(names) if s]
     return replace(
         a,
         start_line=start,
         end_line=end,
-        symbol=", ".join(symbols),
+        symbol=SYMBOL_SEP.join(symbols),
         text="\n".join(lines.get(n, "") for n in range(start, end + 1)),
     )
 

@@ -164,7 +164,22 @@ def test_overlapping_results_of_one_file_become_one() -> None:
         ("g.py", 12, 14),
     ]
     assert merged[0].text.split("\n") == [f"l{n}" for n in range(10, 19)]
-    assert merged[0].symbol == "A.x, A.y" and merged[0].score == 0.9
+    assert merged[0].symbol == "A.x | A.y" and merged[0].score == 0.9
+
+    # The reviewer's four slices of one document (1-52, 50-123, 123-138, 138-187): a
+    # result that grows by a merge reaches those kept before it. Headings keep commas.
+    def part(start: int, end: int, score: float) -> Hit:
+        text = "\n".join(f"m{n}" for n in range(start, end + 1))
+        return Hit("s", "a.rst", start, end, f"Guide > {start}, {end}", "rst", score, text)
+
+    merged = _merge_overlaps([part(1, 52, 0.9), part(123, 138, 0.8), part(50, 123, 0.7), d])
+    assert [(h.path, h.start_line, h.end_line) for h in merged] == [
+        ("a.rst", 1, 138),
+        ("g.py", 12, 14),
+    ]
+    assert merged[0].text.split("\n") == [f"m{n}" for n in range(1, 139)]
+    assert merged[0].score == 0.9
+    assert merged[0].symbol == "Guide > 1, 52 | Guide > 123, 138 | Guide > 50, 123"
 
 
 def test_confidence_is_higher_when_the_index_holds_the_answer(indexed: App) -> None:
@@ -239,3 +254,15 @@ def test_a_glob_that_makes_regexes_backtrack_is_matched_in_linear_time() -> None
     assert not any(matches(p) for p in paths)
     assert time.monotonic() - started < 5
     assert path_matcher("*?*?*?*?*?*y")(paths[0]) and path_matcher("pkg1")("pkg1/a/b.py")
+
+
+def test_a_double_star_folder_may_be_no_folder_as_in_gitignore() -> None:
+    """`httpx/**/*.py` left out httpx/_client.py, and the search said not_found."""
+    matches = path_matcher("httpx/**/*.py")
+    assert matches("httpx/_client.py") and matches("httpx/_transports/default.py")
+    assert not matches("docs/httpx/x.md") and not matches("tests/httpx/test_x.py")
+    nested = path_matcher("src/**/tests/**/test_*.py")
+    assert nested("src/tests/test_a.py") and nested("src/pkg/tests/unit/test_a.py")
+    assert not nested("src/pkg/test_a.py")
+    many = path_matcher("a/**/" * 6 + "z.py")  # beyond four, `**/` keeps one folder or more
+    assert many("a/a/a/a/a/x/a/y/z.py") and not many("a/a/a/a/a/a/z.py")
