@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
@@ -220,8 +220,14 @@ def search(
             answer.calibration = cal.origin
         if cal is not None and top:
             conf = cal.confidence(p, answer.hit_features)
-            # The fitted model is the fusion: results come in the order of their confidence.
-            order = np.argsort(-conf, kind="stable") if cal.rerank else np.arange(len(top))
+            # The fitted model is the fusion: files come in the order of their results'
+            # confidence. It was fitted on which files answer, so within a file it sees
+            # little but the chunk's names: the fused score orders a file's chunks.
+            order = np.arange(len(top))
+            if cal.rerank:
+                order = within_files(
+                    np.argsort(-conf, kind="stable"), [(h.source, h.path) for _, h in top]
+                )
             top = [
                 (top[i][0], replace(top[i][1], confidence=round(float(conf[i]), 4))) for i in order
             ]
@@ -621,6 +627,16 @@ def _query_features(
         ],
         dtype=float,
     )
+
+
+def within_files(order: Iterable[int], files: Sequence[object]) -> np.ndarray:
+    """`order` (of results in fused order, each of `files[i]`), with each file's results
+    put back in fused order on the places that file holds: [2, 1, 0] of files
+    [a, b, a] becomes [0, 1, 2] (a, b, a)."""
+    queues: dict[object, list[int]] = {}
+    for i, f in enumerate(files):
+        queues.setdefault(f, []).append(i)
+    return np.array([queues[files[i]].pop(0) for i in order], dtype=int)
 
 
 def _merge_overlaps(hits: list[Hit]) -> list[Hit]:

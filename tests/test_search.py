@@ -266,3 +266,20 @@ def test_a_double_star_folder_may_be_no_folder_as_in_gitignore() -> None:
     assert not nested("src/pkg/test_a.py")
     many = path_matcher("a/**/" * 6 + "z.py")  # beyond four, `**/` keeps one folder or more
     assert many("a/a/a/a/a/x/a/y/z.py") and not many("a/a/a/a/a/a/z.py")
+
+
+def test_a_files_results_keep_their_fused_order_on_the_places_confidence_gives_it(
+    indexed: App,
+) -> None:
+    """The fitted model ranks files (its labels are files) and sees little in a chunk but
+    its names: a changelog's best-matching entry came 9th of its file's 10. Files keep
+    their places; a file's results are in fused order on them."""
+    from contextd.search import within_files
+
+    assert within_files([2, 1, 0], ["a", "b", "a"]).tolist() == [0, 1, 2]
+    assert within_files([1, 3, 0, 2], ["a", "a", "b", "b"]).tolist() == [0, 2, 1, 3]
+    for query in ("cart item price receipt", "send the receipt by email", "Cart total"):
+        hits = search(indexed, query, k=20).hits
+        for path in {h.path for h in hits}:
+            scores = [h.score for h in hits if h.path == path]
+            assert scores == sorted(scores, reverse=True), (query, path)
