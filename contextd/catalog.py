@@ -563,12 +563,14 @@ class Catalog:
         limit: int,
         sources: list[str] | None = None,
         language: str | None = None,
+        paths: Collection[str] | None = None,
     ) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score, higher is better) for chunks matching any of the terms."""
+        """(chunk id, BM25 score, higher is better) for chunks matching any of the terms
+        (in files at `paths` alone, when given)."""
         if not terms:
             return []
         args: list[object] = [fts_query(terms)]
-        if not sources and not language:
+        if not sources and not language and paths is None:
             # Rank in the FTS table alone, then look up only the best: joining every match
             # (thousands for common words) before the LIMIT cost twice as much.
             sql = (
@@ -587,6 +589,9 @@ class Catalog:
         if language:
             sql += " AND c.language = ?"
             args.append(language)
+        if paths is not None:
+            sql += " AND c.path IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(sorted(paths)))
         sql += " ORDER BY score DESC, c.rowid LIMIT ?"  # ties in a stable order
         args.append(limit)
         return [(i, float(s)) for i, s in self.db.execute(sql, args)]

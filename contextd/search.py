@@ -41,6 +41,7 @@ from contextd.records import Hit
 
 POOL = 200  # candidates drawn from each side; confidence always looks at this many
 MAX_POOL = 1000
+GLOB_PATHS = 2000  # at most this many files a narrow glob's search is drawn among
 FEATURED = 40  # results whose features are computed (confidence, answerable)
 EMBED_NOW = 8  # lexical candidates without a vector yet, embedded at query time
 LEX_WEIGHT = 0.15
@@ -123,8 +124,12 @@ def _within(candidates: list[_Candidate], pool: int) -> list[_Candidate]:
     return out
 
 
-def _where(sources: list[str] | None, language: str | None) -> dict[str, Any] | None:
+def _where(
+    sources: list[str] | None, language: str | None, paths: list[str] | None = None
+) -> dict[str, Any] | None:
     clauses: list[dict[str, Any]] = []
+    if paths is not None:
+        clauses.append({"path": {"$in": paths}})
     if sources:
         clauses.append(
             {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
@@ -181,16 +186,26 @@ def search(
         language = _known_language(app, language) if language else None
         pool = min(MAX_POOL, max(POOL, k * (20 if path_glob or files else 5)))
         terms = query_terms(query)
-        try:
-            candidates = _candidates(app, query, terms, pool, sources, language, not degraded)
-        except StoreUnavailable as exc:  # the server went away: the keyword index is here
-            degraded = str(exc)
-            candidates = _candidates(app, query, terms, pool, sources, language, False)
+
+        def draw(paths: list[str] | None = None) -> list[_Candidate]:
+            nonlocal degraded
+            try:
+                return _candidates(app, query, terms, pool, sources, language, not degraded, paths)
+            except StoreUnavailable as exc:  # the server went away: the keyword index is here
+                degraded = str(exc)
+                return _candidates(app, query, terms, pool, sources, language, False, paths)
+
+        candidates = draw()
         if path_glob:
             matches = path_matcher(path_glob)
-            candidates = [c for c in candidates if matches(c.hit.path)]
-            if not candidates:
-                _check_glob_matches(app, path_glob, matches, sources or known)
+            kept = [c for c in candidates if matches(c.hit.path)]
+            if len(kept) < POOL // 2:  # a narrow glob: draw again among its files alone
+                paths = _glob_paths(app, matches, sources or known)
+                if not paths:
+                    _check_glob_matches(path_glob)
+                if paths is not None:
+                    kept = [c for c in draw(paths) if matches(c.hit.path)]
+            candidates = kept
         exact = looks_like_identifier(query) or any(
             0 < app.catalog.document_frequency(t) <= RARE_DF for t in _code_terms(query)[:8]
         )
@@ -292,14 +307,20 @@ def _zero_folder_variants(pattern: str) -> list[str]:
     return list(dict.fromkeys(v + tail for v in variants))
 
 
-def _check_glob_matches(
-    app: App, glob: str, matches: Callable[[str], bool], sources: list[str]
-) -> None:
+def _glob_paths(app: App, matches: Callable[[str], bool], sources: list[str]) -> list[str] | None:
+    """The indexed paths a glob takes in, or None for more than GLOB_PATHS (a broad glob,
+    which the first draw serves well enough)."""
+    paths: set[str] = set()
+    for name in sources:
+        paths.update(p for p in app.catalog.file_states(name) if matches(p))
+        if len(paths) > GLOB_PATHS:
+            return None
+    return sorted(paths)
+
+
+def _check_glob_matches(glob: str) -> None:
     """Nothing found under a glob that no indexed file matches says so: `not_found` would
     tell an agent the index lacks the answer, when the glob was what went wrong."""
-    for name in sources:
-        if any(matches(path) for path in app.catalog.file_states(name)):
-            return
     raise ContextdError(
         f"No indexed file matches the path glob '{glob}'. Paths are relative to a source's "
         "root, as results show them (`src/*`, `**/*.py`, `docs`); braces are not expanded."
@@ -410,12 +431,13 @@ def _candidates(
     sources: list[str] | None,
     language: str | None,
     use_store: bool = True,
+    paths: list[str] | None = None,
 ) -> list[_Candidate]:
-    """Both sides' candidates; without `use_store`, the keyword side's alone, still ranked
-    by meaning through the embedding cache's vectors."""
+    """Both sides' candidates (among `paths` alone, when given); without `use_store`, the
+    keyword side's alone, still ranked by meaning through the embedding cache's vectors."""
     vector = app.embedder.embed([query])[0]
     found: dict[str, _Candidate] = {}
-    where = _where(sources, language)
+    where = _where(sources, language, paths)
     drawn = app.store.nearest(vector, pool, where) if use_store else []
     # The nearest neighbours are approximate (HNSW searches wider for a larger k): the
     # first POOL are asked for on their own, so confidence sees the same ones at any -k.
@@ -431,7 +453,7 @@ def _candidates(
         if chunk_id in found:
             found[chunk_id].dense_rank = rank
 
-    lexical = app.catalog.lexical(terms, pool, sources, language)
+    lexical = app.catalog.lexical(terms, pool, sources, language, paths)
     best = max((s for _, s in lexical), default=0.0)
     extra = [i for i, _ in lexical if i not in found]
     stored = app.catalog.chunks(extra)

@@ -283,3 +283,27 @@ def test_a_files_results_keep_their_fused_order_on_the_places_confidence_gives_i
         for path in {h.path for h in hits}:
             scores = [h.score for h in hits if h.path == path]
             assert scores == sorted(scores, reverse=True), (query, path)
+
+
+def test_a_narrow_glob_is_searched_among_its_own_files(app: App, tmp_path: Path) -> None:
+    """The glob used to filter the 200 candidates drawn from the whole index: a folder
+    whose files ranked below them came back empty, or thin and `not_found`."""
+    root = tmp_path / "big"
+    for i in range(260):
+        write(
+            root,
+            f"noise/mail_{i}.py",
+            f"def send_receipt_email_{i}(to):\n    '''Send the receipt by email.'''\n",
+        )
+    write(
+        root,
+        "billing/ledger.py",
+        "def post_invoice(entry):\n    '''Email the receipt once the invoice is posted.'''\n",
+    )
+    write(root, "billing/tax.py", "def vat(amount):\n    return amount * 0.2\n")
+    app.index(app.catalog.add_source("big", root, "folder"))
+    answer = search(app, "send the receipt by email", k=5, path_glob="billing/*")
+    assert answer.hits and answer.hits[0].path == "billing/ledger.py"
+    assert {h.path for h in answer.hits} <= {"billing/ledger.py", "billing/tax.py"}
+    with pytest.raises(ContextdError, match=r"No indexed file matches the path glob 'bill/\*'"):
+        search(app, "send the receipt by email", path_glob="bill/*")
