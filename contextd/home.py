@@ -40,7 +40,9 @@ def make_home(home: Path) -> None:
             "folder you can write, or unset it to use the default."
         ) from None
     try:
-        if home.stat().st_mode & 0o077 and (home / "catalog.sqlite3").exists():
+        mode = home.stat().st_mode
+        # Never a folder others share on purpose (sticky, as /tmp): not a data dir we made.
+        if mode & 0o077 and not mode & 0o1000 and (home / "catalog.sqlite3").exists():
             home.chmod(0o700)
     except OSError:
         pass  # not ours to change (another owner): reading it is what matters

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import hashlib
 import os
 import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -36,7 +38,10 @@ def default_namespace(home: Path) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CONTEXTD_", frozen=True, extra="ignore")
+    # An empty variable is unset: `CONTEXTD_HOME=` made the current folder the data dir.
+    model_config = SettingsConfigDict(
+        env_prefix="CONTEXTD_", frozen=True, extra="ignore", env_ignore_empty=True
+    )
 
     home: Path = Field(default_factory=default_home)
     """Data dir: catalog, vector store, logs."""
@@ -172,6 +177,19 @@ class Settings(BaseSettings):
     @property
     def default_token_path(self) -> Path:
         return self.home / "store-token"
+
+
+def misspelt_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`CONTEXTD_X is not a setting; did you mean CONTEXTD_Y?` for each variable whose
+    name is close to a setting's but not one (it would be ignored without a word)."""
+    names = [f"CONTEXTD_{f.upper()}" for f in Settings.model_fields]
+    out = []
+    for key in sorted(os.environ if environ is None else environ):
+        if key.startswith("CONTEXTD_") and key not in names:
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.85)
+            if close:
+                out.append(f"{key} is not a setting (ignored); did you mean {close[0]}?")
+    return out
 
 
 def load_settings() -> Settings:

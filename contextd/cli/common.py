@@ -41,10 +41,12 @@ def settings() -> Settings:
     global _settings
     if _settings is None:
         from contextd.logs import configure_logging
-        from contextd.settings import load_settings
+        from contextd.settings import load_settings, misspelt_settings
 
         _settings = load_settings()
         configure_logging(_settings)
+        for warning in misspelt_settings():
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}")
     return _settings
 
 

@@ -229,6 +229,31 @@ def test_a_broken_setting_is_a_clear_error(monkeypatch, capsys) -> None:
     assert code == 1 and "CONTEXTD_DEVICE" in err and "use auto, cpu, cuda" in err
 
 
+def test_an_empty_setting_is_unset_and_a_misspelt_one_is_named(
+    monkeypatch, capsys, tmp_path: Path
+) -> None:
+    """`CONTEXTD_HOME=` made the current folder the data dir (and closed it to 0700: a
+    shared /tmp lost its sticky bit); `CONTEXTD_BATCHSIZE` was ignored without a word."""
+    from contextd.cli import common
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o1777)
+    monkeypatch.chdir(shared)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user" / "data"))
+    for name in ("CONTEXTD_HOME", "CONTEXTD_MODEL", "CONTEXTD_BATCH_SIZE", "CONTEXTD_HTTP_PORT"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.setenv("CONTEXTD_BATCHSIZE", "64")
+    common.reset()
+    code, _, err = cli(capsys, "sources")
+    assert code == 0, err
+    assert "CONTEXTD_BATCHSIZE is not a setting (ignored); did you mean CONTEXTD_BATCH_SIZE?" in err
+    assert list(shared.iterdir()) == [] and shared.stat().st_mode & 0o7777 == 0o1777
+    assert common.settings().home != shared and common.settings().model == "default"
+    common.reset()
+
+
 def test_a_model_that_cannot_load_offline_says_how_to_fix_it(repo: Path, tmp_path: Path) -> None:
     env = {
         **os.environ,
