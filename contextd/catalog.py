@@ -173,6 +173,9 @@ def damage(path: Path) -> str | None:
     except sqlite3.Error as exc:
         return str(exc)
     try:
+        emptied = _emptied(path, db)
+        if emptied:
+            return emptied
         rows = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
     except sqlite3.OperationalError as exc:
         return None if "locked" in str(exc) else str(exc)
@@ -181,6 +184,20 @@ def damage(path: Path) -> str | None:
     finally:
         db.close()
     return None if rows == ["ok"] else "; ".join(rows[:3])
+
+
+def _emptied(path: Path, db: sqlite3.Connection) -> str | None:
+    """A catalog with no tables at all, while the copy of its source list beside it names
+    sources: a file truncated to nothing (SQLite takes an empty file for a new database)."""
+    if db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+        return None
+    try:
+        rows = json.loads(path.with_name(SOURCES_COPY).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rows, list) or not rows:
+        return None
+    return f"it is empty, while {SOURCES_COPY} beside it lists {len(rows)} source(s)"
 
 
 def start_afresh(path: Path) -> tuple[Path, list[str]]:
@@ -195,7 +212,7 @@ def start_afresh(path: Path) -> tuple[Path, list[str]]:
         rows = json.loads(path.with_name(SOURCES_COPY).read_text())
     except (OSError, ValueError):
         rows = []
-    catalog = Catalog(path)
+    catalog = Catalog(path, fresh=True)
     try:
         for row in rows:
             catalog.add_source(row["name"], Path(row["root"]), row["kind"])
@@ -207,13 +224,19 @@ def start_afresh(path: Path) -> tuple[Path, list[str]]:
 class Catalog:
     """One SQLite connection per thread over a WAL database: readers never block the writer."""
 
-    def __init__(self, path: Path, timeout_s: float = 5.0) -> None:
+    def __init__(self, path: Path, timeout_s: float = 5.0, fresh: bool = False) -> None:
+        """`fresh`: an empty catalog is meant to be new, whatever the source list beside
+        it says (`start_afresh` fills it from that list)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.timeout_s = timeout_s
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        emptied = None if fresh else _emptied(path, self.db)
+        if emptied:
+            self.close()
+            raise StoreError(damaged_message(path, emptied))
         self._migrate_columns()
         self.db.executescript(SCHEMA)
         self._backfill_fts()

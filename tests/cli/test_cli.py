@@ -192,6 +192,25 @@ def test_a_damaged_catalog_is_named_and_doctor_repair_starts_afresh_with_the_sou
     assert code == 0 and json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
 
 
+def test_a_catalog_emptied_to_nothing_is_damage_not_a_new_catalog(repo: Path, capsys) -> None:
+    """SQLite takes a 0-byte file for a new database: the sources were gone without a
+    word, the next `add` overwrote the list `doctor --repair` restores from, and the
+    repair then deleted the lost source's vectors as leftovers."""
+    cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")
+    assert cli(capsys, "index")[0] == 0
+    catalog = Path(os.environ["CONTEXTD_HOME"]) / "catalog.sqlite3"
+    for part in catalog.parent.glob("catalog.sqlite3*"):
+        part.write_bytes(b"")
+    for args in (["search", "email the receipt"], ["add", str(repo / "src"), "--name", "x"]):
+        code, _, err = cli(capsys, *args)
+        assert code == 1 and "is damaged (it is empty, while sources.json" in err, err
+    code, out, _ = cli(capsys, "doctor", "--repair")
+    assert code == 0 and "1 source(s): shop" in out
+    assert cli(capsys, "reindex")[0] == 0
+    code, out, _ = cli(capsys, "search", "email the receipt", "--json")
+    assert code == 0 and json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
+
+
 def test_doctor_finds_what_no_source_uses_and_repair_deletes_only_that(repo: Path, capsys) -> None:
     """Vectors whose source the catalog no longer names (a data dir restored from an
     older copy, a remove that died halfway) and the collection an earlier model left."""
