@@ -28,7 +28,7 @@ from contextd.connectors.watch import Watchers
 from contextd.errors import ContextdError, DaemonError, StoreUnavailable
 from contextd.home import make_home
 from contextd.lock import DataDirLock, clear_info, read_info, write_info
-from contextd.rpc import Emit, RpcServer
+from contextd.rpc import PROTOCOL, Emit, RpcServer
 from contextd.settings import Settings
 from contextd.worker import Call, GitMoved, Reconcile, Worker
 
@@ -118,6 +118,7 @@ class Daemon:
                 started_at=self.started_at,
                 socket=str(server.path),
                 http=self.http.url if self.http else None,
+                protocol=PROTOCOL,
             )
             log.info("daemon ready (pid %d) on %s", os.getpid(), server.path)
             if self.on_ready:

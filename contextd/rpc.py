@@ -21,11 +21,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from contextd import __version__
 from contextd.errors import ContextdError
+from contextd.lock import INFO_NAME
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "daemon.sock"
+# What the daemon's answers look like: a command and a daemon of different contextd
+# versions (an upgrade while the daemon runs) do not talk, they say to restart it. Raise
+# the number whenever an operation's arguments or answer change.
+PROTOCOL = f"{__version__}+2"
+UNVERSIONED_OPS = frozenset({"ping", "stop"})  # the way out works whatever the version
 MAX_UNIX_PATH = 100
 MAX_REQUEST = 1 << 20
 RPC_THREADS = 16
@@ -190,6 +197,8 @@ def _exchange(home: Path, op: str, args: dict[str, Any], timeout: float | None) 
     except OSError as exc:
         sock.close()
         raise DaemonUnavailable(str(exc)) from None
+    if op not in UNVERSIONED_OPS:
+        _check_protocol(home, sock)
     sock.settimeout(timeout)
     with sock, sock.makefile("rb") as reader:
         try:
@@ -200,6 +209,22 @@ def _exchange(home: Path, op: str, args: dict[str, Any], timeout: float | None) 
             raise DaemonUnavailable(f"the daemon did not answer {op} within {timeout}s") from None
         except OSError as exc:
             raise DaemonUnavailable(str(exc)) from None
+
+
+def _check_protocol(home: Path, sock: socket.socket) -> None:
+    """The daemon that answered speaks this command's protocol, or a ContextdError."""
+    try:
+        info = json.loads((home / INFO_NAME).read_text())
+    except (OSError, ValueError):
+        return  # starting (it writes the file once it serves), or not a daemon's file
+    if not isinstance(info, dict) or info.get("protocol") == PROTOCOL:
+        return
+    sock.close()
+    raise ContextdError(
+        f"The running daemon (pid {info.get('pid', '?')}) is from another version of "
+        "contextd than this command (upgraded while it ran). Run `contextd stop`, then "
+        "`contextd start`."
+    )
 
 
 def call(

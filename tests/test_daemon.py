@@ -352,3 +352,25 @@ def test_a_search_the_daemon_answers_loads_no_model_store_or_settings(daemon, tm
                          text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "app/core.py" in out.stdout and "loaded: [] 0" in out.stdout
+
+
+def test_a_daemon_of_another_version_is_named_and_can_still_be_stopped(tmp_path: Path) -> None:
+    """An upgrade while the daemon runs: the new `status` crashed on `KeyError: 'store'`
+    and `index` on `KeyError: 'searchable_seconds'` (exit 3, a traceback). Every command
+    now says to restart it, in one line; `stop` still works."""
+    home = tmp_path / "home"
+    env = start_daemon(home)
+    try:
+        info_path = home / "daemon.json"
+        info = json.loads(info_path.read_text())
+        assert info["protocol"]
+        info_path.write_text(json.dumps({**info, "protocol": "0.0.1+1"}))  # as an old one
+        for args in (["status"], ["search", "anything"], ["index"], ["sources", "--json"]):
+            out = contextd(env, *args, check=False)
+            assert out.returncode == 1, (args, out.stderr)
+            assert "is from another version of contextd" in out.stderr
+            assert "`contextd stop`, then `contextd start`" in out.stderr
+            assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    finally:
+        stop_daemon(env)
+    assert "not running" in contextd(env, "status").stdout
