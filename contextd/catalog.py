@@ -123,6 +123,12 @@ def sqlite_error(path: Path, timeout_s: float, exc: sqlite3.OperationalError) ->
             f"The disk holding {path.parent} is full ({text}). Free some space there; "
             "contextd picks up where it stopped (`contextd status` shows it)."
         )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(
+            f"The catalog at {path} cannot be written ({text}). Make it and its folder "
+            "writable (`ls -l`; `lsattr` for the immutable flag), or point CONTEXTD_HOME "
+            "at a data dir you can write."
+        )
     return exc
 
 
@@ -171,19 +177,29 @@ def damage(path: Path) -> str | None:
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error as exc:
-        return str(exc)
+        return None if _cannot_open(exc) else str(exc)
     try:
         emptied = _emptied(path, db)
         if emptied:
             return emptied
         rows = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
     except sqlite3.OperationalError as exc:
-        return None if "locked" in str(exc) else str(exc)
+        return None if "locked" in str(exc) or _cannot_open(exc) else str(exc)
     except sqlite3.DatabaseError as exc:
         return str(exc)
     finally:
         db.close()
     return None if rows == ["ok"] else "; ".join(rows[:3])
+
+
+def _cannot_open(exc: sqlite3.Error) -> bool:
+    """A catalog that cannot be opened (a read-only folder, where WAL's shared-memory file
+    cannot be made; no permission) is no damage: moving it aside would not help."""
+    return getattr(exc, "sqlite_errorname", "") in (
+        "SQLITE_CANTOPEN",
+        "SQLITE_READONLY",
+        "SQLITE_PERM",
+    )
 
 
 def _emptied(path: Path, db: sqlite3.Connection) -> str | None:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contextd.errors import ConfigError
 from contextd.home import make_home
 
 LOCK_NAME = "contextd.lock"
@@ -28,7 +29,17 @@ class DataDirLock:
     def acquire(self, wait_s: float = 0.0) -> bool:
         """Take the lock, waiting up to wait_s; False if another process holds it."""
         make_home(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except IsADirectoryError:
+            raise ConfigError(
+                f"{self.path} is a folder, where contextd keeps its lock file. Move it away."
+            ) from None
+        except OSError as exc:  # a read-only file system, or a data dir of another user
+            raise ConfigError(
+                f"Cannot write to the data dir {self.path.parent} ({exc.strerror}). Make it "
+                "writable, or point CONTEXTD_HOME at a folder you can write."
+            ) from None
         deadline = time.monotonic() + wait_s
         while True:
             try:

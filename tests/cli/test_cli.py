@@ -345,3 +345,32 @@ def test_a_sound_catalog_under_an_odd_path_is_not_called_damaged(tmp_path: Path)
     Catalog(path).close()
     assert damage(path) is None
     assert list(tmp_path.iterdir()) == [path.parent]  # nothing opened or made elsewhere
+
+
+def test_a_data_dir_that_cannot_be_written_is_one_clear_line(monkeypatch, capsys) -> None:
+    """A read-only data dir made every command exit 3 with a 43-line traceback from the
+    lock file; a lock file that is a folder did the same."""
+    import errno
+    import sqlite3
+
+    from contextd.catalog import sqlite_error
+
+    home = Path(os.environ["CONTEXTD_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "contextd.lock").mkdir()
+    code, _, err = cli(capsys, "sources")
+    assert code == 1 and "is a folder, where contextd keeps its lock file" in err, err
+    (home / "contextd.lock").rmdir()
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):  # the tests run as root, whom chmod does not stop
+        if str(path).endswith("contextd.lock"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    code, _, err = cli(capsys, "sources")
+    assert code == 1 and f"Cannot write to the data dir {home} (Read-only file system)" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    immutable = sqlite3.OperationalError("attempt to write a readonly database")
+    assert "cannot be written" in str(sqlite_error(home / "catalog.sqlite3", 5, immutable))
