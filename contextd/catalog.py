@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from contextd.errors import CatalogLocked, DiskFull, SourceError, StoreError
+from contextd.health import LOW_SPACE_BYTES, free_bytes
 from contextd.lexical import code_tokens, fts_query
 from contextd.records import Chunk, FileState
 
@@ -305,6 +306,13 @@ class Catalog:
         except StoreError:
             raise  # locked, or a full disk
         except sqlite3.OperationalError as exc:
+            free = free_bytes(self.path.parent)
+            if free is not None and free < LOW_SPACE_BYTES:  # WAL's shared memory file
+                raise DiskFull(
+                    f"The disk holding {self.path.parent} is full: the catalog cannot be "
+                    f"opened ({exc}). Free some space there; contextd picks up where it "
+                    "stopped (`contextd status` shows it)."
+                ) from None
             raise StoreError(f"The catalog at {self.path} cannot be opened ({exc}).") from None
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):

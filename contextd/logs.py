@@ -15,6 +15,8 @@ NOISY = ("chromadb", "httpx", "httpx2", "sentence_transformers", "urllib3", "tra
 
 
 def configure_logging(s: Settings, stderr: bool = False) -> None:
+    # A log line that cannot be written (a full disk) is lost, not a traceback on stderr.
+    logging.raiseExceptions = False
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_contextd", False):

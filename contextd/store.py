@@ -28,7 +28,15 @@ from typing import Any
 import numpy as np
 
 from contextd import remote
-from contextd.errors import NamespaceTaken, StoreError, StoreGone, StoreMismatch, StoreUnavailable
+from contextd.errors import (
+    DiskFull,
+    NamespaceTaken,
+    StoreError,
+    StoreGone,
+    StoreMismatch,
+    StoreUnavailable,
+)
+from contextd.health import is_disk_full
 from contextd.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +58,14 @@ def collection_name(model_id: str, namespace: str | None = None) -> str:
     return f"{prefix}{slug}-{digest}"
 
 
+def disk_full(where: str, exc: BaseException) -> DiskFull:
+    said = str(exc).strip().splitlines()
+    return DiskFull(
+        f"The disk is full: {where} could not be written ({said[0][:200] if said else exc!r}). "
+        "Free some space there; contextd picks up where it stopped (`contextd status` shows it)."
+    )
+
+
 @dataclass(frozen=True)
 class Owner:
     """The catalog a namespace's collections belong to: a random id, and who that is."""
@@ -65,10 +81,15 @@ def open_client(settings: Settings) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    return chromadb.PersistentClient(
-        path=str(settings.chroma_path),
-        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-    )
+    try:
+        return chromadb.PersistentClient(
+            path=str(settings.chroma_path),
+            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+        )
+    except Exception as exc:  # opening writes to its database
+        if is_disk_full(exc):
+            raise disk_full(f"the vector store at {settings.chroma_path}", exc) from None
+        raise
 
 
 def drop_collections(
@@ -98,7 +119,12 @@ def drop_collections(
                 "--take-over`; if not, set CONTEXTD_STORE_NAMESPACE to a name of your own."
             )
         for col in mine:
-            client.delete_collection(col.name)
+            try:
+                client.delete_collection(col.name)
+            except Exception as exc:
+                if settings.store is None and is_disk_full(exc):
+                    raise disk_full(f"the vector store at {settings.chroma_path}", exc) from None
+                raise
             dropped.append(col.name)
     finally:
         if settings.store is not None:
@@ -145,6 +171,8 @@ class VectorStore:
                 self.client = open_client(settings)
                 self.collection = self._get_or_create(collection_name(model_id), metadata)
             except Exception as exc:
+                if is_disk_full(exc):
+                    raise disk_full(f"the vector store at {settings.chroma_path}", exc) from None
                 raise StoreError(
                     f"The vector store at {settings.chroma_path} cannot be opened ({exc}). "
                     "Run `contextd reindex` to rebuild it from your files."
@@ -210,6 +238,12 @@ class VectorStore:
                 "again and writes the vectors back from the embedding cache: a running "
                 "daemon does it now; without one, run `contextd index`."
             ) from None
+        except StoreError:
+            raise
+        except Exception as exc:  # Chroma's own error for a write refused for lack of space
+            if self.url is None and is_disk_full(exc):
+                raise disk_full(self.where, exc) from None
+            raise
 
     @contextmanager
     def _server_calls(self) -> Iterator[None]:

@@ -252,6 +252,34 @@ def test_a_full_disk_makes_the_daemon_degraded_and_it_recovers(small_disk, tmp_p
         stop_daemon(env)
 
 
+def test_a_full_disk_under_the_embedded_store_is_named_and_search_still_answers(
+    small_disk, tmp_path
+) -> None:
+    """Chroma's own "database or disk is full" came out as `unexpected error ... please
+    report it` (exit 3), then as a store that "cannot be opened" with advice to reindex,
+    whose run crashed in turn. Each is now the one line a full catalog already gave."""
+    home, root = small_disk / "home", tmp_path / "repo"
+    small_repo(root, 20)
+    env = start_daemon(home)
+    stop_daemon(env)  # only its environment: these commands run in process
+    contextd(env, "add", str(root), "--name", "repo", "--no-hooks")
+    contextd(env, "index", "--no-wait")
+    filler = small_disk / "filler"
+    fill(filler)
+    # Not a byte free: even the catalog cannot open its shared-memory file, so search
+    # cannot answer either (with a little space left, it answers by keyword, marked).
+    for args in (["index"], ["reindex"], ["search", "task_3"]):
+        out = contextd(env, *args, check=False)
+        assert out.returncode == 1, (args, out.stderr)
+        assert "is full" in out.stderr and "Free some space" in out.stderr, out.stderr
+        assert "unexpected error" not in out.stderr and "Traceback" not in out.stderr
+    filler.unlink()
+    contextd(env, "index")
+    assert clean(doctor(env))
+    answer = json.loads(contextd(env, "search", "task_3", "--json").stdout)
+    assert answer["degraded"] is None and answer["results"][0]["dense"] > 0
+
+
 # -- the inotify watch limit ---------------------------------------------------------------
 
 

@@ -80,14 +80,19 @@ def run(argv: Sequence[str] | None = None) -> int:
         ):
             exc.show()  # type: ignore[attr-defined]
             return int(exc.exit_code)  # type: ignore[attr-defined]
-        logging.getLogger("contextd").error("unexpected error\n%s", traceback.format_exc())
+        details = traceback.format_exc()
         try:
-            where = str(settings().log_path)
+            log_path: str | None = str(settings().log_path)  # sets up logging, if not yet
         except ContextdError:
-            where = "the log"
+            log_path = None
+        to_file = any(
+            getattr(h, "baseFilename", None) == log_path for h in logging.getLogger().handlers
+        )
+        logging.getLogger("contextd").error("unexpected error\n%s", details)
+        where = f"in {log_path}" if to_file else "above"  # else logging wrote to stderr
         err_console.print(
             f"[red]unexpected error:[/] {type(exc).__name__}: {shown(exc)}. "
-            f"The traceback is in {where}; please report it."
+            f"The traceback is {where}; please report it."
         )
         return 3
 
