@@ -28,6 +28,7 @@ from contextd.store import Owner, VectorStore
 log = logging.getLogger(__name__)
 
 MODEL_KEY = "model_id"
+CHUNKER_KEY = "chunker_version"  # the chunker that cut the catalog's chunks, once known
 STORE_KEY = "store"  # where the catalog's chunks were written: "embedded" or "URL#namespace"
 OWNER_KEY = "store_owner"  # this catalog's id, stamped on its collections on a server
 
@@ -48,6 +49,7 @@ class App:
         # Told when the store lost its vectors or answers again: the daemon reconciles.
         self.on_store_change: Callable[[], None] | None = None
         self.store_down: tuple[float, str] | None = None  # (when, why) it could not be opened
+        self.store_mismatch: str | None = None  # why the store needs `contextd reindex`
         make_home(settings.home)
         self.catalog = Catalog(settings.catalog_path, timeout_s=catalog_timeout_s)
 
@@ -68,6 +70,10 @@ class App:
         except StoreUnavailable as exc:
             self.store_down = (time.monotonic(), str(exc))
             raise
+        except StoreMismatch as exc:  # built by another model or chunker: a reindex's work
+            self.store_mismatch = str(exc)
+            raise
+        self.store_mismatch = None
         if down is not None:
             self.store_down = None
             log.info("the vector store answers again: %s", store.where)
@@ -92,7 +98,29 @@ class App:
         if self.settings.store is None:
             self._check_store(store)
         self._follow_store(store)
+        if self.catalog.get_meta(CHUNKER_KEY) != str(CHUNKER_VERSION):
+            self.catalog.set_meta(CHUNKER_KEY, str(CHUNKER_VERSION))
         return store
+
+    def reindex_needed(self) -> str | None:
+        """Why the index must be rebuilt before its vectors can be used (another model, or
+        chunks cut by an earlier contextd), as far as the catalog knows without the store."""
+        if self.store_mismatch:
+            return self.store_mismatch
+        built_with = self.catalog.get_meta(MODEL_KEY)
+        if built_with is not None and built_with != self.embedder.model_id:
+            return (
+                f"The index was built with model {built_with}; the configured model is "
+                f"{self.embedder.model_id}. Run `contextd reindex`, or set CONTEXTD_MODEL back."
+            )
+        cut_by = self.catalog.get_meta(CHUNKER_KEY)
+        if cut_by is not None and cut_by != str(CHUNKER_VERSION):
+            return (
+                f"The index was cut into chunks by an earlier contextd (chunker v{cut_by}; "
+                f"this one is v{CHUNKER_VERSION}). Run `contextd reindex`: vectors of "
+                "unchanged text come from the embedding cache."
+            )
+        return None
 
     def _store_gone(self) -> None:
         """The store's collection vanished while in use: open it again at its next use
@@ -185,7 +213,7 @@ class App:
         indexer = self.indexer
         try:
             _ = self.store  # opening it may mark the row dirty (a store switch)
-        except StoreUnavailable:
+        except (StoreUnavailable, StoreMismatch):
             pass  # pass 1 needs only the catalog; the store is swept when it answers
         stats = indexer.index(self.catalog.source(row.name), progress, scope, commit)
         if embed and stats.pending:
@@ -232,6 +260,7 @@ class App:
         log.info("reindex: dropped collections %s", dropped)
         self.catalog.clear_chunks()
         self.catalog.set_meta(MODEL_KEY, self.embedder.model_id)
+        self.catalog.set_meta(CHUNKER_KEY, str(CHUNKER_VERSION))
         self.catalog.set_meta(STORE_KEY, store_identity(self.settings))
 
     def close(self) -> None:

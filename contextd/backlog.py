@@ -46,6 +46,11 @@ class Backlog(threading.Thread):
     def wake(self) -> None:
         self._wake.set()
 
+    def retry(self) -> None:
+        """Try again now, forgetting the last failure (an `index` asked for it)."""
+        self.state.error = None
+        self._wake.set()
+
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()

@@ -25,7 +25,7 @@ from contextd import ops
 from contextd.app import STORE_RETRY_S, App, resolve_root
 from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
-from contextd.errors import ContextdError, DaemonError, StoreUnavailable
+from contextd.errors import ContextdError, DaemonError, StoreMismatch, StoreUnavailable
 from contextd.home import make_home
 from contextd.lock import DataDirLock, clear_info, read_info, write_info
 from contextd.rpc import PROTOCOL, Emit, RpcServer
@@ -84,6 +84,8 @@ class Daemon:
             _ = self.app.store  # a wrong model or namespace fails before "ready"
         except StoreUnavailable as exc:  # a server that is down: search its keyword index
             log.warning("%s Searching the keyword index until it answers.", exc)
+        except StoreMismatch as exc:  # an upgrade's new chunker, another model: still serve
+            log.warning("%s Searching the keyword index until then.", exc)
         self.worker = Worker(
             self.app, self.settings.settle_ms / 1000, self.settings.reconcile_interval_s
         )
@@ -279,6 +281,7 @@ class Daemon:
     def _await_backlog(self, result: dict[str, Any], emit: Emit) -> None:
         """Report the backlog's progress until the indexed sources are fully embedded."""
         names = [r["source"] for r in result["sources"]]
+        self.backlog.retry()  # a failure before this run (a store since reindexed) is past
         started = time.perf_counter()
         embedded0, cached0 = self.backlog.state.embedded, self.backlog.state.cached
         while True:

@@ -354,6 +354,9 @@ def store(app: App, check: bool = False) -> dict[str, Any]:
             info |= {"reachable": True, "problem": None}
         except ContextdError as exc:
             info |= {"reachable": False, "problem": str(exc)}
+    needed = app.reindex_needed()
+    if needed:
+        info["problem"] = needed
     return info
 
 

@@ -36,7 +36,7 @@ from contextd.catalog import Catalog, SourceRow, StoredChunk, lexical_entry
 from contextd.connectors import open_source, scan_changes
 from contextd.connectors.git import GitSource
 from contextd.embedder import Embedder
-from contextd.errors import StoreUnavailable
+from contextd.errors import StoreMismatch, StoreUnavailable
 from contextd.indexers import ChunkerRegistry, language_of
 from contextd.records import Change, ChangeKind, Chunk, FileState, Skip, Touch
 from contextd.settings import Settings
@@ -192,7 +192,7 @@ class Indexer:
             log.info("source %s was interrupted; sweeping the store", row.name)
             try:
                 self.sweep(row.name)
-            except StoreUnavailable:
+            except (StoreUnavailable, StoreMismatch):
                 behind = True
         self.catalog.mark_source(row.name, dirty=True)
         scan = scan_changes(
@@ -321,7 +321,7 @@ class Indexer:
             if stale:
                 try:
                     self.store.delete(stale)
-                except StoreUnavailable:
+                except (StoreUnavailable, StoreMismatch):
                     in_step = False
         stats.changed += len(batch.files)
         stats.deleted += len(batch.deletes)

@@ -27,7 +27,7 @@ import pathspec
 from contextd import redaction
 from contextd.app import App
 from contextd.confidence import ANSWER_K, HIT_FEATURES, QUERY_FEATURES, logit
-from contextd.errors import ContextdError, DiskFull, StoreUnavailable
+from contextd.errors import ContextdError, DiskFull, StoreMismatch, StoreUnavailable
 from contextd.hygiene import CONTROL
 from contextd.indexers import language_of
 from contextd.lexical import (
@@ -166,7 +166,7 @@ def search(
     if mode != "lexical":
         try:
             _ = app.store  # opened first: opening it may write to the catalog (a switch)
-        except (StoreUnavailable, DiskFull) as exc:  # the keyword index can still answer
+        except (StoreUnavailable, DiskFull, StoreMismatch) as exc:  # keywords still answer
             degraded = str(exc)
     with app.catalog.snapshot():
         query = CONTROL.sub("", query).strip()  # "\x00" is no question either

@@ -374,3 +374,47 @@ def test_a_daemon_of_another_version_is_named_and_can_still_be_stopped(tmp_path:
     finally:
         stop_daemon(env)
     assert "not running" in contextd(env, "status").stdout
+
+
+def test_an_index_cut_by_an_earlier_chunker_is_served_by_keyword_and_named(
+    tmp_path: Path,
+) -> None:
+    """After an upgrade that changed the chunker, `start` failed (so every MCP tool did),
+    and `status` showed nothing wrong. The daemon now serves the keyword index, marked,
+    and `status` names the reindex that makes it whole."""
+    import sqlite3
+
+    from contextd.settings import Settings
+    from contextd.store import open_client
+
+    home, root = tmp_path / "home", tmp_path / "repo"
+    write(root, "billing.py", "def post_invoice(entry):\n    '''Email the receipt.'''\n")
+    env = start_daemon(home)
+    stop_daemon(env)
+    contextd(env, "add", str(root), "--name", "repo")
+    contextd(env, "index")
+    client = open_client(Settings(home=home))
+    (col,) = [c for c in client.list_collections() if c.name.startswith("contextd-")]
+    col.modify(metadata={**(col.metadata or {}), "chunker_version": 1})  # as an old one
+    db = sqlite3.connect(home / "catalog.sqlite3")
+    db.execute("DELETE FROM meta WHERE key = 'chunker_version'")  # older catalogs lack it
+    db.commit()
+    db.close()
+    env = start_daemon(home)  # before: "The daemon exited while starting"
+    try:
+        answer = json.loads(contextd(env, "search", "post_invoice", "--json").stdout)
+        assert "chunker v1" in answer["degraded"] and "contextd reindex" in answer["degraded"]
+        assert answer["results"][0]["path"] == "billing.py"
+        text = contextd(env, "status").stdout
+        assert "not usable" in text and "chunker v1" in text, text
+        write(root, "tax.py", "def compute_vat_surcharge(amount):\n    return amount\n")
+        deadline = time.monotonic() + 30  # an edit still reaches the keyword index
+        while "tax.py" not in contextd(env, "search", "compute_vat_surcharge").stdout:
+            assert time.monotonic() < deadline, "the edit never reached the keyword index"
+            time.sleep(0.5)
+        contextd(env, "reindex")
+        answer = json.loads(contextd(env, "search", "post_invoice", "--json").stdout)
+        assert answer["degraded"] is None and answer["results"][0]["dense"] > 0
+        assert "not usable" not in contextd(env, "status").stdout
+    finally:
+        stop_daemon(env)

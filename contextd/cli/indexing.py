@@ -182,6 +182,8 @@ def print_store(info: dict[str, Any]) -> None:
     """One line: which vector store, and for a server whether it answers."""
     if info["kind"] == "embedded":
         console.print(f"store: embedded, {info['path']}")
+        if info.get("problem"):
+            console.print(f"  [red]not usable:[/] {shown(info['problem'])}")
         return
     line = (
         f"store: Chroma server {info['url']} · namespace {info['namespace']} · "
@@ -191,6 +193,8 @@ def print_store(info: dict[str, Any]) -> None:
         line += f" · collection {info['collection']}"
     if info["reachable"]:
         console.print(f"{line} · [green]reachable[/]")
+        if info.get("problem"):
+            console.print(f"  [red]not usable:[/] {shown(info['problem'])}")
     else:
         console.print(f"{line} · [red]not usable[/]\n  {info['problem']}")
 
