@@ -17,18 +17,33 @@ import pathspec
 
 from contextd.connectors.filters import IGNORED_DIRS
 from contextd.connectors.scope import Scope
+from contextd.errors import SourceError
 
 IGNORE_FILES = (".gitignore", ".contextdignore")
 
 
 def _load_spec(directory: Path) -> pathspec.PathSpec | None:
+    """The rules of a folder's ignore files. One that is there but cannot be read (a
+    folder, a dangling link, no permission) stops the scan: its rules may be what keeps
+    secrets out, so the folder is not indexed as if it had none."""
     lines: list[str] = []
     for name in IGNORE_FILES:
+        path = directory / name
         try:
-            lines += (directory / name).read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            continue
+            lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            if path.is_symlink():
+                raise _unreadable(path, "it is a link to nothing") from None
+        except OSError as exc:
+            raise _unreadable(path, exc.strerror or str(exc)) from None
     return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+
+
+def _unreadable(path: Path, why: str) -> SourceError:
+    return SourceError(
+        f"The ignore file {path} cannot be read ({why}). contextd does not index "
+        f"{path.parent} without the rules it may hold: fix it or remove it."
+    )
 
 
 class _Above:

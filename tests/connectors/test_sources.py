@@ -40,6 +40,27 @@ def test_a_folder_source_honours_builtin_ignores_and_ignore_files(tmp_path: Path
     )
 
 
+def test_an_ignore_file_that_cannot_be_read_stops_the_scan(tmp_path: Path) -> None:
+    """Read as empty before: what it meant to keep out was indexed, without a word."""
+    import pytest
+
+    from contextd.errors import SourceError
+
+    root = tmp_path / "notes"
+    write(root, "a/secret-plan.md", "x\n")
+    (root / ".contextdignore").mkdir()
+    src = open_source("notes", root, detect_kind(root))
+    with pytest.raises(SourceError, match=r"\.contextdignore cannot be read .*fix it or remove"):
+        set(src.scan())
+    (root / ".contextdignore").rmdir()
+    (root / ".contextdignore").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(SourceError, match="it is a link to nothing"):
+        set(src.scan())
+    (root / ".contextdignore").unlink()
+    write(root, ".contextdignore", "a/\n")
+    assert set(src.scan()) == {".contextdignore"}
+
+
 def test_the_deny_list_names_secrets_by_file_and_folder() -> None:
     for path in [
         ".env",
