@@ -405,6 +405,9 @@ def test_an_index_cut_by_an_earlier_chunker_is_served_by_keyword_and_named(
         answer = json.loads(contextd(env, "search", "post_invoice", "--json").stdout)
         assert "chunker v1" in answer["degraded"] and "contextd reindex" in answer["degraded"]
         assert answer["results"][0]["path"] == "billing.py"
+        text = contextd(env, "search", "post_invoice").stdout
+        assert "Keyword results only" in text and "none for keyword results only" in text
+        assert "not calibrated for this embedding model" not in text  # not the reason
         text = contextd(env, "status").stdout
         assert "not usable" in text and "chunker v1" in text, text
         write(root, "tax.py", "def compute_vat_surcharge(amount):\n    return amount\n")

@@ -113,6 +113,8 @@ VERDICT_TEXT = {
 
 
 def _verdict_line(answer: dict[str, Any]) -> Text:
+    if answer.get("degraded"):  # said above: the vectors could not be asked
+        return Text("confidence: none for keyword results only", style="dim")
     if not answer["calibrated"]:
         return Text(
             "confidence: not calibrated for this embedding model (`contextd calibrate "
