@@ -293,6 +293,7 @@ class Calibrations:
         self.model_id = model_id
         self._shipped = shipped(model_id)
         self._sources: dict[str, tuple[int, Calibration | None]] = {}
+        self._problems: dict[str, str] = {}  # why a source's own calibration is passed over
 
     def for_sources(self, sources: list[str]) -> Calibration | None:
         """One source with its own calibration uses it; otherwise the shipped one."""
@@ -301,6 +302,12 @@ class Calibrations:
             if own is not None:
                 return own
         return self._shipped
+
+    def problem(self, source: str) -> str | None:
+        """Why a source's own calibration, fitted by `contextd calibrate`, is not used."""
+        if self._source(source) is not None or not source_path(self.home, source).exists():
+            return None
+        return self._problems.get(source)
 
     def _source(self, source: str) -> Calibration | None:
         path = source_path(self.home, source)
@@ -323,7 +330,15 @@ class Calibrations:
                 e,
                 source,
             )
+            self._problems[source] = (
+                f"its own calibration is unusable (fitted by an earlier contextd, or "
+                f"damaged): the shipped one is used. Run `contextd calibrate {source}`."
+            )
         if cal is not None and cal.model_id != self.model_id:
+            self._problems[source] = (
+                f"its own calibration was fitted for model {cal.model_id}: the shipped one "
+                f"is used. Run `contextd calibrate {source}`."
+            )
             cal = None
         self._sources[source] = (mtime, cal)
         return cal

@@ -322,6 +322,7 @@ def status(app: App, skipped: bool = False, with_hooks: bool = False) -> dict:
         row["head"] = _head(root) if git_source else None
         if with_hooks:
             row["hooks"] = _hooks_of(root, app.settings.home) if git_source else None
+        row["calibration_problem"] = app.calibrations.problem(row["name"])
     data: dict[str, Any] = {
         "home": str(app.settings.home),
         "model": app.settings.model,

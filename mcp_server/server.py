@@ -239,6 +239,9 @@ def build_server(backend: Backend) -> MCPServer:
         store_problem = (data.get("store") or {}).get("problem")
         if store_problem:  # searches fall back to the keyword index meanwhile
             problems.append(f"vector store: {store_problem}")
+        for row in data["sources"]:
+            if row.get("calibration_problem"):
+                problems.append(f"source {row['name']}: {row['calibration_problem']}")
         return DaemonStatus(
             running=bool(daemon),
             pid=daemon.get("pid"),

@@ -166,6 +166,8 @@ def status(
         elif r["interrupted"]:
             line += " · [yellow]last run was interrupted: run `contextd index`[/]"
         console.print(line)
+        if r.get("calibration_problem"):
+            console.print(f"  [yellow]confidence:[/] {shown(r['calibration_problem'])}")
         for error in r.get("errors", []):
             console.print(f"  [red]error[/] {shown(error)}")
     if skipped:

@@ -374,3 +374,19 @@ def test_a_data_dir_that_cannot_be_written_is_one_clear_line(monkeypatch, capsys
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     immutable = sqlite3.OperationalError("attempt to write a readonly database")
     assert "cannot be written" in str(sqlite_error(home / "catalog.sqlite3", 5, immutable))
+
+
+def test_an_unusable_calibration_of_a_source_is_named_in_status(repo: Path, capsys) -> None:
+    """A calibration fitted by an earlier contextd was replaced by the shipped one, and
+    only the log said so: confidence changed meaning without a word to the user."""
+    from contextd.confidence import source_path
+
+    cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")
+    assert cli(capsys, "index")[0] == 0
+    code, out, _ = cli(capsys, "status")
+    assert code == 0 and "its own calibration" not in out
+    path = source_path(Path(os.environ["CONTEXTD_HOME"]), "shop")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"model_id": "x", "features": ["from", "an", "old", "one"]}))
+    code, out, _ = cli(capsys, "status")
+    assert "its own calibration is unusable" in out and "contextd calibrate shop" in out
