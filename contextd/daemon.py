@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from contextd import ops
+from contextd import hooks, ops
 from contextd.app import STORE_RETRY_S, App, resolve_root
 from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
@@ -109,6 +109,8 @@ class Daemon:
         try:
             for row in self.app.catalog.sources():
                 self._watch(row.name, row.root)
+                if row.kind == "git":
+                    self._refresh_hooks(row.name, row.root)
             self.worker.submit(Reconcile(None))
             self._drain_spool()
             self.worker.submit(Call(self.app.embedder.load))
@@ -195,6 +197,19 @@ class Daemon:
         except OSError as exc:
             state.watch_error = f"cannot watch {root}: {exc}; changes are seen at reconcile scans"
             log.error("cannot watch %s (%s); relying on reconcile scans", root, exc)
+
+    def _refresh_hooks(self, name: str, root: Path) -> None:
+        """Rewrite our hooks an earlier contextd wrote (after an upgrade): they would go on
+        following the committing shell's CONTEXTD_HOME, and make a deleted data dir again."""
+        stale = hooks.outdated(root, self.home)
+        if not stale:
+            return
+        try:
+            hooks.install(root, self.home)
+        except (ContextdError, OSError) as exc:
+            log.warning("could not rewrite the git hooks of %s: %s", name, exc)
+        else:
+            log.info("rewrote %s's git hooks from an earlier contextd: %s", name, stale)
 
     def _rewatch_replaced_roots(self) -> None:
         """A source folder deleted and made again (or cloned afresh) has lost its watch:

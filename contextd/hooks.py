@@ -24,8 +24,9 @@ from contextd.errors import SourceError
 HOOKS = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
 ID_LINE = "# contextd-hook:"
 HOME_LINE = "# contextd-home: "
-# How a hook written before data dirs were listed named its one data dir.
+# How hooks written before data dirs were listed named their one data dir.
 OLD_HOME = re.compile(r'^home="\$\{CONTEXTD_HOME:-(.*)\}"$', re.M)
+OLDEST_HOME = re.compile(r'^spool="\$\{CONTEXTD_HOME:-(.*)\}/spool"$', re.M)
 LEGACY_SUFFIX = ".contextd-legacy"
 
 
@@ -74,10 +75,29 @@ def homes_of(path: Path) -> list[Path]:
     homes = [
         Path(line[len(HOME_LINE) :]) for line in text.splitlines() if line.startswith(HOME_LINE)
     ]
-    old = OLD_HOME.search(text)
+    old = OLD_HOME.search(text) or OLDEST_HOME.search(text)
     if not homes and old:
         homes = [Path(re.sub(r"\\(.)", r"\1", old.group(1)))]
     return homes
+
+
+def outdated(repo: Path, home: Path) -> list[str]:
+    """Our hooks for `home` that an earlier contextd wrote (not what it writes now)."""
+    try:
+        directory = hooks_dir(repo)
+    except SourceError:
+        return []
+    stale = []
+    for hook in HOOKS:
+        for path in (directory / hook, directory / f"{hook}.legacy"):
+            if is_ours(path) and home in (homes := homes_of(path)):
+                try:
+                    if path.read_text(errors="replace") != render(hook, homes):
+                        stale.append(hook)
+                except (OSError, SourceError):
+                    pass
+                break
+    return stale
 
 
 def _write(path: Path, text: str) -> None:

@@ -313,3 +313,49 @@ def test_a_data_dir_whose_name_looks_like_a_placeholder_is_kept_as_named(
     hooks.install(repo, odd)
     assert hooks.homes_of(repo / ".git/hooks/post-commit") == [odd]
     assert hooks.installed(repo, odd) == list(hooks.HOOKS)
+
+
+OLDEST_HOOK = """#!/bin/sh
+# contextd-hook: installed by contextd; `contextd hooks uninstall` restores what was here.
+legacy="$0.contextd-legacy"
+status=0
+if [ -x "$legacy" ]; then
+    "$legacy" "$@"
+    status=$?
+fi
+spool="${CONTEXTD_HOME:-@HOME@}/spool"
+note="$spool/$(date +%s%N 2>/dev/null)-$$"
+{
+    [ -d "$spool" ] || mkdir -p "$spool"
+    printf '%s\\n%s\\n' "@HOOK@" "$PWD" > "$note.tmp" && mv -f "$note.tmp" "$note.note"
+} >/dev/null 2>&1
+exit $status
+"""
+
+
+def test_hooks_an_earlier_contextd_wrote_are_counted_and_rewritten_by_the_daemon(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Hooks from an early version were reported as `0 of 4`, were never rewritten, went
+    on following the committing shell's CONTEXTD_HOME, and made a deleted data dir anew."""
+    from tests.daemon_helpers import contextd, start_daemon, stop_daemon
+
+    home = (tmp_path / "home").resolve()
+    env = start_daemon(home)
+    stop_daemon(env)
+    contextd(env, "add", str(repo), "--name", "shop", "--no-hooks")
+    for hook in hooks.HOOKS:
+        path = repo / ".git/hooks" / hook
+        path.write_text(OLDEST_HOOK.replace("@HOME@", str(home)).replace("@HOOK@", hook))
+        path.chmod(0o755)
+    assert hooks.installed(repo, home) == list(hooks.HOOKS)
+    assert hooks.outdated(repo, home) == list(hooks.HOOKS)
+    env = start_daemon(home)
+    try:
+        assert hooks.outdated(repo, home) == []
+        for hook in hooks.HOOKS:
+            text = (repo / ".git/hooks" / hook).read_text()
+            assert text == hooks.render(hook, [home])
+    finally:
+        stop_daemon(env)
+    assert "rewrote shop's git hooks" in (home / "logs" / "contextd.log").read_text()
