@@ -23,7 +23,8 @@ class SearchHit(BaseModel):
     score: float = Field(description="Ranking score (higher is better), not a probability.")
     confidence: float | None = Field(
         description="Calibrated probability that this result is relevant, never above the "
-        "answer's `answerable` (null: uncalibrated)."
+        "answer's `answerable`. Null when the answer is not calibrated, and for results "
+        "past the first 40, which are not scored (a deep `k` or `files` search)."
     )
     indexed_commit: str | None = Field(description="Commit the source was indexed at.")
     stale: bool = Field(description="True if the file changed on disk since it was indexed.")
