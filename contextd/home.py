@@ -24,6 +24,16 @@ def home_from_env() -> Path:
     return (Path(raw) if raw else default_home()).expanduser().resolve()
 
 
+# What contextd keeps in a data dir, and whether each is a file or a folder.
+LAYOUT = {
+    "catalog.sqlite3": "file",
+    "contextd.lock": "file",
+    "chroma": "folder",
+    "logs": "folder",
+    "spool": "folder",
+}
+
+
 def make_home(home: Path) -> None:
     """Create the data dir readable by its owner only: it holds the indexed code. One
     that an earlier contextd made readable by others (it holds a catalog) is closed too."""
@@ -39,6 +49,14 @@ def make_home(home: Path) -> None:
             f"Cannot create the data dir {home}: {exc.strerror}. Point CONTEXTD_HOME at a "
             "folder you can write, or unset it to use the default."
         ) from None
+    for name, kind in LAYOUT.items():
+        entry = home / name
+        if (kind == "folder" and entry.is_file()) or (kind == "file" and entry.is_dir()):
+            other = "file" if kind == "folder" else "folder"
+            raise ConfigError(
+                f"{entry} is a {other}, where contextd keeps its {name} {kind}. Move it out "
+                "of the data dir (contextd makes its own again)."
+            )
     try:
         mode = home.stat().st_mode
         # Never a folder others share on purpose (sticky, as /tmp): not a data dir we made.

@@ -359,8 +359,14 @@ def test_a_data_dir_that_cannot_be_written_is_one_clear_line(monkeypatch, capsys
     home.mkdir(parents=True, exist_ok=True)
     (home / "contextd.lock").mkdir()
     code, _, err = cli(capsys, "sources")
-    assert code == 1 and "is a folder, where contextd keeps its lock file" in err, err
+    assert code == 1 and "is a folder, where contextd keeps its contextd.lock file" in err, err
     (home / "contextd.lock").rmdir()
+    for name in ("logs", "spool", "chroma"):  # `start` exited 3, `reindex` crashed
+        (home / name).write_text("")
+        code, _, err = cli(capsys, "sources")
+        assert code == 1 and f"{home / name} is a file, where contextd keeps its" in err
+        assert "Traceback" not in err
+        (home / name).unlink()
     real_open = os.open
 
     def read_only(path, *args, **kwargs):  # the tests run as root, whom chmod does not stop
