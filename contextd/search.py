@@ -206,6 +206,8 @@ def search(
                 if paths is not None:
                     kept = [c for c in draw(paths) if matches(c.hit.path)]
             candidates = kept
+        elif named := _named_files(app, query, sources or known):
+            candidates = draw(named)  # a file asked for by its path: that file's chunks
         exact = looks_like_identifier(query) or any(
             0 < app.catalog.document_frequency(t) <= RARE_DF for t in _code_terms(query)[:8]
         )
@@ -316,6 +318,26 @@ def _glob_paths(app: App, matches: Callable[[str], bool], sources: list[str]) ->
         if len(paths) > GLOB_PATHS:
             return None
     return sorted(paths)
+
+
+PATH_QUERY = re.compile(r"[\w.@+-]+(/[\w.@+-]+)+|[\w@+-][\w.@+-]*\.[A-Za-z0-9]{1,10}")
+NAMED_FILES = 5  # a path that names more files than this is a pattern, not a file
+
+
+def _named_files(app: App, query: str, sources: list[str]) -> list[str] | None:
+    """The indexed files a query that is a path names (`src/flask/ctx.py`, `ctx.py`):
+    their path is it, or ends with it after a `/`. Its words (src, flask, py) are in
+    nearly every path, so ranked as words they picked another file, even with `found`."""
+    q = query.strip().strip("`'\"").removeprefix("./")
+    if not PATH_QUERY.fullmatch(q):
+        return None
+    named = {
+        p
+        for name in sources
+        for p, state in app.catalog.file_states(name).items()
+        if state.status == "indexed" and (p == q or p.endswith("/" + q))
+    }
+    return sorted(named) if 0 < len(named) <= NAMED_FILES else None
 
 
 def _check_glob_matches(glob: str) -> None:

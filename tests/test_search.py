@@ -307,3 +307,14 @@ def test_a_narrow_glob_is_searched_among_its_own_files(app: App, tmp_path: Path)
     assert {h.path for h in answer.hits} <= {"billing/ledger.py", "billing/tax.py"}
     with pytest.raises(ContextdError, match=r"No indexed file matches the path glob 'bill/\*'"):
         search(app, "send the receipt by email", path_glob="bill/*")
+
+
+def test_a_query_that_is_a_files_path_finds_that_file(indexed: App) -> None:
+    """`src/flask/ctx.py` came back as five chunks of app.py, with `found`: its words
+    (src, flask, py) are in nearly every path."""
+    for query in ("src/shop/mail.py", "./src/shop/cart.py", "shop/mail.py", "`mail.py`"):
+        want = query.strip("`").removeprefix("./")
+        hits = search(indexed, query, k=3).hits
+        assert hits and all(h.path.endswith(want) for h in hits), (query, hits[:1])
+    # Not a path of the index: searched as words, as before.
+    assert search(indexed, "src/shop/refunds.py", k=3).hits
