@@ -31,9 +31,12 @@ def tail(path: Path, n: int) -> list[str]:
 def spawn(settings: Settings) -> subprocess.Popen[bytes]:
     make_home(settings.home)
     settings.log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(settings.log_path.with_name("daemon.stderr"), "ab") as err:
+    # Anew each start: a start that fails is diagnosed from what this one printed.
+    with open(settings.log_path.with_name("daemon.stderr"), "wb") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "contextd", "daemon"],
+            # Its log goes to contextd.log; daemon.stderr keeps only what Python itself
+            # prints there (a crash before logging is set up).
+            [sys.executable, "-m", "contextd", "daemon", "--detached"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,

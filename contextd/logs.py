@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contextd.home import make_home
@@ -12,6 +15,19 @@ if TYPE_CHECKING:
     from contextd.settings import Settings
 
 NOISY = ("chromadb", "httpx", "httpx2", "sentence_transformers", "urllib3", "transformers", "mcp")
+
+
+MAX_LOG_BYTES = 10 << 20  # a log past this is moved to contextd.log.1 when a daemon starts
+
+
+def rotate_log(path: Path) -> None:
+    """Keep the log bounded: at a daemon's start, a log past MAX_LOG_BYTES becomes
+    `contextd.log.1` (replacing the one before), and a new one begins."""
+    try:
+        if path.stat().st_size > MAX_LOG_BYTES:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except OSError:
+        pass
 
 
 def configure_logging(s: Settings, stderr: bool = False) -> None:
@@ -25,7 +41,9 @@ def configure_logging(s: Settings, stderr: bool = False) -> None:
     try:
         make_home(s.home)
         s.log_path.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(s.log_path, encoding="utf-8"))
+        # Reopened when logrotate (or `rotate_log`) moves it away: lines never go to a
+        # file no one reads.
+        handlers.append(logging.handlers.WatchedFileHandler(s.log_path, encoding="utf-8"))
     except OSError:
         stderr = True
     if stderr:

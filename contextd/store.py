@@ -36,11 +36,12 @@ from contextd.errors import (
     StoreMismatch,
     StoreUnavailable,
 )
-from contextd.health import is_disk_full
+from contextd.health import free_bytes, is_disk_full
 from contextd.settings import Settings
 
 log = logging.getLogger(__name__)
 
+STORE_MIN_FREE = 16 << 20  # the embedded store is not written with less free than this
 REMOTE_MAX_BATCH = 1000  # records per request to a server: a few MB of JSON, not 25
 PAGE = 5000  # records per read of one source's ids and metadata
 # Candidates HNSW explores per query (Chroma's default is 100). On the standard library's
@@ -146,6 +147,7 @@ class VectorStore:
         self.model_id = model_id
         self.dim = dim
         self.url = settings.store
+        self.path = settings.chroma_path if settings.store is None else None
         self.namespace = settings.namespace if self.url else None
         metadata: dict[str, Any] = {
             "model_id": model_id,
@@ -289,6 +291,7 @@ class VectorStore:
         """Vectors and their metadata, never the chunk text: search reads text from the
         catalog, so a copy here would only cost disk (888 -> 657 MiB for the stdlib) and,
         in team mode, send the code over the network."""
+        self._room_to_write()
         with self._calls():
             for i in range(0, len(ids), self.max_batch):
                 j = i + self.max_batch
@@ -298,7 +301,23 @@ class VectorStore:
                     metadatas=list(metadatas[i:j]),  # type: ignore[arg-type]
                 )
 
+    def _room_to_write(self) -> None:
+        """The embedded store is not written with its disk nearly full: Chroma then hung
+        in a retry loop holding the GIL (no search, no `stop`, even after space came back)."""
+        if self.url is not None or self.path is None:
+            return
+        free = free_bytes(self.path)
+        if free is not None and free < STORE_MIN_FREE:
+            raise DiskFull(
+                f"The disk is full for the vector store at {self.path}: {free // 2**20} MiB "
+                f"free, and contextd writes no vectors with less than "
+                f"{STORE_MIN_FREE // 2**20} MiB. Free some space there; contextd picks up "
+                "where it stopped (`contextd status` shows it)."
+            )
+
     def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._room_to_write()
         with self._calls():
             for i in range(0, len(ids), self.max_batch):
                 self.collection.delete(ids=list(ids[i : i + self.max_batch]))

@@ -421,3 +421,30 @@ def test_an_index_cut_by_an_earlier_chunker_is_served_by_keyword_and_named(
         assert "not usable" not in contextd(env, "status").stdout
     finally:
         stop_daemon(env)
+
+
+def test_the_log_is_written_once_and_follows_a_rotation(tmp_path: Path) -> None:
+    """Every line went to contextd.log and daemon.stderr alike, and after logrotate moved
+    contextd.log away the daemon went on writing to the moved file (`logs` showed nothing)."""
+    from contextd.logs import MAX_LOG_BYTES, rotate_log
+
+    home, root = tmp_path / "home", tmp_path / "notes"
+    write(root, "a.md", "# A\n\nfirst\n")
+    env = start_daemon(home)
+    try:
+        log = home / "logs" / "contextd.log"
+        assert "daemon ready" in log.read_text()
+        assert "daemon ready" not in (home / "logs" / "daemon.stderr").read_text()
+        log.rename(log.with_name("contextd.log.1"))  # as logrotate does
+        contextd(env, "add", str(root), "--name", "notes")
+        deadline = time.monotonic() + 30
+        while "notes" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "the daemon never wrote the new log"
+            time.sleep(0.2)
+        assert "notes" in contextd(env, "logs", "-n", "20").stdout
+    finally:
+        stop_daemon(env)
+    big = tmp_path / "big.log"
+    big.write_bytes(b"x" * (MAX_LOG_BYTES + 1))
+    rotate_log(big)
+    assert not big.exists() and (tmp_path / "big.log.1").stat().st_size == MAX_LOG_BYTES + 1

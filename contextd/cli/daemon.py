@@ -15,17 +15,22 @@ from contextd.cli.common import console, settings
 from contextd.errors import DaemonError
 from contextd.launcher import ensure_daemon, tail
 from contextd.lock import read_info
-from contextd.logs import configure_logging
+from contextd.logs import configure_logging, rotate_log
 
 STOP_TIMEOUT_S = 30.0
 
 
-def daemon() -> None:
+def daemon(
+    detached: Annotated[
+        bool, typer.Option("--detached", hidden=True, help="Started by `contextd start`.")
+    ] = False,
+) -> None:
     """Run the daemon in the foreground (for systemd, launchd, or a terminal)."""
     from contextd.daemon import Daemon
 
     s = settings()
-    configure_logging(s, stderr=True)
+    configure_logging(s, stderr=not detached)  # a service manager reads stderr
+    rotate_log(s.log_path)
     Daemon(s).run()
 
 
@@ -77,12 +82,22 @@ def logs(
         sys.stdout.write(line)
     if not follow:
         return
-    with open(path, encoding="utf-8", errors="replace") as f:
-        f.seek(0, os.SEEK_END)
+    f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 (reopened below)
+    f.seek(0, os.SEEK_END)
+    try:
         while True:
             line = f.readline()
             if line:
                 sys.stdout.write(line)
                 sys.stdout.flush()
-            else:
-                time.sleep(0.2)
+                continue
+            time.sleep(0.2)
+            try:  # rotated (renamed, or made anew): follow the new file from its start
+                moved = os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+            except OSError:
+                continue
+            if moved:
+                f.close()
+                f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+    finally:
+        f.close()
