@@ -775,6 +775,16 @@ class Catalog:
                 found[h] = np.frombuffer(blob, dtype=np.float32)
         return found
 
+    def unused_vectors(self, drop: bool = False) -> int:
+        """Cached vectors of text no chunk holds any more (edited away, or of a removed
+        source): they save re-embedding text that comes back. `drop` deletes them; their
+        pages are reused by later writes (the file does not shrink)."""
+        where = "WHERE hash NOT IN (SELECT hash FROM chunks)"
+        if drop:
+            with self.transaction() as db:
+                return int(db.execute(f"DELETE FROM vectors {where}").rowcount)
+        return int(self.db.execute(f"SELECT COUNT(*) FROM vectors {where}").fetchone()[0])
+
     def put_vectors(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
         with self.transaction() as db:
             db.executemany(

@@ -398,9 +398,11 @@ def leftovers(app: App, repair: bool = False) -> dict[str, Any]:
             app.store.delete([i for ids in stray.values() for i in ids])
             for name in collections:
                 app.store.drop_collection(name)
+        cache = app.catalog.unused_vectors(drop=repair)
     return {
         "vectors": {source: len(ids) for source, ids in stray.items()},
         "collections": collections,
+        "cache": cache,  # cached vectors no chunk holds: counted, or dropped with repair
         "removed": repair,
     }
 

@@ -234,6 +234,16 @@ def doctor(
     for name, n in sorted(left["collections"].items()):
         done = "dropped" if left["removed"] else "left by another model or chunker version"
         console.print(f"[yellow]leftover[/] collection {shown(name)} ({n} vectors): {done}")
+    if left.get("cache"):
+        console.print(
+            f"embedding cache: {left['cache']} vectors of text no longer indexed"
+            + (
+                ": dropped"
+                if left["removed"]
+                else " (kept, so text that comes back is not embedded again; "
+                "`contextd doctor --repair` drops them)"
+            )
+        )
     sweepable = any(r["lost"] or r["orphan"] for r in report.values())
     sweepable |= bool(left["vectors"] or left["collections"])
     if sweepable and not repair:

@@ -230,10 +230,17 @@ def test_doctor_finds_what_no_source_uses_and_repair_deletes_only_that(repo: Pat
     assert "2 vectors of source 'gone': no source uses" in out
     assert "collection contextd-old-model-0000 (1 vectors)" in out
     assert "contextd doctor --repair" in out
+    mail = repo / "src/shop/mail.py"  # its old text's vector stays cached, unused
+    mail.write_text(mail.read_text().replace("over SMTP", "over SMTP, with a retry"))
+    assert cli(capsys, "index")[0] == 0
+    code, out, _ = cli(capsys, "doctor")
+    assert "embedding cache: 1 vectors of text no longer indexed (kept" in out
     code, out, _ = cli(capsys, "doctor", "--repair")
     assert code == 0 and "deleted" in out and "dropped" in out
+    assert "embedding cache: 1 vectors of text no longer indexed: dropped" in out
     code, out, _ = cli(capsys, "doctor")
     assert "leftover" not in out and "ok shop" in out and "--repair" not in out
+    assert "embedding cache" not in out
     code, out, _ = cli(capsys, "search", "email the receipt", "--json")
     assert json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
 
