@@ -465,6 +465,16 @@ class Catalog:
         )
         return {p: FileState(s, m, h, st) for p, s, m, h, st in rows}
 
+    def paths_ending(self, sources: Sequence[str], tail: str, limit: int) -> list[str]:
+        """Indexed paths that are `tail`, or end with `/tail` (at most `limit`)."""
+        marks = ",".join("?" * len(sources))
+        rows = self.db.execute(
+            f"SELECT DISTINCT path FROM files WHERE source IN ({marks}) AND status = 'indexed' "
+            "AND (path = ? OR substr(path, -length(?) - 1) = '/' || ?) LIMIT ?",
+            (*sources, tail, tail, tail, limit),
+        )
+        return sorted(r[0] for r in rows)
+
     def unusual_paths(self, source: str) -> list[str]:
         """The source's paths that cleaning would change: any character outside printable
         ASCII, or markup's `<` and `[`. Few, and found without loading every path."""

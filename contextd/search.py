@@ -331,13 +331,8 @@ def _named_files(app: App, query: str, sources: list[str]) -> list[str] | None:
     q = query.strip().strip("`'\"").removeprefix("./")
     if not PATH_QUERY.fullmatch(q):
         return None
-    named = {
-        p
-        for name in sources
-        for p, state in app.catalog.file_states(name).items()
-        if state.status == "indexed" and (p == q or p.endswith("/" + q))
-    }
-    return sorted(named) if 0 < len(named) <= NAMED_FILES else None
+    named = app.catalog.paths_ending(sources, q, NAMED_FILES + 1)
+    return named if 0 < len(named) <= NAMED_FILES else None
 
 
 def _check_glob_matches(glob: str) -> None:
