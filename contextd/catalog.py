@@ -465,6 +465,12 @@ class Catalog:
         )
         return {p: FileState(s, m, h, st) for p, s, m, h, st in rows}
 
+    def indexed_paths(self, source: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT path FROM files WHERE source = ? AND status = 'indexed'", (source,)
+        )
+        return [r[0] for r in rows]
+
     def paths_ending(self, sources: Sequence[str], tail: str, limit: int) -> list[str]:
         """Indexed paths that are `tail`, or end with `/tail` (at most `limit`)."""
         marks = ",".join("?" * len(sources))

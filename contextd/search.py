@@ -314,7 +314,7 @@ def _glob_paths(app: App, matches: Callable[[str], bool], sources: list[str]) ->
     which the first draw serves well enough)."""
     paths: set[str] = set()
     for name in sources:
-        paths.update(p for p in app.catalog.file_states(name) if matches(p))
+        paths.update(p for p in app.catalog.indexed_paths(name) if matches(p))
         if len(paths) > GLOB_PATHS:
             return None
     return sorted(paths)
