@@ -22,20 +22,22 @@ from contextd.errors import SourceError
 IGNORE_FILES = (".gitignore", ".contextdignore")
 
 
-def _load_spec(directory: Path) -> pathspec.PathSpec | None:
-    """The rules of a folder's ignore files. One that is there but cannot be read (a
-    folder, a dangling link, no permission) stops the scan: its rules may be what keeps
-    secrets out, so the folder is not indexed as if it had none."""
+def _load_spec(directory: Path, strict: bool = True) -> pathspec.PathSpec | None:
+    """The rules of a folder's ignore files. In the source's own tree (`strict`), one that
+    is there but cannot be read (a folder, a dangling link, no permission) stops the scan:
+    its rules may be what keeps secrets out, so the folder is not indexed as if it had
+    none. Above the root (a dotfiles manager's broken ~/.gitignore) it is passed over."""
     lines: list[str] = []
     for name in IGNORE_FILES:
         path = directory / name
         try:
             lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:
-            if path.is_symlink():
+            if strict and path.is_symlink():
                 raise _unreadable(path, "it is a link to nothing") from None
         except OSError as exc:
-            raise _unreadable(path, exc.strerror or str(exc)) from None
+            if strict:
+                raise _unreadable(path, exc.strerror or str(exc)) from None
     return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
 
 
@@ -63,7 +65,7 @@ def _specs_above(root: Path) -> list[tuple[str, _Above]]:
     found: list[tuple[str, _Above]] = []
     parts: list[str] = [root.name]
     for folder in root.parents:
-        own = _load_spec(folder)
+        own = _load_spec(folder, strict=False)
         if own is not None:
             found.append(("", _Above("/".join(reversed(parts)), own)))
         if (folder / ".git").exists():

@@ -18,7 +18,7 @@ from contextd import store as store_module
 from contextd.catalog import Catalog, SourceRow
 from contextd.confidence import Calibrations
 from contextd.embedder import SentenceTransformerEmbedder
-from contextd.errors import StoreError, StoreMismatch, StoreUnavailable
+from contextd.errors import ChunkerMismatch, StoreError, StoreMismatch, StoreUnavailable
 from contextd.home import make_home
 from contextd.indexers import CHUNKER_VERSION
 from contextd.pipeline import Indexer, IndexStats, Progress
@@ -213,7 +213,7 @@ class App:
         indexer = self.indexer
         try:
             _ = self.store  # opening it may mark the row dirty (a store switch)
-        except (StoreUnavailable, StoreMismatch):
+        except (StoreUnavailable, ChunkerMismatch):
             pass  # pass 1 needs only the catalog; the store is swept when it answers
         stats = indexer.index(self.catalog.source(row.name), progress, scope, commit)
         if embed and stats.pending:

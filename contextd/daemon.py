@@ -25,7 +25,7 @@ from contextd import hooks, ops
 from contextd.app import STORE_RETRY_S, App, resolve_root
 from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
-from contextd.errors import ContextdError, DaemonError, StoreMismatch, StoreUnavailable
+from contextd.errors import ChunkerMismatch, ContextdError, DaemonError, StoreUnavailable
 from contextd.home import make_home
 from contextd.lock import DataDirLock, clear_info, read_info, write_info
 from contextd.rpc import PROTOCOL, Emit, RpcServer
@@ -84,7 +84,7 @@ class Daemon:
             _ = self.app.store  # a wrong model or namespace fails before "ready"
         except StoreUnavailable as exc:  # a server that is down: search its keyword index
             log.warning("%s Searching the keyword index until it answers.", exc)
-        except StoreMismatch as exc:  # an upgrade's new chunker, another model: still serve
+        except ChunkerMismatch as exc:  # an upgrade's new chunker: the keywords still serve
             log.warning("%s Searching the keyword index until then.", exc)
         self.worker = Worker(
             self.app, self.settings.settle_ms / 1000, self.settings.reconcile_interval_s
@@ -109,14 +109,12 @@ class Daemon:
         try:
             for row in self.app.catalog.sources():
                 self._watch(row.name, row.root)
-                if row.kind == "git":
-                    self._refresh_hooks(row.name, row.root)
+            self.worker.submit(Call(self._refresh_hooks))  # git calls: not before serving
             self.worker.submit(Reconcile(None))
             self._drain_spool()
             self.worker.submit(Call(self.app.embedder.load))
             self.http = self._start_http()
-            server.start()
-            write_info(
+            write_info(  # before serving: a request never meets another daemon's file
                 self.home,
                 pid=os.getpid(),
                 started_at=self.started_at,
@@ -124,6 +122,7 @@ class Daemon:
                 http=self.http.url if self.http else None,
                 protocol=PROTOCOL,
             )
+            server.start()
             log.info("daemon ready (pid %d) on %s", os.getpid(), server.path)
             if self.on_ready:
                 self.on_ready()
@@ -198,18 +197,20 @@ class Daemon:
             state.watch_error = f"cannot watch {root}: {exc}; changes are seen at reconcile scans"
             log.error("cannot watch %s (%s); relying on reconcile scans", root, exc)
 
-    def _refresh_hooks(self, name: str, root: Path) -> None:
+    def _refresh_hooks(self) -> None:
         """Rewrite our hooks an earlier contextd wrote (after an upgrade): they would go on
-        following the committing shell's CONTEXTD_HOME, and make a deleted data dir again."""
-        stale = hooks.outdated(root, self.home)
-        if not stale:
-            return
-        try:
-            hooks.install(root, self.home)
-        except (ContextdError, OSError) as exc:
-            log.warning("could not rewrite the git hooks of %s: %s", name, exc)
-        else:
-            log.info("rewrote %s's git hooks from an earlier contextd: %s", name, stale)
+        following the committing shell's CONTEXTD_HOME, and make a deleted data dir again.
+        Only those: a hook the user removed, or one of their own, is left as it is."""
+        for row in self.app.catalog.sources():
+            if row.kind != "git":
+                continue
+            try:
+                rewritten = hooks.refresh(row.root, self.home)
+            except (ContextdError, OSError) as exc:
+                log.warning("could not rewrite the git hooks of %s: %s", row.name, exc)
+                continue
+            if rewritten:
+                log.info("rewrote %s's git hooks from an earlier contextd: %s", row.name, rewritten)
 
     def _rewatch_replaced_roots(self) -> None:
         """A source folder deleted and made again (or cloned afresh) has lost its watch:

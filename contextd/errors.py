@@ -6,6 +6,7 @@
      ├── ModelUnavailable         the embedding model cannot be loaded
      ├── StoreError               the vector store or catalog cannot be used
      │    ├── StoreMismatch       the index was built with another model or chunker
+ │    │    └── ChunkerMismatch  the same model, chunks cut by another contextd version
      │    ├── StoreUnavailable    the Chroma server cannot be reached, or refuses the token
      │    ├── NamespaceTaken      another contextd's index already uses this namespace
      │    ├── CatalogLocked       another process holds the catalog's lock past the timeout
@@ -41,6 +42,10 @@ class StoreError(ContextdError):
 
 class StoreMismatch(StoreError):
     pass
+
+
+class ChunkerMismatch(StoreMismatch):
+    """The keyword index still answers (its chunks' text is sound) until a reindex."""
 
 
 class StoreUnavailable(StoreError):

@@ -83,6 +83,18 @@ def homes_of(path: Path) -> list[Path]:
 
 def outdated(repo: Path, home: Path) -> list[str]:
     """Our hooks for `home` that an earlier contextd wrote (not what it writes now)."""
+    return [hook for hook, _, _ in _stale(repo, home)]
+
+
+def refresh(repo: Path, home: Path) -> list[str]:
+    """Rewrite those hooks in place, for the same data dirs; no other hook is touched."""
+    stale = _stale(repo, home)
+    for _, path, text in stale:
+        _write(path, text)
+    return [hook for hook, _, _ in stale]
+
+
+def _stale(repo: Path, home: Path) -> list[tuple[str, Path, str]]:
     try:
         directory = hooks_dir(repo)
     except SourceError:
@@ -92,8 +104,9 @@ def outdated(repo: Path, home: Path) -> list[str]:
         for path in (directory / hook, directory / f"{hook}.legacy"):
             if is_ours(path) and home in (homes := homes_of(path)):
                 try:
-                    if path.read_text(errors="replace") != render(hook, homes):
-                        stale.append(hook)
+                    text = render(hook, homes)
+                    if path.read_text(errors="replace") != text:
+                        stale.append((hook, path, text))
                 except (OSError, SourceError):
                     pass
                 break

@@ -394,16 +394,18 @@ def leftovers(app: App, repair: bool = False) -> dict[str, Any]:
     with app.indexer.write_lock:  # no source's vectors land meanwhile
         names = [r.name for r in app.catalog.sources()]
         stray, collections = app.store.leftovers(names)
-        if repair:
+        # A catalog with no sources at all may be one started afresh whose list was lost:
+        # its vectors are kept until a source is added again (or a reindex drops them).
+        if repair and names:
             app.store.delete([i for ids in stray.values() for i in ids])
             for name in collections:
                 app.store.drop_collection(name)
-        cache = app.catalog.unused_vectors(drop=repair)
+        cache = app.catalog.unused_vectors(drop=repair and bool(names))
     return {
         "vectors": {source: len(ids) for source, ids in stray.items()},
         "collections": collections,
         "cache": cache,  # cached vectors no chunk holds: counted, or dropped with repair
-        "removed": repair,
+        "removed": repair and bool(names),
     }
 
 

@@ -36,7 +36,7 @@ from contextd.catalog import Catalog, SourceRow, StoredChunk, lexical_entry
 from contextd.connectors import open_source, scan_changes
 from contextd.connectors.git import GitSource
 from contextd.embedder import Embedder
-from contextd.errors import StoreMismatch, StoreUnavailable
+from contextd.errors import ChunkerMismatch, StoreUnavailable
 from contextd.indexers import ChunkerRegistry, language_of
 from contextd.records import Change, ChangeKind, Chunk, FileState, Skip, Touch
 from contextd.settings import Settings
@@ -192,7 +192,7 @@ class Indexer:
             log.info("source %s was interrupted; sweeping the store", row.name)
             try:
                 self.sweep(row.name)
-            except (StoreUnavailable, StoreMismatch):
+            except (StoreUnavailable, ChunkerMismatch):
                 behind = True
         self.catalog.mark_source(row.name, dirty=True)
         scan = scan_changes(
@@ -321,7 +321,7 @@ class Indexer:
             if stale:
                 try:
                     self.store.delete(stale)
-                except (StoreUnavailable, StoreMismatch):
+                except (StoreUnavailable, ChunkerMismatch):
                     in_step = False
         stats.changed += len(batch.files)
         stats.deleted += len(batch.deletes)
@@ -347,6 +347,7 @@ class Indexer:
         stats.pending = self.catalog.pending_count()
         if not stats.pending:
             return stats
+        _ = self.store  # unusable (down, another chunker): no model work to throw away
         self.embedder.load()
         started = time.perf_counter()
         recent_ns = time.time_ns() - int(RECENT_S * 1e9)

@@ -221,9 +221,10 @@ def _check_protocol(home: Path, sock: socket.socket) -> None:
         return
     sock.close()
     raise ContextdError(
-        f"The running daemon (pid {info.get('pid', '?')}) is from another version of "
-        "contextd than this command (upgraded while it ran). Run `contextd stop`, then "
-        "`contextd start`."
+        f"The running daemon (pid {info.get('pid', '?')}) and this process are from different "
+        "versions of contextd (one was upgraded while the other ran). Restart the older: "
+        "the daemon with `contextd stop`, then `contextd start`; an agent's MCP server "
+        "(`contextd mcp`) by restarting the agent."
     )
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from contextd import remote
 from contextd.errors import (
+    ChunkerMismatch,
     DiskFull,
     NamespaceTaken,
     StoreError,
@@ -188,7 +189,8 @@ class VectorStore:
                 "(a data dir you have since replaced), run `contextd reindex --take-over`."
             )
         if meta.get("dim") != dim or meta.get("chunker_version") != chunker_version:
-            raise StoreMismatch(
+            same_model = meta.get("dim") == dim and meta.get("model_id") == model_id
+            raise (ChunkerMismatch if same_model else StoreMismatch)(
                 f"The index was built with model {meta.get('model_id')} (dim {meta.get('dim')}, "
                 f"chunker v{meta.get('chunker_version')}); this contextd uses {model_id} "
                 f"(dim {dim}, chunker v{chunker_version}). Run `contextd reindex`."

@@ -421,6 +421,32 @@ def test_an_index_cut_by_an_earlier_chunker_is_served_by_keyword_and_named(
         assert "not usable" not in contextd(env, "status").stdout
     finally:
         stop_daemon(env)
+    # Another model is not served: its queries would need that model (or a download).
+    other = {**env, "CONTEXTD_MODEL": str(tmp_path)}
+    out = contextd(other, "start", check=False)
+    assert out.returncode == 1 and "The index was built with model" in out.stderr, out.stderr
+
+
+def test_the_backlog_runs_no_model_while_the_store_cannot_take_vectors(app, tmp_path: Path) -> None:
+    """Each try embedded a 512-chunk slice and dropped it when the store refused it."""
+    from contextd.errors import ChunkerMismatch
+    from contextd.store import open_client
+
+    root = tmp_path / "notes"
+    for i in range(20):
+        write(root, f"n{i}.md", f"# Note {i}\n\nabout topic {i}\n")
+    app.index(app.catalog.add_source("notes", root, "folder"), embed=False)
+    assert app.catalog.pending_count() == 20
+    client = open_client(app.settings)
+    (col,) = [c for c in client.list_collections() if c.name.startswith("contextd-")]
+    col.modify(metadata={**(col.metadata or {}), "chunker_version": 1})
+    app.__dict__.pop("store", None)  # opened again, as by a daemon after an upgrade
+    calls = []
+    real = app.embedder.embed
+    app.embedder.embed = lambda texts: calls.append(len(texts)) or real(texts)  # type: ignore[method-assign]
+    with pytest.raises(ChunkerMismatch):
+        app.indexer.embed_pending()
+    assert calls == [] and app.catalog.pending_count() == 20
 
 
 def test_the_log_is_written_once_and_follows_a_rotation(tmp_path: Path) -> None:

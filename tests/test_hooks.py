@@ -344,18 +344,22 @@ def test_hooks_an_earlier_contextd_wrote_are_counted_and_rewritten_by_the_daemon
     env = start_daemon(home)
     stop_daemon(env)
     contextd(env, "add", str(repo), "--name", "shop", "--no-hooks")
-    for hook in hooks.HOOKS:
+    old = ["post-commit", "post-rewrite"]  # post-merge removed by the user; post-checkout theirs
+    for hook in old:
         path = repo / ".git/hooks" / hook
         path.write_text(OLDEST_HOOK.replace("@HOME@", str(home)).replace("@HOOK@", hook))
         path.chmod(0o755)
-    assert hooks.installed(repo, home) == list(hooks.HOOKS)
-    assert hooks.outdated(repo, home) == list(hooks.HOOKS)
+    theirs = repo / ".git/hooks/post-checkout"
+    theirs.write_bytes(FOREIGN)
+    theirs.chmod(0o755)
+    assert hooks.installed(repo, home) == old and hooks.outdated(repo, home) == old
     env = start_daemon(home)
     try:
-        assert hooks.outdated(repo, home) == []
-        for hook in hooks.HOOKS:
-            text = (repo / ".git/hooks" / hook).read_text()
-            assert text == hooks.render(hook, [home])
+        assert wait_for(lambda: hooks.outdated(repo, home) == [], timeout=30)
+        for hook in old:
+            assert (repo / ".git/hooks" / hook).read_text() == hooks.render(hook, [home])
+        assert theirs.read_bytes() == FOREIGN and not (repo / ".git/hooks/post-merge").exists()
+        assert not list((repo / ".git/hooks").glob("*.contextd-legacy"))
     finally:
         stop_daemon(env)
     assert "rewrote shop's git hooks" in (home / "logs" / "contextd.log").read_text()

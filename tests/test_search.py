@@ -264,6 +264,8 @@ def test_a_double_star_folder_may_be_no_folder_as_in_gitignore() -> None:
     nested = path_matcher("src/**/tests/**/test_*.py")
     assert nested("src/tests/test_a.py") and nested("src/pkg/tests/unit/test_a.py")
     assert not nested("src/pkg/test_a.py")
+    # Only a `**/` that is a whole folder may be none: `foo**/bar` is not `foobar`.
+    assert not path_matcher("foo**/bar")("foobar") and not path_matcher("src/x**/y.py")("src/xy.py")
     many = path_matcher("a/**/" * 6 + "z.py")  # beyond four, `**/` keeps one folder or more
     assert many("a/a/a/a/a/x/a/y/z.py") and not many("a/a/a/a/a/a/z.py")
 
@@ -285,7 +287,9 @@ def test_a_files_results_keep_their_fused_order_on_the_places_confidence_gives_i
             assert scores == sorted(scores, reverse=True), (query, path)
 
 
-def test_a_narrow_glob_is_searched_among_its_own_files(app: App, tmp_path: Path) -> None:
+def test_a_narrow_glob_is_searched_among_its_own_files(
+    app: App, tmp_path: Path, monkeypatch
+) -> None:
     """The glob used to filter the 200 candidates drawn from the whole index: a folder
     whose files ranked below them came back empty, or thin and `not_found`."""
     root = tmp_path / "big"
@@ -307,6 +311,9 @@ def test_a_narrow_glob_is_searched_among_its_own_files(app: App, tmp_path: Path)
     assert {h.path for h in answer.hits} <= {"billing/ledger.py", "billing/tax.py"}
     with pytest.raises(ContextdError, match=r"No indexed file matches the path glob 'bill/\*'"):
         search(app, "send the receipt by email", path_glob="bill/*")
+    # A glob over more files than are drawn among keeps the first draw's few, no error.
+    monkeypatch.setattr("contextd.search.GLOB_PATHS", 1)
+    search(app, "send the receipt by email", k=5, path_glob="billing/*")
 
 
 def test_a_query_that_is_a_files_path_finds_that_file(indexed: App) -> None:

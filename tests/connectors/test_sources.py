@@ -59,6 +59,9 @@ def test_an_ignore_file_that_cannot_be_read_stops_the_scan(tmp_path: Path) -> No
     (root / ".contextdignore").unlink()
     write(root, ".contextdignore", "a/\n")
     assert set(src.scan()) == {".contextdignore"}
+    # Above the source, outside any work tree (a broken ~/.gitignore): passed over.
+    (tmp_path / ".gitignore").symlink_to(tmp_path / "nowhere")
+    assert set(src.scan()) == {".contextdignore"}
 
 
 def test_the_deny_list_names_secrets_by_file_and_folder() -> None:
