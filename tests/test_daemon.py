@@ -368,7 +368,7 @@ def test_a_daemon_of_another_version_is_named_and_can_still_be_stopped(tmp_path:
         for args in (["status"], ["search", "anything"], ["index"], ["sources", "--json"]):
             out = contextd(env, *args, check=False)
             assert out.returncode == 1, (args, out.stderr)
-            assert "is from another version of contextd" in out.stderr
+            assert "are from different versions of contextd" in out.stderr
             assert "`contextd stop`, then `contextd start`" in out.stderr
             assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     finally:
