@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -95,22 +96,32 @@ def refresh(repo: Path, home: Path) -> list[str]:
 
 
 def _stale(repo: Path, home: Path) -> list[tuple[str, Path, str]]:
+    stale = []
+    for hook, path, homes in _ours(repo, home):
+        try:
+            text = render(hook, homes)
+            if path.read_text(errors="replace") != text:
+                stale.append((hook, path, text))
+        except (OSError, SourceError):
+            pass
+    return stale
+
+
+def _ours(repo: Path, home: Path | None) -> Iterator[tuple[str, Path, list[Path]]]:
+    """(hook, its file, the data dirs it notifies) of each of our hooks that notifies
+    `home` (any, if None); in pre-commit's `.legacy` place, where it runs ours."""
     try:
         directory = hooks_dir(repo)
     except SourceError:
-        return []
-    stale = []
+        return
     for hook in HOOKS:
         for path in (directory / hook, directory / f"{hook}.legacy"):
-            if is_ours(path) and home in (homes := homes_of(path)):
-                try:
-                    text = render(hook, homes)
-                    if path.read_text(errors="replace") != text:
-                        stale.append((hook, path, text))
-                except (OSError, SourceError):
-                    pass
+            if not is_ours(path):
+                continue
+            homes = homes_of(path)
+            if home is None or home in homes:
+                yield hook, path, homes
                 break
-    return stale
 
 
 def _write(path: Path, text: str) -> None:
@@ -217,14 +228,4 @@ def shared_folder(repo: Path) -> bool:
 
 def installed(repo: Path, home: Path | None = None) -> list[str]:
     """Our hooks in the repository (those that notify `home`, if given)."""
-    try:
-        directory = hooks_dir(repo)
-    except SourceError:
-        return []
-    found = []
-    for hook in HOOKS:
-        for path in (directory / hook, directory / f"{hook}.legacy"):
-            if is_ours(path) and (home is None or home in homes_of(path)):
-                found.append(hook)
-                break
-    return found
+    return [hook for hook, _, _ in _ours(repo, home)]
