@@ -18,7 +18,7 @@ from contextd import store as store_module
 from contextd.catalog import Catalog, SourceRow
 from contextd.confidence import Calibrations
 from contextd.embedder import SentenceTransformerEmbedder
-from contextd.errors import ChunkerMismatch, StoreError, StoreMismatch, StoreUnavailable
+from contextd.errors import STORE_NOT_NOW, StoreError, StoreMismatch, StoreUnavailable
 from contextd.home import make_home
 from contextd.indexers import CHUNKER_VERSION
 from contextd.pipeline import Indexer, IndexStats, Progress
@@ -83,14 +83,11 @@ class App:
 
     def _open_store(self) -> VectorStore:
         model_id = self.embedder.model_id
-        built_with = self.catalog.get_meta(MODEL_KEY)
-        if built_with is None:
+        if self.catalog.get_meta(MODEL_KEY) is None:
             self.catalog.set_meta(MODEL_KEY, model_id)
-        elif built_with != model_id:
-            raise StoreMismatch(
-                f"The index was built with model {built_with}; the configured model is "
-                f"{model_id}. Run `contextd reindex` to rebuild it, or set CONTEXTD_MODEL back."
-            )
+        mismatch = self._model_mismatch()
+        if mismatch:
+            raise StoreMismatch(mismatch)
         owner = self.owner if self.settings.store is not None else None
         store = VectorStore(
             self.settings, model_id, self.embedder.dim, CHUNKER_VERSION, owner, self._store_gone
@@ -107,12 +104,9 @@ class App:
         chunks cut by an earlier contextd), as far as the catalog knows without the store."""
         if self.store_mismatch:
             return self.store_mismatch
-        built_with = self.catalog.get_meta(MODEL_KEY)
-        if built_with is not None and built_with != self.embedder.model_id:
-            return (
-                f"The index was built with model {built_with}; the configured model is "
-                f"{self.embedder.model_id}. Run `contextd reindex`, or set CONTEXTD_MODEL back."
-            )
+        mismatch = self._model_mismatch()
+        if mismatch:
+            return mismatch
         cut_by = self.catalog.get_meta(CHUNKER_KEY)
         if cut_by is not None and cut_by != str(CHUNKER_VERSION):
             return (
@@ -121,6 +115,16 @@ class App:
                 "unchanged text come from the embedding cache."
             )
         return None
+
+    def _model_mismatch(self) -> str | None:
+        built_with = self.catalog.get_meta(MODEL_KEY)
+        if built_with is None or built_with == self.embedder.model_id:
+            return None
+        return (
+            f"The index was built with model {built_with}; the configured model is "
+            f"{self.embedder.model_id}. Run `contextd reindex` to rebuild it, or set "
+            "CONTEXTD_MODEL back."
+        )
 
     def _store_gone(self) -> None:
         """The store's collection vanished while in use: open it again at its next use
@@ -213,7 +217,7 @@ class App:
         indexer = self.indexer
         try:
             _ = self.store  # opening it may mark the row dirty (a store switch)
-        except (StoreUnavailable, ChunkerMismatch):
+        except STORE_NOT_NOW:
             pass  # pass 1 needs only the catalog; the store is swept when it answers
         stats = indexer.index(self.catalog.source(row.name), progress, scope, commit)
         if embed and stats.pending:

@@ -319,6 +319,7 @@ class Calibrations:
         cached = self._sources.get(source)
         if cached and cached[0] == mtime:
             return cached[1]
+        self._problems.pop(source, None)  # read anew: said again below if it still applies
         try:
             cal: Calibration | None = Calibration.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as e:

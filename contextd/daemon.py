@@ -25,7 +25,7 @@ from contextd import hooks, ops
 from contextd.app import STORE_RETRY_S, App, resolve_root
 from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
-from contextd.errors import ChunkerMismatch, ContextdError, DaemonError, StoreUnavailable
+from contextd.errors import STORE_NOT_NOW, ContextdError, DaemonError, StoreUnavailable
 from contextd.home import make_home
 from contextd.lock import DataDirLock, clear_info, read_info, write_info
 from contextd.rpc import PROTOCOL, Emit, RpcServer
@@ -82,9 +82,7 @@ class Daemon:
         self.app = App(self.settings)
         try:
             _ = self.app.store  # a wrong model or namespace fails before "ready"
-        except StoreUnavailable as exc:  # a server that is down: search its keyword index
-            log.warning("%s Searching the keyword index until it answers.", exc)
-        except ChunkerMismatch as exc:  # an upgrade's new chunker: the keywords still serve
+        except STORE_NOT_NOW as exc:  # a server down, an upgrade's chunker: keywords serve
             log.warning("%s Searching the keyword index until then.", exc)
         self.worker = Worker(
             self.app, self.settings.settle_ms / 1000, self.settings.reconcile_interval_s

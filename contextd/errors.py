@@ -75,3 +75,8 @@ class IndexingError(ContextdError):
 
 class DaemonError(ContextdError):
     pass
+
+
+# The store cannot take or give vectors now, while the catalog and its keyword index work:
+# indexing goes on by keyword, searches answer by keyword (marked), the store catches up.
+STORE_NOT_NOW: tuple[type[StoreError], ...] = (StoreUnavailable, ChunkerMismatch)

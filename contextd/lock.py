@@ -31,10 +31,6 @@ class DataDirLock:
         make_home(self.path.parent)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except IsADirectoryError:
-            raise ConfigError(
-                f"{self.path} is a folder, where contextd keeps its lock file. Move it away."
-            ) from None
         except OSError as exc:  # a read-only file system, or a data dir of another user
             raise ConfigError(
                 f"Cannot write to the data dir {self.path.parent} ({exc.strerror}). Make it "

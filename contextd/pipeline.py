@@ -36,7 +36,7 @@ from contextd.catalog import Catalog, SourceRow, StoredChunk, lexical_entry
 from contextd.connectors import open_source, scan_changes
 from contextd.connectors.git import GitSource
 from contextd.embedder import Embedder
-from contextd.errors import ChunkerMismatch, StoreUnavailable
+from contextd.errors import STORE_NOT_NOW
 from contextd.indexers import ChunkerRegistry, language_of
 from contextd.records import Change, ChangeKind, Chunk, FileState, Skip, Touch
 from contextd.settings import Settings
@@ -192,7 +192,7 @@ class Indexer:
             log.info("source %s was interrupted; sweeping the store", row.name)
             try:
                 self.sweep(row.name)
-            except (StoreUnavailable, ChunkerMismatch):
+            except STORE_NOT_NOW:
                 behind = True
         self.catalog.mark_source(row.name, dirty=True)
         scan = scan_changes(
@@ -220,8 +220,8 @@ class Indexer:
         behind |= not self._flush(row.name, batch, stats, progress)
         if behind:
             log.warning(
-                "%s: the vector store cannot be reached; the changes are searchable by "
-                "keyword, and the vectors they replaced are deleted once it answers",
+                "%s: the vector store cannot be used now; the changes are searchable by "
+                "keyword, and the vectors they replaced are deleted once it can",
                 row.name,
             )
         self.catalog.mark_source(
@@ -278,7 +278,7 @@ class Indexer:
 
     def _flush(self, src: str, batch: _Batch, stats: IndexStats, progress: Progress | None) -> bool:
         """Write one batch to the catalog, then delete the vectors it replaced: False when
-        the store could not be reached for that (the source's next sweep deletes them)."""
+        the store could not be used for that (the source's next sweep deletes them)."""
         if not batch:
             return True
         in_step = True
@@ -321,7 +321,7 @@ class Indexer:
             if stale:
                 try:
                     self.store.delete(stale)
-                except (StoreUnavailable, ChunkerMismatch):
+                except STORE_NOT_NOW:
                     in_step = False
         stats.changed += len(batch.files)
         stats.deleted += len(batch.deletes)

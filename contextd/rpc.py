@@ -216,7 +216,7 @@ def _check_protocol(home: Path, sock: socket.socket) -> None:
     try:
         info = json.loads((home / INFO_NAME).read_text())
     except (OSError, ValueError):
-        return  # starting (it writes the file once it serves), or not a daemon's file
+        return  # no daemon wrote it (one always does before it serves)
     if not isinstance(info, dict) or info.get("protocol") == PROTOCOL:
         return
     sock.close()

@@ -27,7 +27,7 @@ import pathspec
 from contextd import redaction
 from contextd.app import App
 from contextd.confidence import ANSWER_K, HIT_FEATURES, QUERY_FEATURES, logit
-from contextd.errors import ChunkerMismatch, ContextdError, DiskFull, StoreUnavailable
+from contextd.errors import STORE_NOT_NOW, ContextdError, DiskFull, StoreUnavailable
 from contextd.hygiene import CONTROL
 from contextd.indexers import language_of
 from contextd.lexical import (
@@ -79,6 +79,8 @@ TEST_SUBJECT = re.compile(r"(?:^|/)test_([^/]+?)\.[a-z]+$|(?:^|/)([^/]+?)_test\.
 # window that also matched (up to three).
 WINDOW_BONUS = 0.02
 MODES = ("hybrid", "dense", "lexical")
+# The store cannot be asked now, but the keyword index can (marked `degraded`).
+KEYWORDS_ANSWER: tuple[type[Exception], ...] = (*STORE_NOT_NOW, DiskFull)
 MAX_GLOB = 500
 
 
@@ -168,7 +170,7 @@ def search(
     if mode != "lexical":
         try:
             _ = app.store  # opened first: opening it may write to the catalog (a switch)
-        except (StoreUnavailable, DiskFull, ChunkerMismatch) as exc:  # keywords still answer
+        except KEYWORDS_ANSWER as exc:  # the keyword index still answers
             degraded = str(exc)
     with app.catalog.snapshot():
         query = CONTROL.sub("", query).strip()  # "\x00" is no question either
@@ -204,7 +206,7 @@ def search(
             if len(kept) < POOL // 2:  # a narrow glob: draw again among its files alone
                 paths = _glob_paths(app, matches, sources or known)
                 if paths == []:  # None: too many to draw among, not none
-                    _check_glob_matches(path_glob)
+                    raise _glob_matches_nothing(path_glob)
                 if paths is not None:
                     kept = [c for c in draw(paths) if matches(c.hit.path)]
             candidates = kept
@@ -338,10 +340,10 @@ def _named_files(app: App, query: str, sources: list[str]) -> list[str] | None:
     return named if 0 < len(named) <= NAMED_FILES else None
 
 
-def _check_glob_matches(glob: str) -> None:
+def _glob_matches_nothing(glob: str) -> ContextdError:
     """Nothing found under a glob that no indexed file matches says so: `not_found` would
     tell an agent the index lacks the answer, when the glob was what went wrong."""
-    raise ContextdError(
+    return ContextdError(
         f"No indexed file matches the path glob '{glob}'. Paths are relative to a source's "
         "root, as results show them (`src/*`, `**/*.py`, `docs`); braces are not expanded."
     )

@@ -60,12 +60,23 @@ def collection_name(model_id: str, namespace: str | None = None) -> str:
     return f"{prefix}{slug}-{digest}"
 
 
-def disk_full(where: str, exc: BaseException) -> DiskFull:
-    said = str(exc).strip().splitlines()
-    return DiskFull(
-        f"The disk is full: {where} could not be written ({said[0][:200] if said else exc!r}). "
-        "Free some space there; contextd picks up where it stopped (`contextd status` shows it)."
-    )
+@contextmanager
+def disk_full_named(where: str) -> Iterator[None]:
+    """Chroma's own "database or disk is full" (the embedded store), as a DiskFull that
+    says what to do; contextd's own errors pass as they are."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        said = str(exc).strip().splitlines()
+        raise DiskFull(
+            f"The disk is full: {where} could not be written "
+            f"({said[0][:200] if said else exc!r}). Free some space there; contextd picks "
+            "up where it stopped (`contextd status` shows it)."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -83,15 +94,11 @@ def open_client(settings: Settings) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    try:
+    with disk_full_named(f"the vector store at {settings.chroma_path}"):  # opening writes
         return chromadb.PersistentClient(
             path=str(settings.chroma_path),
             settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
         )
-    except Exception as exc:  # opening writes to its database
-        if is_disk_full(exc):
-            raise disk_full(f"the vector store at {settings.chroma_path}", exc) from None
-        raise
 
 
 def drop_collections(
@@ -120,13 +127,10 @@ def drop_collections(
                 "was yours (a data dir you have since replaced), run `contextd reindex "
                 "--take-over`; if not, set CONTEXTD_STORE_NAMESPACE to a name of your own."
             )
+        where = settings.store or f"the vector store at {settings.chroma_path}"
         for col in mine:
-            try:
+            with disk_full_named(where):
                 client.delete_collection(col.name)
-            except Exception as exc:
-                if settings.store is None and is_disk_full(exc):
-                    raise disk_full(f"the vector store at {settings.chroma_path}", exc) from None
-                raise
             dropped.append(col.name)
     finally:
         if settings.store is not None:
@@ -171,11 +175,12 @@ class VectorStore:
                 )
         else:
             try:
-                self.client = open_client(settings)
-                self.collection = self._get_or_create(collection_name(model_id), metadata)
+                with disk_full_named(f"the vector store at {settings.chroma_path}"):
+                    self.client = open_client(settings)
+                    self.collection = self._get_or_create(collection_name(model_id), metadata)
+            except DiskFull:
+                raise
             except Exception as exc:
-                if is_disk_full(exc):
-                    raise disk_full(f"the vector store at {settings.chroma_path}", exc) from None
                 raise StoreError(
                     f"The vector store at {settings.chroma_path} cannot be opened ({exc}). "
                     "Run `contextd reindex` to rebuild it from your files."
@@ -242,17 +247,12 @@ class VectorStore:
                 "again and writes the vectors back from the embedding cache: a running "
                 "daemon does it now; without one, run `contextd index`."
             ) from None
-        except StoreError:
-            raise
-        except Exception as exc:  # Chroma's own error for a write refused for lack of space
-            if self.url is None and is_disk_full(exc):
-                raise disk_full(self.where, exc) from None
-            raise
 
     @contextmanager
     def _server_calls(self) -> Iterator[None]:
         if self.url is None:
-            yield
+            with disk_full_named(self.where):  # Chroma's own error for a full disk
+                yield
             return
         import httpx
         from chromadb.errors import ChromaAuthError
@@ -327,22 +327,25 @@ class VectorStore:
     def entries(self, source: str) -> list[tuple[str, dict[str, Any]]]:
         """(id, metadata) of every vector of one source."""
         out: list[tuple[str, dict[str, Any]]] = []
-        for page in self._pages(source, ["metadatas"]):
+        for page in self._pages({"source": source}, ["metadatas"]):
             metas = page["metadatas"] or [{}] * len(page["ids"])
             out += [(i, dict(m or {})) for i, m in zip(page["ids"], metas, strict=True)]
         return out
 
     def ids(self, source: str) -> set[str]:
-        return {i for page in self._pages(source, []) for i in page["ids"]}
+        return {i for page in self._pages({"source": source}, []) for i in page["ids"]}
 
-    def _pages(self, source: str, include: list[str]) -> Iterator[Any]:
-        """One source's records a page at a time: Chroma reads a page's metadata with one
-        SQL variable per record, and SQLite allows 32,766 (a source can have more)."""
+    def _pages(self, where: dict[str, Any] | None, include: list[str]) -> Iterator[Any]:
+        """Records a page at a time: Chroma reads a page's metadata with one SQL variable
+        per record, and SQLite allows 32,766 (a source can have more)."""
         offset = 0
         while True:
             with self._calls():
                 page = self.collection.get(
-                    where={"source": source}, include=include, limit=PAGE, offset=offset
+                    where=where,  # type: ignore[arg-type]
+                    include=include,  # type: ignore[arg-type]
+                    limit=PAGE,
+                    offset=offset,
                 )
             yield page
             if len(page["ids"]) < PAGE:
@@ -355,21 +358,10 @@ class VectorStore:
         (name -> vectors), left by another model or chunker version."""
         where = {"source": {"$nin": sorted(sources)}} if sources else None
         stray: dict[str, list[str]] = {}
-        offset = 0
-        while True:
-            with self._calls():
-                page = self.collection.get(
-                    where=where,  # type: ignore[arg-type]
-                    include=["metadatas"],  # type: ignore[list-item]
-                    limit=PAGE,
-                    offset=offset,
-                )
+        for page in self._pages(where, ["metadatas"]):
             metas = page["metadatas"] or [{}] * len(page["ids"])
             for i, m in zip(page["ids"], metas, strict=True):
                 stray.setdefault(str((m or {}).get("source", "?")), []).append(i)
-            if len(page["ids"]) < PAGE:
-                break
-            offset += PAGE
         mine = self.collection.metadata or {}
         others = {}
         with self._calls():
