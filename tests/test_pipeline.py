@@ -201,6 +201,52 @@ def test_the_backlog_embeds_files_changed_just_now_first(app: App, repo: Path) -
     assert [c.chunk.path for c in first] == ["docs/guide.md"]
 
 
+def test_the_backlog_is_sliced_by_length_and_every_chunk_comes_in_turn(
+    app: App, tmp_path: Path
+) -> None:
+    """Slices of similar length carry less padding; the first in line is always in the
+    slice, so nothing waits for ever, and a recent edit is not mixed with older work."""
+    root = tmp_path / "notes"
+    root.mkdir()
+    for i in range(40):  # one chunk per file, lengths in no order
+        words = " ".join(f"word{i}x{j}" for j in range(5 + (i * 37) % 150))
+        (root / f"note{i:02}.txt").write_text(words + "\n")
+    old = time.time() - 3600
+    for f in root.iterdir():
+        os.utime(f, (old, old))
+    app.indexer.index(app.catalog.add_source("notes", root, "folder"))
+    recent_ns = time.time_ns() - 600 * 10**9
+    slices: list[list[str]] = []
+    while rows := app.catalog.pending_chunks(8, recent_ns, skip={i for s in slices for i in s}):
+        done = {i for s in slices for i in s}
+        first_in_line = app.catalog.pending_chunks(1, recent_ns, skip=done)[0]
+        assert first_in_line.id in {r.id for r in rows}
+        assert 4 <= len(rows) <= 12
+        slices.append([r.id for r in rows])
+    seen = [i for s in slices for i in s]
+    assert sorted(seen) == sorted(app.catalog.chunk_ids("notes"))
+
+    size = {r.id: len(r.chunk.embed_text) for r in app.catalog.chunks(seen)}
+
+    def padding(slices: list[list[str]]) -> int:
+        """Characters padded when each slice is sorted by length and cut in batches of 4,
+        as the embedder does."""
+        waste = 0
+        for s in slices:
+            lengths = sorted((size[i] for i in s), reverse=True)
+            for b in range(0, len(lengths), 4):
+                waste += sum(lengths[b] - n for n in lengths[b : b + 4])
+        return waste
+
+    in_line = [r[0] for r in app.catalog.db.execute("SELECT id FROM chunks ORDER BY rowid")]
+    assert padding(slices) < padding([in_line[s : s + 8] for s in range(0, len(in_line), 8)]) / 2
+
+    (root / "note07.txt").write_text("an edit made just now\n")
+    app.indexer.index(app.catalog.source("notes"))
+    rows = app.catalog.pending_chunks(8, recent_ns)
+    assert [r.chunk.path for r in rows] == ["note07.txt"]
+
+
 def test_a_chunk_rewritten_while_it_waits_is_stored_as_it_is_now(app: App, repo: Path) -> None:
     app.indexer.index(add(app, repo))
     write(
