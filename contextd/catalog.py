@@ -30,6 +30,7 @@ from contextd.records import Chunk, FileState
 log = logging.getLogger(__name__)
 
 SOURCES_COPY = "sources.json"  # the source list beside the catalog, for `doctor --repair`
+CACHE_SPARE_MIN = 20_000  # unused cached vectors always kept (30 MB at 384 dims)
 PENDING_WINDOW = 4  # slices' worth of the backlog one slice is picked from, by length
 
 SCHEMA = """
@@ -79,6 +80,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     model TEXT NOT NULL,
     hash TEXT NOT NULL,
     vector BLOB NOT NULL,
+    used REAL NOT NULL DEFAULT 0,    -- when a pass last wrote or reused it (unix seconds)
     PRIMARY KEY (model, hash)
 ) WITHOUT ROWID;
 """
@@ -272,6 +274,9 @@ class Catalog:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(chunks)")}
         if "embedded" not in columns:  # earlier versions stored every chunk as they went
             self.db.execute("ALTER TABLE chunks ADD COLUMN embedded INTEGER NOT NULL DEFAULT 1")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(vectors)")}
+        if "vectors" in tables and "used" not in columns:
+            self.db.execute("ALTER TABLE vectors ADD COLUMN used REAL NOT NULL DEFAULT 0")
 
     def _backfill_fts(self) -> None:
         has_fts = self.db.execute("SELECT 1 FROM chunks_fts LIMIT 1").fetchone()
@@ -794,7 +799,11 @@ class Catalog:
 
     # -- embedding cache ------------------------------------------------------------------
 
-    def cached_vectors(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+    def cached_vectors(
+        self, model: str, hashes: Iterable[str], reuse: bool = False
+    ) -> dict[str, np.ndarray]:
+        """The cached vectors of these texts; `reuse` marks them used now (an index pass
+        takes them), which keeps them longest when the cache is trimmed."""
         found: dict[str, np.ndarray] = {}
         keys = list(set(hashes))
         for i in range(0, len(keys), 500):
@@ -805,6 +814,12 @@ class Catalog:
                 (model, *part),
             ):
                 found[h] = np.frombuffer(blob, dtype=np.float32)
+        if reuse and found:
+            with self.transaction() as db:
+                db.executemany(
+                    "UPDATE vectors SET used = ? WHERE model = ? AND hash = ?",
+                    [(time.time(), model, h) for h in found],
+                )
         return found
 
     def unused_vectors(self, drop: bool = False) -> int:
@@ -817,11 +832,29 @@ class Catalog:
                 return int(db.execute(f"DELETE FROM vectors {where}").rowcount)
         return int(self.db.execute(f"SELECT COUNT(*) FROM vectors {where}").fetchone()[0])
 
+    def trim_cache(self) -> int:
+        """Keep at most `max(chunks, CACHE_SPARE_MIN)` unused vectors (enough to switch
+        back to another branch without the model), dropping the longest unused first.
+        Returns how many went."""
+        spare = max(self.chunk_count(), CACHE_SPARE_MIN)
+        excess = self.unused_vectors() - spare
+        if excess <= 0:
+            return 0
+        with self.transaction() as db:
+            return int(
+                db.execute(
+                    "DELETE FROM vectors WHERE (model, hash) IN (SELECT model, hash FROM "
+                    "vectors WHERE hash NOT IN (SELECT hash FROM chunks) ORDER BY used LIMIT ?)",
+                    (excess,),
+                ).rowcount
+            )
+
     def put_vectors(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        now = time.time()
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items],
+                "INSERT OR REPLACE INTO vectors (model, hash, vector, used) VALUES (?, ?, ?, ?)",
+                [(model, h, np.asarray(v, dtype=np.float32).tobytes(), now) for h, v in items],
             )
 
 

@@ -49,6 +49,7 @@ BATCH_FILES = 200
 LOOKAHEAD = 32  # files being chunked ahead of the catalog writer
 EMBED_SLICE = 512  # chunks per model call in pass 2: long enough to sort by length
 RECENT_S = 600.0  # files changed this recently are embedded before the rest of the backlog
+CACHE_TRIM_EVERY_S = 3600.0  # the embedding cache is trimmed at most this often
 
 
 @dataclass
@@ -154,6 +155,7 @@ class Indexer:
         # Catalog rows and store writes of one file change together: pass 1 (the worker)
         # and pass 2 (the backlog) take turns under this lock.
         self.write_lock = threading.RLock()
+        self._trimmed_at: float | None = None  # time.monotonic() of the last cache trim
 
     @property
     def store(self) -> VectorStore:
@@ -372,7 +374,20 @@ class Indexer:
                 flight = nxt
         stats.embed_seconds = time.perf_counter() - started
         stats.pending = self.catalog.pending_count()
+        if stats.embedded and not stats.pending:
+            self._trim_cache()
         return stats
+
+    def _trim_cache(self) -> None:
+        """The cache just grew: keep it bounded (a count over it takes ~0.1 s for the
+        standard library, so at most hourly)."""
+        now = time.monotonic()
+        if self._trimmed_at is not None and now - self._trimmed_at < CACHE_TRIM_EVERY_S:
+            return
+        self._trimmed_at = now
+        trimmed = self.catalog.trim_cache()
+        if trimmed:
+            log.info("embedding cache: dropped %d vector(s) unused the longest", trimmed)
 
     def _launch(
         self,
@@ -381,7 +396,7 @@ class Indexer:
         rows: list[StoredChunk],
         flight: _Slice | None,
     ) -> _Slice:
-        cache = self.catalog.cached_vectors(model, (r.chunk.hash for r in rows))
+        cache = self.catalog.cached_vectors(model, (r.chunk.hash for r in rows), reuse=True)
         busy = set(flight.todo) if flight else set()  # its vectors land before ours
         todo: dict[str, str] = {}
         for r in rows:

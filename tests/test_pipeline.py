@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -118,6 +119,56 @@ def test_an_interrupted_run_converges_on_the_next(
     app.index(app.catalog.source("shop"))
     assert consistent(app, "shop") == (0, 0, 0)
     assert not app.catalog.source("shop").dirty
+
+
+def test_the_embedding_cache_stays_bounded_and_keeps_what_was_used_last(
+    app: App, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text edited away stays cached (switching back costs no model time), up to as many
+    vectors as the index uses; past that the longest unused go first."""
+    import contextd.catalog
+    import contextd.pipeline
+
+    monkeypatch.setattr(contextd.catalog, "CACHE_SPARE_MIN", 0)
+    monkeypatch.setattr(contextd.pipeline, "CACHE_TRIM_EVERY_S", 0.0)
+    source = add(app, repo)
+    app.index(source)
+    versions = [f"def scratch():\n    return 'version {i} of the scratch pad'\n" for i in range(40)]
+    for i, text in enumerate(versions):
+        if i == 36:  # an older version comes back once: a reuse counts as a use
+            write(repo, "src/scratch.py", versions[30])
+            assert app.index(app.catalog.source("shop")).embedded == 0
+        write(repo, "src/scratch.py", text)
+        assert app.index(app.catalog.source("shop")).embedded == 1
+    chunks = app.catalog.chunk_count()
+    assert 5 <= chunks <= 8, "the cache keeps as many unused vectors as there are chunks"
+    assert app.catalog.unused_vectors() == chunks
+
+    # Edited back: from the cache (the last but one, and the one reused late), or not
+    # (31 was written after 30 but not used since: four trims later it went first).
+    for back, embedded in ((-2, 0), (30, 0), (31, 1)):
+        write(repo, "src/scratch.py", versions[back])
+        assert app.index(app.catalog.source("shop")).embedded == embedded, back
+
+
+def test_an_embedding_cache_written_before_it_was_trimmed_is_kept(tmp_path: Path) -> None:
+    from contextd.catalog import Catalog
+
+    path = tmp_path / "catalog.sqlite3"
+    Catalog(path).close()
+    old = sqlite3.connect(path)  # the cache as an earlier contextd wrote it
+    old.executescript(
+        "DROP TABLE vectors; CREATE TABLE vectors (model TEXT NOT NULL, hash TEXT NOT NULL, "
+        "vector BLOB NOT NULL, PRIMARY KEY (model, hash)) WITHOUT ROWID;"
+    )
+    old.execute("INSERT INTO vectors VALUES ('m', 'h', ?)", (np.ones(4, np.float32).tobytes(),))
+    old.commit()
+    old.close()
+    catalog = Catalog(path)
+    assert catalog.cached_vectors("m", ["h"], reuse=True)["h"].tolist() == [1.0] * 4
+    catalog.put_vectors("m", [("h2", np.zeros(4))])
+    assert catalog.unused_vectors() == 2 and catalog.trim_cache() == 0  # under the floor
+    catalog.close()
 
 
 def test_lost_vectors_are_restored_from_the_cache(app: App, repo: Path) -> None:
