@@ -11,7 +11,7 @@ is stored stays faithful to the file. `clean`:
   (any all-capitals tag, and tags named for roles, tools and instructions) become
   `&lt;IMPORTANT&gt;`; chat-template tokens (`<|im_start|>`, `<<SYS>>`, `[INST]`) likewise.
 
-Ordinary code keeps its angle brackets (`a < b`, `List<T>`, `<div>`). Tool-call JSON in
+Ordinary code keeps its angle brackets (`a < b`, `List<T>`, `Promise<User>`, `<div>`). Tool-call JSON in
 a file stays as written: it reaches an agent inside a JSON string (quotes escaped), next
 to a note that result text is data, and in the CLI behind a line-number gutter.
 """
@@ -48,12 +48,16 @@ PROMPT_TAG = re.compile(
     rf"</?(?:(?i:(?:{PROMPT_WORDS})(?:[-_][a-z0-9]+)*)|[A-Z][A-Z0-9_-]{{2,}})(?=[\s/>!])"
     r"""(?:[^<>\n]{0,300}|(?:\s+[\w:.-]+(?:=(?:"[^"<>]*"|'[^'<>]*'))?){0,20}\s*/?)>"""
 )
+LINE_END_CR = re.compile(r"\r+(?=\n|\Z)")
+BARE = re.compile(r"<\w+>\Z")  # no attributes, no closing slash
 CHAT_TOKEN = re.compile(r"<\|[^<>|\n]{1,40}\|>|<</?SYS>>|\[/?INST\]")
 
 
 def clean(text: str) -> str:
     text = ANSI.sub("", text)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Carriage returns end no line (the index counts '\n' only, as git and sed do): those
+    # ending a line go, any other becomes a space, so line numbers stay true.
+    text = LINE_END_CR.sub("", text).replace("\r", " ")
     text = CONTROL.sub("", text)
     text = INVISIBLE.sub("", text)
     return neutralise(text)
@@ -64,7 +68,16 @@ def neutralise(text: str) -> str:
     if "<" not in text and "[" not in text:
         return text
     text = CHAT_TOKEN.sub(_escape, text)
-    return PROMPT_TAG.sub(_escape, text)
+    return PROMPT_TAG.sub(_escape_tag, text)
+
+
+def _escape_tag(match: re.Match[str]) -> str:
+    """A bare opening tag right after a name is a type argument (`Promise<User>`,
+    `List<UUID>`, `createContext<Context>(`), and stays; a closing tag never does."""
+    tag, at = match.group(0), match.start()
+    if at and (match.string[at - 1].isalnum() or match.string[at - 1] in "_$") and BARE.match(tag):
+        return tag
+    return _escape(match)
 
 
 def _escape(match: re.Match[str]) -> str:
