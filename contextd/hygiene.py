@@ -11,9 +11,10 @@ is stored stays faithful to the file. `clean`:
   (any all-capitals tag, and tags named for roles, tools and instructions) become
   `&lt;IMPORTANT&gt;`; chat-template tokens (`<|im_start|>`, `<<SYS>>`, `[INST]`) likewise.
 
-Ordinary code keeps its angle brackets (`a < b`, `List<T>`, `Promise<User>`, `<div>`). Tool-call JSON in
-a file stays as written: it reaches an agent inside a JSON string (quotes escaped), next
-to a note that result text is data, and in the CLI behind a line-number gutter.
+Ordinary code keeps its angle brackets (`a < b`, `List<T>`, `Promise<User>`, `<div>`).
+Tool-call JSON in a file stays as written: it reaches an agent inside a JSON string
+(quotes escaped), next to a note that result text is data, and in the CLI behind a
+line-number gutter.
 """
 
 from __future__ import annotations
