@@ -631,7 +631,7 @@ class Catalog:
         terms: list[str],
         limit: int,
         sources: list[str] | None = None,
-        language: str | None = None,
+        languages: list[str] | None = None,
         paths: Collection[str] | None = None,
     ) -> list[tuple[str, float]]:
         """(chunk id, BM25 score, higher is better) for chunks matching any of the terms
@@ -639,7 +639,7 @@ class Catalog:
         if not terms:
             return []
         args: list[object] = [fts_query(terms)]
-        if not sources and not language and paths is None:
+        if not sources and not languages and paths is None:
             # Rank in the FTS table alone, then look up only the best: joining every match
             # (thousands for common words) before the LIMIT cost twice as much.
             sql = (
@@ -655,9 +655,9 @@ class Catalog:
         if sources:
             sql += f" AND c.source IN ({','.join('?' * len(sources))})"
             args += sources
-        if language:
-            sql += " AND c.language = ?"
-            args.append(language)
+        if languages:
+            sql += f" AND c.language IN ({','.join('?' * len(languages))})"
+            args += languages
         if paths is not None:
             sql += " AND c.path IN (SELECT value FROM json_each(?))"
             args.append(json.dumps(sorted(paths)))

@@ -129,7 +129,7 @@ def _within(candidates: list[_Candidate], pool: int) -> list[_Candidate]:
 
 
 def _where(
-    sources: list[str] | None, language: str | None, paths: list[str] | None = None
+    sources: list[str] | None, languages: list[str] | None, paths: list[str] | None = None
 ) -> dict[str, Any] | None:
     clauses: list[dict[str, Any]] = []
     if paths is not None:
@@ -138,8 +138,10 @@ def _where(
         clauses.append(
             {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
         )
-    if language:
-        clauses.append({"language": language})
+    if languages:
+        clauses.append(
+            {"language": languages[0]} if len(languages) == 1 else {"language": {"$in": languages}}
+        )
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -187,17 +189,17 @@ def search(
             raise ContextdError(
                 "Nothing is indexed yet. Run `contextd add PATH`, then `contextd index`."
             )
-        language = _known_language(app, language) if language else None
+        languages = _known_language(app, language) if language else None
         pool = min(MAX_POOL, max(POOL, k * (20 if path_glob or files else 5)))
         terms = query_terms(query)
 
         def draw(paths: list[str] | None = None) -> list[_Candidate]:
             nonlocal degraded
             try:
-                return _candidates(app, query, terms, pool, sources, language, not degraded, paths)
+                return _candidates(app, query, terms, pool, sources, languages, not degraded, paths)
             except StoreUnavailable as exc:  # the server went away: the keyword index is here
                 degraded = str(exc)
-                return _candidates(app, query, terms, pool, sources, language, False, paths)
+                return _candidates(app, query, terms, pool, sources, languages, False, paths)
 
         candidates = draw()
         if path_glob:
@@ -351,15 +353,26 @@ def _glob_matches_nothing(glob: str) -> ContextdError:
 
 NAME_CHECK_LIMIT = 20  # chunks whose text is searched for a name seen only inside others
 LANGUAGE_ALIASES = {"c++": "cpp", "golang": "go", "js": "javascript", "ts": "typescript"}
+# A language asked for takes in its kin (`--lang typescript` takes .tsx, `yaml` takes .yml).
+LANGUAGE_KIN = {
+    "typescript": ("tsx",),
+    **{a: (b,) for a, b in (("yaml", "yml"), ("yml", "yaml"), ("html", "htm"), ("htm", "html"))},
+    **{a: (b,) for a, b in (("sh", "bash"), ("bash", "sh"))},
+}
 
 
-def _known_language(app: App, name: str) -> str:
-    """The language as the index names it (`py` and `.py` are python), or a ContextdError
-    that lists the languages there are."""
+def _known_language(app: App, name: str) -> list[str]:
+    """The languages as the index names them (`py` and `.py` are python, `ts` is also
+    tsx), or a ContextdError that lists the languages there are."""
     raw = name.strip().lower().lstrip(".")
     for language in (raw, LANGUAGE_ALIASES.get(raw), language_of(f"x.{raw}")):
-        if language and app.catalog.has_language(language):
-            return language
+        if not language:
+            continue
+        found = [
+            x for x in (language, *LANGUAGE_KIN.get(language, ())) if app.catalog.has_language(x)
+        ]
+        if found:
+            return found
     there = ", ".join(app.catalog.languages())
     raise ContextdError(f"No indexed file is in language '{name}'. The index has: {there}.")
 
@@ -451,7 +464,7 @@ def _candidates(
     terms: list[str],
     pool: int,
     sources: list[str] | None,
-    language: str | None,
+    languages: list[str] | None,
     use_store: bool = True,
     paths: list[str] | None = None,
 ) -> list[_Candidate]:
@@ -459,7 +472,7 @@ def _candidates(
     keyword side's alone, still ranked by meaning through the embedding cache's vectors."""
     vector = app.embedder.embed([query])[0]
     found: dict[str, _Candidate] = {}
-    where = _where(sources, language, paths)
+    where = _where(sources, languages, paths)
     drawn = app.store.nearest(vector, pool, where) if use_store else []
     # The nearest neighbours are approximate (HNSW searches wider for a larger k): the
     # first POOL are asked for on their own, so confidence sees the same ones at any -k.
@@ -475,7 +488,7 @@ def _candidates(
         if chunk_id in found:
             found[chunk_id].dense_rank = rank
 
-    lexical = app.catalog.lexical(terms, pool, sources, language, paths)
+    lexical = app.catalog.lexical(terms, pool, sources, languages, paths)
     best = max((s for _, s in lexical), default=0.0)
     extra = [i for i, _ in lexical if i not in found]
     stored = app.catalog.chunks(extra)

@@ -69,6 +69,14 @@ def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Pa
         }
     with pytest.raises(ContextdError, match="The index has: javascript, markdown, python"):
         search(indexed, "basket", language="cobol")
+    write(other, "Basket.tsx", "export const Basket = () => <ul className='basket' />;\n")
+    write(other, "basket.ts", "export function basketTotal(): number { return 0; }\n")
+    write(other, "ci.yml", "basket_job:\n  runs-on: ubuntu\n")
+    indexed.index(indexed.catalog.source("other"))
+    for asked, shown in (("typescript", {"typescript", "tsx"}), ("ts", {"typescript", "tsx"})):
+        assert {h.language for h in search(indexed, "basket", k=9, language=asked).hits} == shown
+    assert {h.path for h in search(indexed, "basket", k=9, language="tsx").hits} == {"Basket.tsx"}
+    assert {h.path for h in search(indexed, "basket job", k=9, language="yaml").hits} == {"ci.yml"}
     for nothing in ("   ", "\x00", "\x1b\x07 \x00"):
         with pytest.raises(ContextdError, match="empty"):
             search(indexed, nothing)
