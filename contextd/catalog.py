@@ -709,6 +709,14 @@ class Catalog:
             (fts_query([term]),),
         )
 
+    def spans(self, source: str, path: str) -> list[tuple[int, int, str]]:
+        """(start line, end line, symbol) of each chunk of one file, in file order."""
+        sql = (
+            "SELECT start_line, end_line, symbol FROM chunks WHERE source = ? AND path = ? "
+            "ORDER BY start_line, end_line"
+        )
+        return [(r[0], r[1], r[2]) for r in self.db.execute(sql, (source, path))]
+
     def has_language(self, language: str) -> bool:
         sql = "SELECT EXISTS (SELECT 1 FROM chunks WHERE language = ?)"
         return bool(self.db.execute(sql, (language,)).fetchone()[0])

@@ -220,8 +220,9 @@ def search(
         weight = RARE_LEX_WEIGHT if exact else LEX_WEIGHT
         # The featured results (and so confidence and `answerable`) always come from the
         # same draw, whatever -k or --files asked for; a deeper draw only adds results.
-        ranked = _rank(_within(candidates, POOL), terms, mode, weight)
-        deeper = _rank(candidates, terms, mode, weight) if pool > POOL else []
+        definitions = _definitions(app, candidates)
+        ranked = _rank(_within(candidates, POOL), terms, mode, weight, definitions)
+        deeper = _rank(candidates, terms, mode, weight, definitions) if pool > POOL else []
 
         # Without the store's nearest chunks the features are not what was calibrated.
         calibrate = confidence and degraded is None
@@ -258,8 +259,8 @@ def search(
             answer.feature_paths = [answer.feature_paths[i] for i in order]
             answer.confidences = conf[order]
         hits = [h for _, h in top] + [h for _, h in ranked[FEATURED:]]
-        shown = {_key(h) for h in hits}
-        hits += [h for _, h in deeper if _key(h) not in shown]
+        shown = {_key(h, definitions) for h in hits}
+        hits += [h for _, h in deeper if _key(h, definitions) not in shown]
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
         for h in answer.hits:
             state = app.catalog.file_state(h.source, h.path)
@@ -518,17 +519,54 @@ def _candidates(
     return list(found.values())
 
 
-def _key(hit: Hit) -> tuple[str, str, str | int]:
+Key = tuple[str, str, str | int, int]
+
+
+def _key(hit: Hit, definitions: dict[tuple[str, str, str, int], int]) -> Key:
     """A definition (its windows are one result), or a chunk outside any."""
-    return (hit.source, hit.path, hit.symbol or hit.start_line)
+    at = definitions.get((hit.source, hit.path, hit.symbol, hit.start_line), 0)
+    return (hit.source, hit.path, hit.symbol or hit.start_line, at)
+
+
+def _definitions(app: App, candidates: list[_Candidate]) -> dict[tuple[str, str, str, int], int]:
+    """Which definition each chunk belongs to, where a file's candidates share a name:
+    the line where it begins.
+
+    A definition's windows overlap, and the pieces of a split class have its methods
+    between them; two definitions with one name (Java overloads, a property's getter
+    and setter, `impl Display for Point` after `struct Point`) follow each other in the
+    file without overlapping.
+    """
+    named: dict[tuple[str, str], set[str]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for c in candidates:
+        key = (c.hit.source, c.hit.path, c.hit.symbol)
+        if c.hit.symbol and key in seen:
+            named.setdefault(key[:2], set()).add(c.hit.symbol)
+        seen.add(key)
+    out: dict[tuple[str, str, str, int], int] = {}
+    for (source, path), symbols in named.items():
+        begins: dict[str, int] = {}
+        last: tuple[str, int] | None = None  # the previous chunk: symbol, end line
+        for start, end, symbol in app.catalog.spans(source, path):
+            if symbol not in begins or (last and last[0] == symbol and start > last[1]):
+                begins[symbol] = start
+            if symbol in symbols:
+                out[source, path, symbol, start] = begins[symbol]
+            last = (symbol, end)
+    return out
 
 
 def _rank(
-    candidates: list[_Candidate], terms: list[str], mode: str, lex_weight: float
+    candidates: list[_Candidate],
+    terms: list[str],
+    mode: str,
+    lex_weight: float,
+    definitions: dict[tuple[str, str, str, int], int],
 ) -> list[tuple[_Candidate, Hit]]:
     """One result per definition (its best window), best first, with its fused score."""
     penalise = not SECONDARY_TERMS & set(terms)
-    groups: dict[tuple[str, str, str | int], list[tuple[float, _Candidate]]] = {}
+    groups: dict[Key, list[tuple[float, _Candidate]]] = {}
     for cand in candidates:
         hit = cand.hit
         if mode == "dense":
@@ -541,7 +579,7 @@ def _rank(
             score = hit.dense + lex_weight * hit.lexical
         if penalise and SECONDARY_PATH.search(hit.path):
             score -= SECONDARY_PENALTY
-        groups.setdefault(_key(hit), []).append((score, cand))
+        groups.setdefault(_key(hit, definitions), []).append((score, cand))
     ranked = []
     for windows in groups.values():
         windows.sort(key=lambda sc: -sc[0])

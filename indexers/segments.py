@@ -77,6 +77,8 @@ def _greedy(start: int, end: int, lines: Lines, budget: int, overlap: int) -> li
         k = j
         while k - 1 > i + 1 and lines.tokens(k - 1, j) <= overlap:
             k -= 1
+        if k == j and j - 1 > i:  # a last line over the overlap is shared all the same:
+            k = j - 1  # windows of one definition overlap, distinct definitions never do
         i = k
     return out
 

@@ -55,9 +55,51 @@ def test_windows_of_one_function_come_back_as_one_result(app: App, repo: Path) -
         "src/shop/pricing.py",
         f"def apply_pricing_rules(order):\n    total = 0\n{steps}\n    return total\n",
     )
+    tariffs = "\n".join(  # each line longer than windows overlap by: one is shared anyway
+        f"    total = total + tariff_{i}(order, customer.region, currency.code, "
+        f"discounts[{i}], tax_rules.for_year(year))  # tariff rule {i} for this order line"
+        for i in range(40)
+    )
+    write(repo, "src/shop/tariffs.py", f"def apply_tariffs(order):\n    total = 0\n{tariffs}\n")
     app.index(app.catalog.add_source("shop", repo, "git"))
     hits = search(app, "apply pricing rules to the order", k=8).hits
     assert [h.symbol for h in hits].count("apply_pricing_rules") == 1
+    hits = search(app, "apply tariff rules to the order", k=8).hits
+    assert [h.symbol for h in hits].count("apply_tariffs") == 1
+
+
+def test_two_definitions_with_one_name_are_two_results(app: App, repo: Path) -> None:
+    """Overloads and a property's getter and setter each come back: an agent changing
+    one should see the others."""
+
+    def body(what: str) -> str:
+        return "\n".join(
+            f"        audit.record('{what}', step={i}, ledger=self.ledger_id)" for i in range(14)
+        )
+
+    write(
+        repo,
+        "src/shop/Ledger.java",
+        "class Ledger {\n"
+        f"    void deposit(long cents) {{\n{body('cents')}\n    }}\n\n"
+        f"    void deposit(BigDecimal amount) {{\n{body('amount')}\n    }}\n}}\n",
+    )
+    write(
+        repo,
+        "src/shop/ledger.py",
+        "class Ledger:\n    @property\n    def balance(self):\n"
+        f"{body('read balance')}\n        return self._balance\n\n"
+        "    @balance.setter\n    def balance(self, value):\n"
+        f"{body('set balance')}\n        self._balance = value\n",
+    )
+    app.index(app.catalog.add_source("shop", repo, "git"))
+    for query, symbol in (
+        ("deposit into the ledger", "Ledger.deposit"),
+        ("ledger balance", "Ledger.balance"),
+    ):
+        hits = [h for h in search(app, query, k=8).hits if h.symbol == symbol]
+        assert len(hits) == 2, (query, [(h.start_line, h.end_line) for h in hits])
+        assert hits[0].end_line < hits[1].start_line or hits[1].end_line < hits[0].start_line
 
 
 def test_tests_rank_below_code_unless_asked_for(app: App, repo: Path) -> None:
