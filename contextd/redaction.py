@@ -120,9 +120,10 @@ _RULES: list[tuple[str, tuple[str, ...], str, Check | None]] = [
 _ILLUSTRATION = re.compile(r"(?i)example|x{8}|0{8}")  # AKIAIOSFODNN7EXAMPLE and kin
 _COMPILED = [(kind, words, re.compile(p), check) for kind, words, p, check in _RULES]
 
-# A private key block, with its newlines (or `\n` escapes inside a string). A BEGIN line
-# with no END is a secret too when a run of base64 follows it.
-_KEY_BODY = r"(?:(?!-----BEGIN)[A-Za-z0-9+/=\s:,.\-\\\"'|])"  # up to the next block at most
+# A private key block, with its newlines (or `\n` escapes inside a string), its lines
+# perhaps behind a comment or quote mark (`# `, `// `, `> `). A BEGIN line with no END is
+# a secret too when a run of base64 follows it.
+_KEY_BODY = r"(?:(?!-----BEGIN)[A-Za-z0-9+/=\s:,.\-\\\"'|#>*;!%])"  # up to the next block at most
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"
     rf"(?P<body>{_KEY_BODY}{{0,20000}}?)"
@@ -132,7 +133,8 @@ _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}")
 # With no END line, the block runs over lines of base64 (quoted or `\n`-escaped) and
 # `Name: value` headers, and stops at the first other line.
 _KEY_LINE = re.compile(
-    r"[ \t]*[\"']?(?:(?:\\n)*[A-Za-z0-9+/=]{16,}(?:(?:\\n)+[A-Za-z0-9+/=]+)*|[A-Za-z-]+: [^\n]*|)"
+    r"[ \t]*(?:[#>;!%*]+|//)?[ \t]*[\"']?"  # a comment or quote mark before each line
+    r"(?:(?:\\n)*[A-Za-z0-9+/=]{16,}(?:(?:\\n)+[A-Za-z0-9+/=]+)*|[A-Za-z-]+: [^\n]*|)"
     r"(?:\\n)*[\"']?,?[ \t]*(?:\n|$)"
 )
 

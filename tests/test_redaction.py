@@ -72,6 +72,19 @@ def test_a_key_block_with_no_end_line_is_redacted_to_the_end_of_its_base64() -> 
     assert clean.count("\n") == text.count("\n")
 
 
+@pytest.mark.parametrize("mark", ["# ", "#", "// ", "> ", " * ", "; ", ""])
+@pytest.mark.parametrize("ending", [True, False])
+def test_a_key_block_commented_out_or_quoted_is_redacted(mark: str, ending: bool) -> None:
+    lines = [base64_line(i) for i in range(4)]
+    block = ["-----BEGIN OPENSSH PRIVATE KEY-----", *lines]
+    block += ["-----END OPENSSH PRIVATE KEY-----"] if ending else []
+    text = "".join(f"{mark}{line}\n" for line in block) + "deploy()\n"
+    clean, kinds = redact(text)
+    assert kinds == ["private-key"]
+    assert not any(line in clean for line in lines) and "deploy()" in clean
+    assert clean.count("\n") == text.count("\n")
+
+
 def test_only_the_password_of_a_url_is_replaced() -> None:
     clean, kinds = redact("DATABASE_URL=postgres://app:Zq8xLw2PvN7@db.internal:5432/app\n")
     assert clean == "DATABASE_URL=postgres://app:[REDACTED:url-password]@db.internal:5432/app\n"
