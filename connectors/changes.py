@@ -23,6 +23,7 @@ from contextd.connectors.filters import (
     longest_line,
     printable_path,
     secret_reason,
+    secret_root,
     unicode_encoding,
     valid_utf8_name,
 )
@@ -60,7 +61,7 @@ def classify(
     """What happened to one candidate file. None means unchanged or gone unseen."""
     if not valid_utf8_name(rel):
         return Skip(source, printable_path(rel), "file name is not valid UTF-8")
-    reason = secret_reason(rel)
+    reason = secret_reason(rel) or secret_root(root)
     if reason:
         return Skip(source, rel, reason)
     if is_temp_file(rel.rsplit("/", 1)[-1]):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import codecs
 from fnmatch import fnmatchcase
-from pathlib import PurePosixPath
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
 
-# File names that hold secrets. Matched against every component's name, case-insensitively.
+# Names that hold secrets. Matched against every component's name (`config/.env/prod` is
+# one), case-insensitively, also under a backup suffix (`server.key.bak`).
 SECRET_NAME_PATTERNS: tuple[str, ...] = (
     ".env",
     ".env.*",
@@ -39,7 +41,8 @@ SECRET_NAME_PATTERNS: tuple[str, ...] = (
     "*.kdbx",
 )
 # Folders whose whole content is secret.
-SECRET_DIRS: frozenset[str] = frozenset({".aws", ".ssh", ".gnupg"})
+SECRET_DIRS: frozenset[str] = frozenset({".aws", ".ssh", ".gnupg", ".envs"})
+BACKUP_SUFFIXES: tuple[str, ...] = (".bak", ".backup", ".old", ".orig", ".save", ".copy", "~")
 
 # Folders never worth indexing in a plain folder source.
 IGNORED_DIRS: frozenset[str] = frozenset(
@@ -92,16 +95,31 @@ BOMS: tuple[tuple[bytes, str], ...] = (
 
 
 def secret_reason(path: str) -> str | None:
-    """Why `path` (relative, posix) is on the deny-list, or None."""
-    parts = PurePosixPath(path).parts
-    for part in parts[:-1]:
-        if part.lower() in SECRET_DIRS:
-            return f"secret (deny-list: {part}/)"
-    name = parts[-1].lower() if parts else ""
+    """Why `path` (posix; relative, or a source's root) is on the deny-list, or None."""
+    parts = [p for p in PurePosixPath(path).parts if p != "/"]
+    for i, part in enumerate(parts):
+        if reason := _secret_name(part, folder=i < len(parts) - 1):
+            return reason
+    return None
+
+
+@lru_cache(maxsize=4096)  # folder names repeat across a tree's paths
+def _secret_name(part: str, folder: bool) -> str | None:
+    name = part.lower()
+    if folder and name in SECRET_DIRS:
+        return f"secret (deny-list: {part}/)"
+    while name.endswith(BACKUP_SUFFIXES) and name not in BACKUP_SUFFIXES:
+        name = name[: -len(next(s for s in BACKUP_SUFFIXES if name.endswith(s)))]
     for pattern in SECRET_NAME_PATTERNS:
         if fnmatchcase(name, pattern):
-            return f"secret (deny-list: {pattern})"
+            return f"secret (deny-list: {pattern}{'/' if folder else ''})"
     return None
+
+
+@lru_cache(maxsize=256)
+def secret_root(root: Path) -> str | None:
+    """Why a source's root folder is secret itself (`~/.ssh`, a folder inside `.aws`)."""
+    return secret_reason(root.as_posix() + "/x")
 
 
 def is_temp_file(name: str) -> bool:

@@ -20,6 +20,7 @@ from contextd import hooks, remote
 from contextd.app import App, resolve_root
 from contextd.confidence import source_path
 from contextd.connectors.base import detect_kind, open_source
+from contextd.connectors.filters import secret_root
 from contextd.errors import ContextdError, SourceError, StoreUnavailable
 from contextd.health import low_space
 from contextd.pipeline import IndexStats
@@ -41,6 +42,11 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
     root = resolve_root(Path(path))
     if not root.is_dir():
         raise SourceError(f"{path} is not a directory. Give the path of a repository or folder.")
+    if reason := secret_root(root):
+        raise SourceError(
+            f"{root} is a folder that holds secrets ({reason.removeprefix('secret ')}): "
+            "contextd never indexes it or shares its files. Add the project's own folder."
+        )
     existing = app.catalog.source_by_root(root)
     if name is None:  # an added folder keeps its name (one from before names were checked)
         name = existing.name if existing else _name_from(root)

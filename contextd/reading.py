@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from contextd.catalog import Catalog, SourceRow
 from contextd.connectors.base import open_source
-from contextd.connectors.filters import decode_text, is_binary, secret_reason
+from contextd.connectors.filters import decode_text, is_binary, secret_reason, secret_root
 from contextd.errors import ContextdError, SourceError
 from contextd.hygiene import clean
 from contextd.redaction import redact
@@ -62,6 +62,7 @@ def confine(root: Path, path: str) -> tuple[str, Path]:
             f"'{path}' lies outside the source root; only indexed sources can be read."
         ) from None
     reason = secret_reason(inside.as_posix()) or secret_reason(rel.as_posix())
+    reason = reason or secret_root(real_root)
     if reason:
         raise ReadRefused(f"'{path}' is on the secrets deny-list and is never shared.")
     return inside.as_posix(), target

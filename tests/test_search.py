@@ -95,6 +95,24 @@ def test_a_secret_in_an_added_folder_is_never_returned(app: App, tmp_path: Path)
     assert SECRET.encode() not in stored
 
 
+def test_a_folder_that_holds_secrets_is_refused_as_a_source(app: App, tmp_path: Path) -> None:
+    from contextd import ops
+    from contextd.reading import ReadRefused, read_file
+
+    for folder in (".ssh", ".aws/profiles"):
+        root = tmp_path / "home" / folder
+        write(root, "config", f"aws_secret_access_key = {SECRET}\n")
+        with pytest.raises(SourceError, match="holds secrets"):
+            ops.add(app, str(root))
+    # One added before this was refused: its files are left out and cannot be read.
+    root = tmp_path / "home" / ".ssh"
+    app.index(app.catalog.add_source("ssh", root, "folder"))
+    assert app.catalog.chunk_count() == 0
+    assert not any(SECRET in h.text for h in search(app, "aws secret access key", k=5).hits)
+    with pytest.raises(ReadRefused, match="deny-list"):
+        read_file(app.catalog, "ssh", "config")
+
+
 def test_a_result_indexed_again_while_it_was_returned_is_still_stale(
     indexed: App, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -87,9 +87,16 @@ def test_the_deny_list_names_secrets_by_file_and_folder() -> None:
         "infra/prod.tfvars",
         "infra/terraform.tfvars.json",
         ".my.cnf",
+        "config/.env/production",  # a folder named as a secret file
+        ".envs/.production/.postgres",  # cookiecutter-django's layout
+        "certs/server.key.bak",
+        "prod.env.orig",
+        "deploy/id_rsa~",
     ]:
         assert secret_reason(path), path
-    for path in ["src/environment.py", "keys.py", "docs/env.md", "monkey.txt"]:
+    for path in ["src/environment.py", "keys.py", "docs/env.md", "monkey.txt", "env/lib.py"]:
+        assert secret_reason(path) is None, path
+    for path in ["notes.bak", "src/old/x.py.orig", "backup/.bak"]:
         assert secret_reason(path) is None, path
 
 
