@@ -13,11 +13,14 @@ pair measures whether `answerable` can tell the two apart.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,7 +40,9 @@ from contextd.confidence import (
     Logistic,
     logit,
 )
+from contextd.connectors.filters import secret_reason
 from contextd.errors import ContextdError
+from contextd.home import make_home
 from contextd.search import DOC_PATH, SECONDARY_PATH, search
 from contextd.settings import Settings
 
@@ -191,6 +196,32 @@ def load_queries(path: Path) -> list[dict[str, Any]]:
 # -- the scratch index ------------------------------------------------------------------------
 
 
+SCRATCH = "scratch"  # in the data dir: eval's trees and indexes, one folder per run
+
+
+def scratch_dir(settings: Settings) -> Path:
+    """Where eval and calibrate unpack a repository's history: inside the data dir (only
+    its owner reads it), with what runs killed before left behind swept away."""
+    base = settings.home / SCRATCH
+    make_home(settings.home)
+    base.mkdir(mode=0o700, exist_ok=True)
+    for old in base.glob("eval-*-*"):
+        pid = old.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return base
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's: not ours to sweep
+    return True
+
+
 class Scratch:
     """A scratch data dir and folder holding one repository tree, moved commit by commit."""
 
@@ -208,7 +239,10 @@ class Scratch:
     def goto(self, commit: str) -> None:
         if self.commit is None:
             archive = git(self.git_dir, "archive", commit, data=True)
-            subprocess.run(["tar", "-x", "-C", str(self.tree)], input=archive, check=True)
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                # Secrets of old commits never reach the disk: they are never indexed.
+                kept = [m for m in tar.getmembers() if not secret_reason(m.name)]
+                tar.extractall(self.tree, members=kept, filter="tar")
         elif commit != self.commit:
             diff = git(
                 self.git_dir, "diff", "--name-status", "--no-renames", "-z", self.commit, commit
@@ -223,6 +257,8 @@ class Scratch:
         self.index()
 
     def _write(self, commit: str, name: str) -> None:
+        if secret_reason(name):
+            return
         path = self.tree / name
         try:
             blob = git(self.git_dir, "show", f"{commit}:{name}", data=True)
@@ -346,7 +382,9 @@ def evaluate(
     git_dir = git_dir_of(repo)
     rows = sorted(queries, key=lambda r: str(r.get("date") or ""))
     out = Evaluation(str(repo))
-    with tempfile.TemporaryDirectory(prefix="contextd-eval-") as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix=f"eval-{os.getpid()}-", dir=scratch_dir(settings)
+    ) as tmp:
         scratch = Scratch(git_dir, Path(tmp), settings, extensions or [])
         try:
             for i, row in enumerate(rows, 1):

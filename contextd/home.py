@@ -31,6 +31,7 @@ LAYOUT = {
     "chroma": "folder",
     "logs": "folder",
     "spool": "folder",
+    "scratch": "folder",  # eval and calibrate (evaluation.SCRATCH)
 }
 
 

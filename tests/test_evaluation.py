@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal as signal_module
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ from contextd.evaluation import (
     load_queries,
     mode_records,
     report,
+    scratch_dir,
 )
 from contextd.settings import Settings
 from tests.conftest import git, write
@@ -134,6 +136,8 @@ def test_the_scratch_tree_follows_submodules_and_paths_that_change_kind(tmp_path
     write(root, "pkg/core.py", "def core():\n    return 1\n")
     write(root, "docs/guide/index.md", "# Guide\n")
     write(root, "notes", "a file that becomes a folder\n")
+    write(root, ".env", "DB_PASSWORD=Zq8xLw2PvN7kT4\n")  # secrets of old commits stay out
+    write(root, "ops/.ssh/id_deploy", "not for the disk\n")
     git(root, "add", "-A")
     some_commit = "1" * 40  # a gitlink needs no real commit behind it
     git(root, "update-index", "--add", "--cacheinfo", f"160000,{some_commit},docs/_themes")
@@ -141,6 +145,7 @@ def test_the_scratch_tree_follows_submodules_and_paths_that_change_kind(tmp_path
     first = git(root, "rev-parse", "HEAD").strip()
     git(root, "rm", "-q", "--cached", "docs/_themes")
     git(root, "rm", "-q", "-r", "docs/guide", "notes")
+    write(root, "ops/.ssh/id_deploy", "changed, and still not for the disk\n")
     write(root, "docs/guide", "the folder is now a file\n")
     write(root, "notes/todo.md", "# Todo\n")
     git(root, "add", "-A")
@@ -155,7 +160,8 @@ def test_the_scratch_tree_follows_submodules_and_paths_that_change_kind(tmp_path
         for commit in (first, second, first):
             scratch.goto(commit)
             blobs = git(root, "ls-tree", "-r", "--name-only", commit).split()
-            assert files(scratch.tree) == {b for b in blobs if b != "docs/_themes"}
+            secret = {"docs/_themes", ".env", "ops/.ssh/id_deploy"}
+            assert files(scratch.tree) == {b for b in blobs if b not in secret}
             assert (scratch.tree / "docs/guide").is_file() == (commit == second)
     finally:
         scratch.close()
@@ -239,20 +245,26 @@ def test_eval_with_a_queries_file_and_clear_errors(history: Path, tmp_path: Path
     assert "no commit HEAD" in err and len(err.strip().splitlines()) == 1
 
 
-def test_sigterm_during_eval_leaves_no_scratch_copy(history: Path, tmp_path: Path) -> None:
-    scratch_root = tmp_path / "tmp"
-    scratch_root.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch_root), "CONTEXTD_HOME": str(tmp_path / "h")}
+@pytest.mark.parametrize("signal", ["SIGTERM", "SIGKILL"])
+def test_a_stopped_eval_leaves_no_scratch_copy(history: Path, tmp_path: Path, signal: str) -> None:
+    """The copy of the history lives in the data dir (its owner's alone), is removed on
+    SIGTERM, and after a SIGKILL by the next eval or calibrate."""
+    scratch_root = tmp_path / "h" / "scratch"
+    env = {**os.environ, "CONTEXTD_HOME": str(tmp_path / "h")}
     proc = subprocess.Popen([sys.executable, "-m", "contextd", "eval", str(history)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert proc.stderr is not None
     for line in proc.stderr:  # the scratch index exists once queries are being asked
         if line.startswith("1/"):
             break
-    assert list(scratch_root.glob("contextd-eval-*")), "the scratch copy is there mid-run"
-    proc.terminate()
-    assert proc.wait(timeout=60) == 143
-    assert not list(scratch_root.glob("contextd-eval-*"))
+    assert list(scratch_root.glob("eval-*")), "the scratch copy is there mid-run"
+    assert scratch_root.stat().st_mode & 0o077 == 0
+    proc.send_signal(getattr(signal_module, signal))
+    assert proc.wait(timeout=60) == (143 if signal == "SIGTERM" else -9)
+    if signal == "SIGKILL":
+        assert list(scratch_root.glob("eval-*"))
+        scratch_dir(Settings(home=tmp_path / "h"))  # what the next run does first
+    assert not list(scratch_root.glob("eval-*"))
 
 
 def test_eval_can_ask_each_side_of_the_search_alone(history: Path, isolated_home: Path) -> None:
