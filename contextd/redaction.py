@@ -163,11 +163,13 @@ _NAME_CHARS = _WORD_CHARS | frozenset(".-$@")
 _ASSIGNMENT = re.compile(
     r"(?P<name>[A-Za-z_$@][\w.\-]{0,80}?)"
     r"(?P<close>[\"'\]]{0,2})[ \t]*"
-    r"(?::[ \t]*[A-Za-z_][\w.\[\], |]{0,40}?[ \t]*(?==))?"  # a type annotation
+    r"(?::[ \t]*[A-Za-z_&][\w.\[\], |&'<>]{0,40}?[ \t]*(?==))?"  # a type (`&str`)
     r"(?:=>|:=|\|\|=|\?=|=(?!=)|:(?!:))[ \t]*"
+    r"(?:(?P<paren>\()[ \t]*\n?[ \t]*|[|>][-+]?[ \t]*\n[ \t]+)?"  # black's `= (`, YAML's `>-`
     r"(?:[bBrRuU]{0,2}(?P<quote>[\"'`])(?P<quoted>[^\"'`\n]{1,300}?)(?P=quote)"
     r"|(?P<bare>[^\s\"'`,;(){}\[\]<>]{1,300}))"
 )
+_PAREN_CLOSE = re.compile(r"[\"'`]?\s*\)")
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
@@ -331,6 +333,8 @@ def _assignments(text: str, lower: str) -> list[Finding]:
             continue
         group = "quoted" if m["quoted"] is not None else "bare"
         value_end = m.end(group)
+        if m["paren"] and not _PAREN_CLOSE.match(text, value_end):
+            continue  # `= (` then an expression, not one wrapped literal
         after = text[m.end(group) : m.end(group) + 1]
         if _secret_value(m[group], strength, group == "bare", after):
             kind = "key" if strength == "weak" else _assigned_kind(m["name"])

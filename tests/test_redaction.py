@@ -120,6 +120,7 @@ def test_only_the_password_of_a_url_is_replaced() -> None:
         'secret_key: "{{ vault_secret }}"',
         "PASSWORD=%(password)s",
         'password = "12345678"',
+        'key = (r"%s\\%0.1f\\VC\\VC_OBJECTS_PLATFORM_INFO\\Win32"\n       % (root, version))',
     ],
 )
 def test_placeholders_variables_and_calls_are_left_alone(line: str) -> None:
@@ -138,6 +139,9 @@ def test_placeholders_variables_and_calls_are_left_alone(line: str) -> None:
         ('api_key = "k3j9barx8q2m4n7p5w1z"', "k3j9barx8q2m4n7p5w1z"),
         ("DB_PASSWORD=a8f3c9e1d7b2foo4e6a0c5d9", "a8f3c9e1d7b2foo4e6a0c5d9"),
         ("token: ZX81KQ4BAR92LM5NP3TQ", "ZX81KQ4BAR92LM5NP3TQ"),
+        ('SECRET_KEY = (\n    "Qw8Er5Ty2Ui9Op3AzX7c"\n)', "Qw8Er5Ty2Ui9Op3AzX7c"),  # black's wrap
+        ("password: >-\n  Qw8Er5Ty2Ui9Op3AzX7c\n", "Qw8Er5Ty2Ui9Op3AzX7c"),  # a YAML block
+        ('const API_TOKEN: &str = "Qw8Er5Ty2Ui9Op3AzX7c";', "Qw8Er5Ty2Ui9Op3AzX7c"),  # Rust
     ],
 )
 def test_a_generated_secret_is_redacted_even_where_it_holds_a_sample_word(
