@@ -42,6 +42,10 @@ class DaemonUnavailable(Exception):
     """No daemon answers on the socket (not running, starting, or frozen)."""
 
 
+class DaemonLost(DaemonUnavailable):
+    """The daemon took the request, then went away before answering (killed, crashed)."""
+
+
 class RemoteError(ContextdError):
     """A known error raised by the daemon, carried back to the command."""
 
@@ -208,7 +212,7 @@ def _exchange(home: Path, op: str, args: dict[str, Any], timeout: float | None) 
         except TimeoutError:
             raise DaemonUnavailable(f"the daemon did not answer {op} within {timeout}s") from None
         except OSError as exc:
-            raise DaemonUnavailable(str(exc)) from None
+            raise DaemonLost(str(exc)) from None
 
 
 def _check_protocol(home: Path, sock: socket.socket) -> None:
@@ -244,7 +248,7 @@ def call(
         if message.get("ok"):
             return message.get("result")
         raise RemoteError(str(message.get("error")))
-    raise DaemonUnavailable(f"the daemon closed the connection during {op}")
+    raise DaemonLost(f"the daemon closed the connection during {op}")
 
 
 def ping(home: Path, timeout: float = 2.0) -> dict[str, Any] | None:

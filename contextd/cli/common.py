@@ -33,6 +33,9 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 LOCK_WAIT_S = 5.0
 CLI_CATALOG_TIMEOUT_S = 2.5  # a catalog held by another process: a clear error within 5 s
 LONG_OPS = frozenset({"index", "reindex", "add", "remove"})
+# Not done again here when the daemon dies during it: it may be done (a second `remove`
+# of the source says there is none).
+ONCE_ONLY = frozenset({"remove"})
 
 _settings: Settings | None = None
 
@@ -62,6 +65,16 @@ def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | No
     try:
         return rpc.call(
             home, op, args, timeout=None if op in LONG_OPS else 60, on_progress=progress
+        )
+    except rpc.DaemonLost as exc:
+        if op in ONCE_ONLY:
+            raise DaemonError(
+                f"The daemon stopped during {op} ({exc}), which may or may not be done: see "
+                "`contextd sources` and `contextd logs`, then `contextd start`."
+            ) from None
+        err_console.print(
+            f"[yellow]warning:[/] the daemon stopped during {op} ({escape(str(exc))}); doing it "
+            "here instead. Nothing watches your files until `contextd start` (see `contextd logs`)."
         )
     except rpc.DaemonUnavailable:
         pass

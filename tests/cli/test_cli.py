@@ -403,3 +403,40 @@ def test_an_unusable_calibration_of_a_source_is_named_in_status(repo: Path, caps
     path.write_text(json.dumps({"model_id": "x", "features": ["from", "an", "old", "one"]}))
     code, out, _ = cli(capsys, "status")
     assert "its own calibration is unusable" in out and "contextd calibrate shop" in out
+
+
+def test_a_daemon_that_dies_during_a_command_is_named(
+    repo: Path, isolated_home: Path, capsys
+) -> None:
+    """A daemon killed while a command waits on it: the command says so, does again here
+    what is safe to do twice, and leaves `remove` (it may be done) to the user."""
+    import socket
+    import threading
+
+    from contextd import rpc
+
+    assert cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")[0] == 0
+    path = rpc.socket_path(isolated_home)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+
+    def die_on_each_request() -> None:  # takes a request, then goes away, as a kill does
+        for _ in range(2):
+            conn, _ = server.accept()
+            with conn:
+                conn.makefile("rb").readline()
+
+    thread = threading.Thread(target=die_on_each_request)
+    thread.start()
+    try:
+        code, out, err = cli(capsys, "sources")
+        assert code == 0 and "shop" in out
+        assert "the daemon stopped during sources" in err and "contextd start" in err
+        code, out, err = cli(capsys, "remove", "shop")
+        assert code == 1 and "may or may not be done" in err
+    finally:
+        thread.join(timeout=10)
+        server.close()
+        path.unlink(missing_ok=True)
+    assert cli(capsys, "sources")[1].startswith("shop ")  # not removed behind the user's back
