@@ -55,9 +55,14 @@ class Embedder(Protocol):
         """Load the model now (so that its load time is not counted as embedding)."""
         ...
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text."""
+    def embed(self, texts: Sequence[str], stop: threading.Event | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text; once `stop` is set, raises
+        EmbeddingStopped at the next batch (Ctrl-C waits for one batch, not a slice)."""
         ...
+
+
+class EmbeddingStopped(Exception):
+    """The caller set `stop` while its texts were being embedded."""
 
 
 def default_model_dir() -> Path:
@@ -199,14 +204,14 @@ class SentenceTransformerEmbedder:
         )
         return int(get_dim())
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], stop: threading.Event | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
         import torch
 
         with torch.inference_mode():
-            return self._encode(model, texts)
+            return self._encode(model, texts, stop)
 
     def load(self) -> None:
         self._load()
@@ -285,7 +290,9 @@ class SentenceTransformerEmbedder:
             return bool(torch.cuda.is_bf16_supported())
         return False
 
-    def _encode(self, model: Any, texts: Sequence[str]) -> np.ndarray:
+    def _encode(
+        self, model: Any, texts: Sequence[str], stop: threading.Event | None = None
+    ) -> np.ndarray:
         """Batches of similar length in tokens (little padding), cut from one tokenization
         of the whole call."""
         import torch
@@ -298,6 +305,8 @@ class SentenceTransformerEmbedder:
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
         out: list[Any] = []
         for s in range(0, len(order), size):
+            if stop is not None and stop.is_set():
+                raise EmbeddingStopped()
             out.append(self._forward(model, cut(order[s : s + size])))
             # Checked per batch, not per call: trimming only after a 512-text call let the
             # peak climb ~0.4 GB higher.

@@ -355,23 +355,28 @@ class Indexer:
         recent_ns = time.time_ns() - int(RECENT_S * 1e9)
         model = self.embedder.model_id
         flight: _Slice | None = None
+        stop = threading.Event()  # set on the way out of an error or Ctrl-C
         with ThreadPoolExecutor(1, thread_name_prefix="contextd-embed") as pool:
-            while True:
-                nxt = None
-                if not (pause and pause()):
-                    skip = {r.id for r in flight.rows} if flight else set()
-                    rows = self.catalog.pending_chunks(EMBED_SLICE, recent_ns, skip)
-                    if rows:
-                        nxt = self._launch(pool, model, rows, flight)
-                if flight is not None:
-                    self._land(model, flight, stats)
-                    stats.embed_seconds = time.perf_counter() - started
-                    stats.pending = self.catalog.pending_count()
-                    if progress:
-                        progress(stats)
-                if nxt is None:
-                    break
-                flight = nxt
+            try:
+                while True:
+                    nxt = None
+                    if not (pause and pause()):
+                        skip = {r.id for r in flight.rows} if flight else set()
+                        rows = self.catalog.pending_chunks(EMBED_SLICE, recent_ns, skip)
+                        if rows:
+                            nxt = self._launch(pool, model, rows, flight, stop)
+                    if flight is not None:
+                        self._land(model, flight, stats)
+                        stats.embed_seconds = time.perf_counter() - started
+                        stats.pending = self.catalog.pending_count()
+                        if progress:
+                            progress(stats)
+                    if nxt is None:
+                        break
+                    flight = nxt
+            except BaseException:
+                stop.set()  # the slice in flight ends at its next batch, not its last
+                raise
         stats.embed_seconds = time.perf_counter() - started
         stats.pending = self.catalog.pending_count()
         if stats.embedded and not stats.pending:
@@ -395,6 +400,7 @@ class Indexer:
         model: str,
         rows: list[StoredChunk],
         flight: _Slice | None,
+        stop: threading.Event,
     ) -> _Slice:
         cache = self.catalog.cached_vectors(model, (r.chunk.hash for r in rows), reuse=True)
         busy = set(flight.todo) if flight else set()  # its vectors land before ours
@@ -404,7 +410,7 @@ class Indexer:
             if h not in cache and h not in busy:
                 todo.setdefault(h, r.chunk.embed_text)
         texts = list(todo.values())
-        vectors = pool.submit(self.embedder.embed, texts) if texts else None
+        vectors = pool.submit(self.embedder.embed, texts, stop) if texts else None
         return _Slice(rows, list(todo), len(texts), vectors)
 
     def _land(self, model: str, flight: _Slice, stats: IndexStats) -> None:

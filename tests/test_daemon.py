@@ -427,7 +427,9 @@ def test_an_index_cut_by_an_earlier_chunker_is_served_by_keyword_and_named(
     assert out.returncode == 1 and "The index was built with model" in out.stderr, out.stderr
 
 
-def test_the_backlog_runs_no_model_while_the_store_cannot_take_vectors(app, tmp_path: Path) -> None:
+def test_the_backlog_runs_no_model_while_the_store_cannot_take_vectors(
+    app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each try embedded a 512-chunk slice and dropped it when the store refused it."""
     from contextd.errors import ChunkerMismatch
     from contextd.store import open_client
@@ -443,7 +445,9 @@ def test_the_backlog_runs_no_model_while_the_store_cannot_take_vectors(app, tmp_
     app.__dict__.pop("store", None)  # opened again, as by a daemon after an upgrade
     calls = []
     real = app.embedder.embed
-    app.embedder.embed = lambda texts: calls.append(len(texts)) or real(texts)  # type: ignore[method-assign]
+    monkeypatch.setattr(  # the embedder is shared by the tests: restored afterwards
+        app.embedder, "embed", lambda texts, *rest: calls.append(len(texts)) or real(texts, *rest)
+    )
     with pytest.raises(ChunkerMismatch):
         app.indexer.embed_pending()
     assert calls == [] and app.catalog.pending_count() == 20

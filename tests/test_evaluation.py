@@ -245,10 +245,15 @@ def test_eval_with_a_queries_file_and_clear_errors(history: Path, tmp_path: Path
     assert "no commit HEAD" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("signal", ["SIGTERM", "SIGKILL"])
-def test_a_stopped_eval_leaves_no_scratch_copy(history: Path, tmp_path: Path, signal: str) -> None:
+@pytest.mark.parametrize(
+    ("signal", "code", "said"),
+    [("SIGTERM", 143, "Stopped (SIGTERM)."), ("SIGINT", 130, "Interrupted."), ("SIGKILL", -9, "")],
+)
+def test_a_stopped_eval_leaves_no_scratch_copy(
+    history: Path, tmp_path: Path, signal: str, code: int, said: str
+) -> None:
     """The copy of the history lives in the data dir (its owner's alone), is removed on
-    SIGTERM, and after a SIGKILL by the next eval or calibrate."""
+    SIGTERM and Ctrl-C (which say so), and after a SIGKILL by the next eval or calibrate."""
     scratch_root = tmp_path / "h" / "scratch"
     env = {**os.environ, "CONTEXTD_HOME": str(tmp_path / "h")}
     proc = subprocess.Popen([sys.executable, "-m", "contextd", "eval", str(history)], env=env,
@@ -260,7 +265,8 @@ def test_a_stopped_eval_leaves_no_scratch_copy(history: Path, tmp_path: Path, si
     assert list(scratch_root.glob("eval-*")), "the scratch copy is there mid-run"
     assert scratch_root.stat().st_mode & 0o077 == 0
     proc.send_signal(getattr(signal_module, signal))
-    assert proc.wait(timeout=60) == (143 if signal == "SIGTERM" else -9)
+    assert proc.wait(timeout=60) == code
+    assert said in proc.stderr.read()
     if signal == "SIGKILL":
         assert list(scratch_root.glob("eval-*"))
         scratch_dir(Settings(home=tmp_path / "h"))  # what the next run does first

@@ -121,6 +121,51 @@ def test_an_interrupted_run_converges_on_the_next(
     assert not app.catalog.source("shop").dirty
 
 
+def test_ctrl_c_while_a_slice_is_embedded_stops_the_model_at_its_next_batch(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slice in flight is not finished and thrown away (up to 512 chunks, seconds of
+    model time): the model stops between batches, and the next run embeds everything."""
+    import threading
+
+    import contextd.pipeline
+
+    root = tmp_path / "notes"
+    for i in range(40):
+        write(root, f"note{i:02}.txt", f"note {i} about the ledger and its {i} entries\n")
+    app.indexer.index(app.catalog.add_source("notes", root, "folder"))
+    monkeypatch.setattr(contextd.pipeline, "EMBED_SLICE", 8)
+    embedder = app.embedder
+    embedder.load()  # its bf16 check runs batches of its own
+    monkeypatch.setattr(
+        embedder, "settings", embedder.settings.model_copy(update={"batch_size": 2})
+    )
+    started = threading.Event()
+    batches: list[bool] = []  # per model batch: was Ctrl-C already pressed?
+    pressed = threading.Event()
+    forward = embedder._forward
+
+    def counted(model: object, features: object) -> object:
+        batches.append(pressed.is_set())
+        started.set()
+        return forward(model, features)
+
+    def land(*args: object) -> None:  # the first slice lands while the second is embedded
+        assert started.wait(10)
+        pressed.set()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embedder, "_forward", counted)
+    monkeypatch.setattr(app.indexer, "_land", land)
+    with pytest.raises(KeyboardInterrupt):
+        app.indexer.embed_pending()
+    assert batches.count(True) <= 1, batches  # at most one begun as the key was pressed
+    assert len(batches) < 4 + 4, batches  # two slices of four batches were never all run
+    monkeypatch.undo()
+    assert app.indexer.embed_pending().pending == 0
+    assert consistent(app, "notes") == (0, 0, 0)
+
+
 def test_the_embedding_cache_stays_bounded_and_keeps_what_was_used_last(
     app: App, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,24 +68,6 @@ def _when(row: dict) -> float:
         return float("-inf")
 
 
-@contextlib.contextmanager
-def _terminate_cleanly() -> Iterator[None]:
-    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the scratch copy of the
-    repository and its index are removed on the way out, not left in the temp dir."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    before = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
-
-
 def _check_plot(folder: Path) -> None:
     """--plot's folder and what it draws, checked before the run rather than after it."""
     from contextd.confidence import shipped
@@ -144,8 +122,7 @@ def eval_cmd(
     rows = _queries(repo, queries, limit)
     if not quiet:
         err_console.print(f"{len(rows)} queries; the first tree is indexed from scratch.")
-    with _terminate_cleanly():
-        result = evaluate(repo, rows, settings(), progress=_progress(quiet), long=long)
+    result = evaluate(repo, rows, settings(), progress=_progress(quiet), long=long)
     figures = report(result.records)
     figures["seconds"] = round(result.seconds, 1)
     if plot is not None:
@@ -234,8 +211,7 @@ def calibrate(
         )
     if not quiet:
         err_console.print(f"{len(rows)} queries from {source}'s history.")
-    with _terminate_cleanly():
-        result = evaluate(row.root, rows, s, progress=_progress(quiet))
+    result = evaluate(row.root, rows, s, progress=_progress(quiet))
     from contextd.embedder import SentenceTransformerEmbedder
 
     model_id = SentenceTransformerEmbedder(s).model_id

@@ -2,17 +2,22 @@
 
 `contextd mcp` (what agents launch) takes a fast path that skips the CLI's imports.
 
-Known errors (ContextdError) print one line and exit 1; Ctrl-C exits 130; anything else
-is a bug: its traceback goes to the log file, whose path is printed, and exit is 3.
+Known errors (ContextdError) print one line and exit 1; Ctrl-C exits 130 and SIGTERM 143,
+each unwinding like an error (locks released, scratch copies removed) and saying so;
+anything else is a bug: its traceback goes to the log file, whose path is printed, and
+exit is 3.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sqlite3
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import typer
 
@@ -46,20 +51,24 @@ app.command()(mcp.serve)
 app.add_typer(hooks.app, name="hooks")
 
 
+# Commands that serve until stopped, and stop on SIGTERM their own way.
+SERVERS = frozenset({"daemon", "serve", "mcp"})
+
+
 def run(argv: Sequence[str] | None = None) -> int:
+    args = list(argv) if argv is not None else sys.argv[1:]
+    caught: list[int] = []  # the signals that stopped the command (typer returns 130)
     try:
-        result = app(
-            args=list(argv) if argv is not None else None,
-            standalone_mode=False,
-            prog_name="contextd",
-        )
+        with _stoppable(caught, not SERVERS & set(args[:1])):
+            result = app(args=args, standalone_mode=False, prog_name="contextd")
+        if caught:
+            return _stopped(caught[0])
         return result if isinstance(result, int) else 0
     except ContextdError as exc:
         err_console.print(f"[red]error:[/] {shown(exc)}", markup=True, highlight=False)
         return 1
     except (KeyboardInterrupt, typer.Abort):
-        err_console.print("Interrupted.")
-        return 130
+        return _stopped(caught[0] if caught else signal.SIGINT)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:
@@ -108,3 +117,30 @@ def entry() -> None:
 
         sys.exit(serve_stdio())
     main()
+
+
+def _stopped(signum: int) -> int:
+    if signum == signal.SIGTERM:
+        err_console.print("Stopped (SIGTERM).")
+        return 143
+    err_console.print("Interrupted.")
+    return 130
+
+
+@contextlib.contextmanager
+def _stoppable(caught: list[int], enabled: bool) -> Iterator[None]:
+    """Ctrl-C and SIGTERM unwind the command (past `except Exception`), and are noted."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        caught.append(signum)
+        raise KeyboardInterrupt()
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
