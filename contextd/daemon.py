@@ -351,7 +351,7 @@ class Daemon:
             row |= {
                 "queued": len(state.pending),
                 "eta_s": self.backlog.eta_s(row["pending"]),
-                "busy": state.busy,
+                "busy": state.busy or state.rescan,  # being indexed, or about to be looked at
                 "last_event": state.last_event,
                 "errors": ([state.watch_error] if state.watch_error else []) + list(state.errors),
                 "watch": self.watchers.mode(row["name"]),

@@ -64,6 +64,7 @@ class SourceState:
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=5))  # from indexing
     watch_error: str | None = None  # set while the source cannot be watched
     busy: bool = False
+    rescan: bool = False  # a look at the whole source (start-up catch-up, a hook) is queued
 
 
 class Worker(threading.Thread):
@@ -97,6 +98,10 @@ class Worker(threading.Thread):
         self.queue.put(PathsChanged(source, frozenset(paths)))
 
     def submit(self, job: object) -> None:
+        if isinstance(job, Reconcile | GitMoved):  # until it runs, the source is not current
+            names = [job.source] if job.source else [r.name for r in self.app.catalog.sources()]
+            for name in names:
+                self.state(name).rescan = True
         self.queue.put(job)
 
     def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
@@ -172,9 +177,9 @@ class Worker(threading.Thread):
             elif isinstance(job, Call):
                 calls.append(job)
         for name in sorted(reconcile):
-            self._guarded(name, self._reconcile, name)
+            self._guarded(name, self._reconcile, name, rescan=True)
         for name in sorted(moved - reconcile):
-            self._guarded(name, self._git_moved, name)
+            self._guarded(name, self._git_moved, name, rescan=True)
         for name, changed in paths.items():
             if name not in reconcile:
                 self._guarded(name, self._index_paths, name, changed)
@@ -191,9 +196,13 @@ class Worker(threading.Thread):
             finally:
                 job.done.set()
 
-    def _guarded(self, name: str, fn: Callable[..., object], *args: Any) -> None:
+    def _guarded(
+        self, name: str, fn: Callable[..., object], *args: Any, rescan: bool = False
+    ) -> None:
         state = self.state(name)
         state.busy = True
+        if rescan:
+            state.rescan = False  # queued no more: `busy` says it from here on
         try:
             fn(*args)
             self.health.succeeded()

@@ -81,7 +81,9 @@ class SourceInfo(BaseModel):
     skipped: int
     indexed_commit: str | None
     head: str | None = Field(description="Current HEAD of a repository.")
-    up_to_date: bool = Field(description="Indexed at HEAD with nothing queued or pending.")
+    up_to_date: bool = Field(
+        description="Indexed at HEAD, with nothing queued, being indexed or pending."
+    )
     queued: int = Field(0, description="Changed files waiting to be indexed.")
     pending: int = Field(
         0, description="Chunks searchable by keyword only, waiting to be embedded."

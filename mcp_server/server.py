@@ -86,7 +86,9 @@ def _source_info(row: dict[str, Any]) -> SourceInfo:
         skipped=row["skipped"],
         indexed_commit=row.get("indexed_commit"),
         head=head,
-        up_to_date=bool(row.get("indexed_at")) and at_head and not (pending or queued or errors),
+        up_to_date=bool(row.get("indexed_at"))
+        and at_head
+        and not (pending or queued or errors or row.get("busy")),
         queued=queued,
         pending=pending,
         last_indexed=row.get("indexed_at"),

@@ -478,3 +478,29 @@ def test_the_log_is_written_once_and_follows_a_rotation(tmp_path: Path) -> None:
     big.write_bytes(b"x" * (MAX_LOG_BYTES + 1))
     rotate_log(big)
     assert not big.exists() and (tmp_path / "big.log.1").stat().st_size == MAX_LOG_BYTES + 1
+
+
+def test_a_source_is_not_current_while_its_catch_up_waits(app, repo: Path) -> None:
+    """Right after a start, `status` said a source was up to date (and MCP `sources`
+    `up_to_date`) before the catch-up scan had looked at what changed while it was down."""
+    from contextd import ops
+    from contextd.mcp_server.server import _source_info
+    from contextd.worker import Reconcile, Worker
+
+    app.index(app.catalog.add_source("shop", repo, "git"))
+    write(repo, "src/offline.py", "def offline():\n    return 'edited while the daemon was down'\n")
+    worker = Worker(app, settle_s=0.01, reconcile_interval_s=3600)
+    worker.submit(Reconcile(None))  # as the daemon does when it starts
+    assert worker.state("shop").rescan
+    row = {**ops.sources(app)[0], "busy": worker.state("shop").rescan, "queued": 0}
+    assert not _source_info(row).up_to_date
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while worker.state("shop").rescan or worker.busy():
+            assert time.monotonic() < deadline, "the catch-up never ran"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        worker.join(timeout=30)
+    assert "src/offline.py" in app.catalog.file_states("shop")
