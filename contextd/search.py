@@ -214,8 +214,12 @@ def search(
             candidates = kept
         elif named := _named_files(app, query, sources or known):
             candidates = draw(named)  # a file asked for by its path: that file's chunks
+        # A lone word found in very few chunks is looked up, whatever its shape ("zqkkdj",
+        # "marmoset"); in a question, a rare English word is no name the user knows is there.
+        lone = WORD.findall(query)
         exact = looks_like_identifier(query) or any(
-            0 < app.catalog.document_frequency(t) <= RARE_DF for t in _code_terms(query)[:8]
+            0 < app.catalog.document_frequency(t) <= RARE_DF
+            for t in (_code_terms(query)[:8] if len(lone) > 1 else query_terms(query)[:8])
         )
         weight = RARE_LEX_WEIGHT if exact else LEX_WEIGHT
         # The featured results (and so confidence and `answerable`) always come from the
