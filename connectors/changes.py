@@ -21,6 +21,7 @@ from contextd.connectors.filters import (
     is_binary,
     is_temp_file,
     longest_line,
+    mask_blobs,
     printable_path,
     secret_reason,
     secret_root,
@@ -109,13 +110,15 @@ def classify(
             f"invalid {encoding.upper()} (not text)" if encoding else "invalid UTF-8 (not text)"
         )
         return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
+    text = mask_blobs(text)  # a notebook's plot is one long line, and no reason to skip it
     longest = longest_line(text)
     if longest > MAX_LINE_CHARS:
         reason = f"minified or generated (a line of {longest:,} characters > {MAX_LINE_CHARS:,})"
         return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
     kind = ChangeKind.MODIFIED if known and known.status == "indexed" else ChangeKind.ADDED
     # Secrets are replaced here, where file text enters the index: chunks, FTS, the
-    # catalog and the vector store only ever see the redacted text.
+    # catalog and the vector store only ever see the redacted text. Blobs of base64 (a
+    # notebook's images, data: URIs) were masked above: dozens of chunks of noise else.
     text = redact(text).text
     return Change(source, rel, kind, digest, st.st_size, st.st_mtime_ns, text)
 

@@ -15,7 +15,10 @@ from contextd.records import Chunk
 # Bump when chunk boundaries or what the model reads change: the store then asks for
 # `contextd reindex`. 4: secrets in content are redacted (an older index may hold them).
 # 5: generated passwords holding a sample word, and PGPASSWORD-style names, are too.
-CHUNKER_VERSION = 5
+# 6: a definition's windows share a line; decorators and `template <>` go with their
+# definition; Go's grouped types, older JavaScript's functions, CommonMark's headings;
+# base64 blobs are a marker; more secret forms redacted.
+CHUNKER_VERSION = 6
 
 CODE_EXTENSIONS: dict[str, str] = {
     ".py": "python",

@@ -42,6 +42,9 @@ GRAMMARS: dict[str, tuple[str, str, str]] = {
 
 # Lines directly above a definition that belong to it: comments, decorators, attributes.
 LEADING_MARKERS = ("#", "//", "/*", "*", "@", "///", "--")
+# Nodes that hold a definition with what belongs to it: Python's decorators, C++'s
+# `template <typename T>`, TypeScript decorators written before `export`.
+WRAPPERS = frozenset({"decorated_definition", "template_declaration", "export_statement"})
 MAX_NESTING = 48
 # Definitions are looked for this many syntax levels deep at most. Real code nests a few
 # dozen levels; a query over a file nested 50,000 deep took minutes without this limit
@@ -99,12 +102,15 @@ def _definitions(root: Node, query: Query) -> list[Definition]:
         key = (node.start_byte, node.end_byte)
         if key in found:
             continue
+        outer = node  # its decorators (over several lines) and `template <...>` come along
+        while outer.parent is not None and outer.parent.type in WRAPPERS:
+            outer = outer.parent
         end = node.end_point.row + (1 if node.end_point.column > 0 else 0)
         found[key] = Definition(
-            node.start_point.row,
-            max(end, node.start_point.row + 1),
+            outer.start_point.row,
+            max(end, outer.start_point.row + 1),
             name,
-            node.start_byte,
+            outer.start_byte,
             node.end_byte,
         )
     roots: list[Definition] = []

@@ -343,6 +343,28 @@ def test_the_backlog_is_sliced_by_length_and_every_chunk_comes_in_turn(
     assert [r.chunk.path for r in rows] == ["note07.txt"]
 
 
+def test_base64_blobs_are_a_marker_not_chunks_of_noise(app: App, tmp_path: Path) -> None:
+    """A notebook's plot (base64 PNG in its JSON) was 43 chunks of noise that reached the
+    top of unrelated searches; a data: URI in a page likewise."""
+    import base64
+    import json
+    import random
+
+    png = base64.b64encode(random.Random(0).randbytes(30_000)).decode()
+    cells = [
+        {"cell_type": "code", "source": ["churn = orders.groupby('month').size()\n"],
+         "outputs": [{"data": {"image/png": png, "text/plain": ["<Figure>"]}}]},
+    ]  # fmt: skip
+    write(tmp_path / "nb", "churn.ipynb", json.dumps({"cells": cells}, indent=1))
+    write(tmp_path / "nb", "page.html", f'<img src="data:image/png;base64,{png}">\n<p>Hi</p>\n')
+    app.index(app.catalog.add_source("nb", tmp_path / "nb", "folder"))
+    chunks = app.catalog.chunks(app.catalog.chunk_ids("nb"))
+    assert len(chunks) <= 4, len(chunks)
+    assert not any(png[:64] in c.chunk.text for c in chunks)
+    assert any("[base64 data: 40,000 characters]" in c.chunk.text for c in chunks)
+    assert any("groupby" in c.chunk.text for c in chunks)
+
+
 def test_a_chunk_rewritten_while_it_waits_is_stored_as_it_is_now(app: App, repo: Path) -> None:
     app.indexer.index(add(app, repo))
     write(

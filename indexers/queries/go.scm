@@ -7,4 +7,5 @@
              (generic_type type: (type_identifier) @receiver)
              (pointer_type (generic_type type: (type_identifier) @receiver))]))
   name: (field_identifier) @name) @definition.method
-(type_declaration (type_spec name: (type_identifier) @name)) @definition.type
+(type_spec name: (type_identifier) @name) @definition.type
+(type_alias name: (type_identifier) @name) @definition.type
