@@ -51,6 +51,22 @@ PROMPT_TAG = re.compile(
 )
 LINE_END_CR = re.compile(r"\r+(?=\n|\Z)")
 BARE = re.compile(r"<\w+>\Z")  # no attributes, no closing slash
+TYPE_ACRONYM = 4  # capitals a type argument may have (`URL`, `UUID`, `JSON`)
+# Tag names that command, never a type argument even right after a name.
+COMMANDING = frozenset(
+    [
+        "important",
+        "instruction",
+        "instructions",
+        "system",
+        "system_prompt",
+        "prompt",
+        "admin",
+        "thinking",
+        "start_of_turn",
+        "end_of_turn",
+    ]
+)
 CHAT_TOKEN = re.compile(r"<\|[^<>|\n]{1,40}\|>|<</?SYS>>|\[/?INST\]")
 
 
@@ -74,9 +90,14 @@ def neutralise(text: str) -> str:
 
 def _escape_tag(match: re.Match[str]) -> str:
     """A bare opening tag right after a name is a type argument (`Promise<User>`,
-    `List<UUID>`, `createContext<Context>(`), and stays; a closing tag never does."""
+    `List<UUID>`, `createContext<Context>(`), and stays, unless it is a word that
+    commands (`notes<IMPORTANT>`, `x<INSTRUCTIONS>`) or long capitals; a closing tag
+    never stays."""
     tag, at = match.group(0), match.start()
-    if at and (match.string[at - 1].isalnum() or match.string[at - 1] in "_$") and BARE.match(tag):
+    name = tag[1:-1]
+    typed = at and (match.string[at - 1].isalnum() or match.string[at - 1] in "_$")
+    shouting = name.isupper() and len(name) > TYPE_ACRONYM
+    if typed and BARE.match(tag) and not shouting and name.lower() not in COMMANDING:
         return tag
     return _escape(match)
 

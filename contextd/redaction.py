@@ -130,11 +130,23 @@ _PRIVATE_KEY = re.compile(
     r"(?:(?P<end>-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----)|(?!" + _KEY_BODY + r"))"
 )
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}")
+
+
+_KEY_PIECE = re.compile(r"[A-Za-z0-9+/=]{16,}")
+
+
+def _key_chars(body: str) -> int:
+    """How much of a block is base64 in runs of 16 or more: short key lines add up, the
+    words of a comment that names BEGIN and END markers do not."""
+    return sum(len(t) for t in _KEY_PIECE.findall(body))
+
+
 # With no END line, the block runs over lines of base64 (quoted or `\n`-escaped) and
-# `Name: value` headers, and stops at the first other line.
+# PEM headers (`Proc-Type: ...`), and stops at the first other line.
 _KEY_LINE = re.compile(
     r"[ \t]*(?:[#>;!%*]+|//)?[ \t]*[\"']?"  # a comment or quote mark before each line
-    r"(?:(?:\\n)*[A-Za-z0-9+/=]{16,}(?:(?:\\n)+[A-Za-z0-9+/=]+)*|[A-Za-z-]+: [^\n]*|)"
+    r"(?:(?:\\n)*[A-Za-z0-9+/=]{16,}(?:(?:\\n)+[A-Za-z0-9+/=]+)*|(?:Proc-Type|DEK-Info|Comment|"
+    r"Version|Hash|Charset): [^\n]*|)"
     r"(?:\\n)*[\"']?,?[ \t]*(?:\n|$)"
 )
 
@@ -346,7 +358,7 @@ def _private_keys(text: str) -> list[Finding]:
     found = []
     for m in _PRIVATE_KEY.finditer(text):
         if m["end"]:
-            if _BASE64_RUN.search(m["body"]) or len(m["body"].strip()) > 64:
+            if _BASE64_RUN.search(m["body"]) or _key_chars(m["body"]) > 64:
                 found.append(Finding(m.start(), m.end(), "private-key"))
             continue
         end = m.start("body")

@@ -78,10 +78,11 @@ def test_a_key_block_commented_out_or_quoted_is_redacted(mark: str, ending: bool
     lines = [base64_line(i) for i in range(4)]
     block = ["-----BEGIN OPENSSH PRIVATE KEY-----", *lines]
     block += ["-----END OPENSSH PRIVATE KEY-----"] if ending else []
-    text = "".join(f"{mark}{line}\n" for line in block) + "deploy()\n"
+    text = "".join(f"{mark}{line}\n" for line in block) + "# Note: rotate yearly\ndeploy()\n"
     clean, kinds = redact(text)
     assert kinds == ["private-key"]
     assert not any(line in clean for line in lines) and "deploy()" in clean
+    assert "# Note: rotate yearly" in clean  # a comment after the key is no part of it
     assert clean.count("\n") == text.count("\n")
 
 
@@ -121,6 +122,8 @@ def test_only_the_password_of_a_url_is_replaced() -> None:
         "PASSWORD=%(password)s",
         'password = "12345678"',
         'key = (r"%s\\%0.1f\\VC\\VC_OBJECTS_PLATFORM_INFO\\Win32"\n       % (root, version))',
+        'BEGIN = "-----BEGIN PRIVATE KEY-----"  # a PKCS#8 key, unencrypted; the footer closes it'
+        '\nEND = "-----END PRIVATE KEY-----"',  # code that names the markers
     ],
 )
 def test_placeholders_variables_and_calls_are_left_alone(line: str) -> None:
