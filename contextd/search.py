@@ -536,10 +536,10 @@ def _definitions(app: App, candidates: list[_Candidate]) -> dict[tuple[str, str,
     """Which definition each chunk belongs to, where a file's candidates share a name:
     the line where it begins.
 
-    A definition's windows overlap, and the pieces of a split class have its methods
-    between them; two definitions with one name (Java overloads, a property's getter
-    and setter, `impl Display for Point` after `struct Point`) follow each other in the
-    file without overlapping.
+    A definition's windows overlap, and only its own members (`Parser.parse` within
+    `Parser`) come between the pieces of a split class. Two definitions with one name
+    (Java overloads, a property's getter and setter, `impl Display for Point` after
+    `struct Point`) meet without overlapping, or with something else between them.
     """
     named: dict[tuple[str, str], set[str]] = {}
     seen: set[tuple[str, str, str]] = set()
@@ -550,14 +550,21 @@ def _definitions(app: App, candidates: list[_Candidate]) -> dict[tuple[str, str,
         seen.add(key)
     out: dict[tuple[str, str, str, int], int] = {}
     for (source, path), symbols in named.items():
-        begins: dict[str, int] = {}
-        last: tuple[str, int] | None = None  # the previous chunk: symbol, end line
+        begins: dict[str, int] = {}  # each name's current definition: its first line
+        ends: dict[str, int] = {}  # the last line of the name's last chunk
+        apart: set[str] = set()  # names with a chunk not their own since their last
+        previous = None
         for start, end, symbol in app.catalog.spans(source, path):
-            if symbol not in begins or (last and last[0] == symbol and start > last[1]):
-                begins[symbol] = start
+            if symbol not in begins or (
+                start > ends[symbol] and (previous == symbol or symbol in apart)
+            ):
+                begins[symbol] = start  # not a window of the last: the next definition
+            apart.update(o for o in begins if o != symbol and not symbol.startswith(f"{o}."))
+            apart.discard(symbol)
+            ends[symbol] = max(end, ends.get(symbol, end))
+            previous = symbol
             if symbol in symbols:
                 out[source, path, symbol, start] = begins[symbol]
-            last = (symbol, end)
     return out
 
 

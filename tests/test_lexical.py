@@ -82,6 +82,7 @@ def test_two_definitions_with_one_name_are_two_results(app: App, repo: Path) -> 
         "src/shop/Ledger.java",
         "class Ledger {\n"
         f"    void deposit(long cents) {{\n{body('cents')}\n    }}\n\n"
+        f"    void close() {{\n{body('close')}\n    }}\n\n"  # another method between them
         f"    void deposit(BigDecimal amount) {{\n{body('amount')}\n    }}\n}}\n",
     )
     write(
