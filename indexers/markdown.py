@@ -4,7 +4,8 @@ Headings are read as CommonMark reads them: ATX (`## Title`, up to three spaces 
 closing `#` run only after a space: `# Using C#`) and setext (a line underlined with
 `===` or `---`); never inside a code fence (closed only by a fence of its own kind, at
 least as long: a ```` fence holds ``` lines) or the front matter (`---` or `+++` on the
-first line, to its closing line).
+first line, to its closing line) or an HTML block (`<pre>` to `</pre>`; another tag that
+opens a line, to the next blank line).
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 FRONT_MATTER = {"---": "---", "+++": "+++"}  # opening line -> closing line
 # A line that cannot be a setext heading's text: a list item, quote, table row, HTML...
 NOT_TITLE = re.compile(r"^ {0,3}(?:[-*+>|<]|\d+[.)]\s|#)|^\s*$|^ {4}")
+RAW_HTML = re.compile(r"^ {0,3}<(pre|script|style|textarea)(?:[\s>]|$)", re.IGNORECASE)
+# CommonMark's HTML blocks that end at a blank line: a block-level tag opening the line,
+# or a line that is one whole tag and nothing else.
+BLOCK_TAGS = (
+    "address|article|aside|blockquote|body|caption|center|col|colgroup|dd|details|dialog|"
+    "dir|div|dl|dt|fieldset|figcaption|figure|footer|form|frame|frameset|h[1-6]|head|"
+    "header|hr|html|iframe|legend|li|link|main|menu|nav|noframes|ol|optgroup|option|p|"
+    "param|search|section|summary|table|tbody|td|tfoot|th|thead|title|tr|track|ul"
+)
+HTML_TAG = re.compile(
+    rf"^ {{0,3}}</?(?:{BLOCK_TAGS})(?:[\s/>]|$)|^ {{0,3}}</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>\s*$",
+    re.IGNORECASE,
+)
 
 
 class MarkdownChunker:
@@ -56,6 +70,16 @@ def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
     fence: tuple[str, int] | None = None  # the open fence's character and length
     while i < len(lines):
         line = lines[i]
+        if fence is None and (raw := RAW_HTML.match(line)):  # to its closing tag
+            closing = f"</{raw.group(1).lower()}>"
+            while i < len(lines) and closing not in lines[i].lower():
+                i += 1
+            i += 1
+            continue
+        if fence is None and HTML_TAG.match(line):  # to the next blank line
+            while i < len(lines) and lines[i].strip():
+                i += 1
+            continue
         if m := FENCE.match(line):
             mark = m.group(1)
             if fence is None:

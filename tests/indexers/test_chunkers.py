@@ -122,12 +122,17 @@ def test_markdown_headings_are_read_as_commonmark_reads_them(counter: TokenCount
         "````md\n```sh\n# a comment inside the fence\n```\n````\n\n"
         f"# Using C#\n\n{body}\n\n   ## Indented\n\n{body}\n\n"
         f"Options\n-------\n\n{body}\n\n- a list item\n---\n\n{body}\n"
+        "<pre>\nSection 1 of the licence\n------------------------\n</pre>\n\n"
+        '<div align="center">\nA banner\n========\n</div>\n\n'
+        f'<a id="anchor"></a>\n### Anchored\n\n{body}\n'
     )
     symbols = [c.symbol for c in MarkdownChunker(counter).chunk("guide.md", text)]
     assert {"Setext Title", "Using C#", "Using C# > Indented", "Using C# > Options"} <= set(
         symbols
     ), symbols
-    assert not any("generated" in s or "comment" in s or "list" in s for s in symbols), symbols
+    assert "Using C# > Options > Anchored" in symbols, symbols
+    for wrong in ("generated", "comment", "list", "licence", "banner"):  # not headings
+        assert not any(wrong in s for s in symbols), (wrong, symbols)
 
 
 def test_fixture_markdown_keeps_nested_headings(counter: TokenCounter) -> None:
