@@ -761,7 +761,8 @@ class Catalog:
     def pending_chunks(
         self, limit: int, recent_ns: int, skip: Collection[str] = ()
     ) -> list[StoredChunk]:
-        """About `limit` chunks to embed next, of similar length.
+        """About `limit` chunks to embed next (at most half as many again), of similar
+        length.
 
         First in line are the chunks of files changed since `recent_ns` (someone is
         working on them), then the longest-waiting, in file order. The slice is the
@@ -840,20 +841,23 @@ class Catalog:
                 return int(db.execute(f"DELETE FROM vectors {where}").rowcount)
         return int(self.db.execute(f"SELECT COUNT(*) FROM vectors {where}").fetchone()[0])
 
-    def trim_cache(self) -> int:
-        """Keep at most `max(chunks, CACHE_SPARE_MIN)` unused vectors (enough to switch
-        back to another branch without the model), dropping the longest unused first.
-        Returns how many went."""
+    def trim_cache(self, model: str) -> int:
+        """Keep at most `max(chunks, CACHE_SPARE_MIN)` vectors that `model`'s index does
+        not use (text edited away, or another model's: enough to switch back to a branch,
+        or a model, without embedding), dropping the longest unused first. Returns how
+        many went."""
+        unused = "model != ? OR hash NOT IN (SELECT hash FROM chunks)"
         spare = max(self.chunk_count(), CACHE_SPARE_MIN)
-        excess = self.unused_vectors() - spare
+        count = self.db.execute(f"SELECT COUNT(*) FROM vectors WHERE {unused}", (model,))
+        excess = int(count.fetchone()[0]) - spare
         if excess <= 0:
             return 0
         with self.transaction() as db:
             return int(
                 db.execute(
                     "DELETE FROM vectors WHERE (model, hash) IN (SELECT model, hash FROM "
-                    "vectors WHERE hash NOT IN (SELECT hash FROM chunks) ORDER BY used LIMIT ?)",
-                    (excess,),
+                    f"vectors WHERE {unused} ORDER BY used LIMIT ?)",
+                    (model, excess),
                 ).rowcount
             )
 

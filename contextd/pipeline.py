@@ -390,7 +390,7 @@ class Indexer:
         if self._trimmed_at is not None and now - self._trimmed_at < CACHE_TRIM_EVERY_S:
             return
         self._trimmed_at = now
-        trimmed = self.catalog.trim_cache()
+        trimmed = self.catalog.trim_cache(self.embedder.model_id)
         if trimmed:
             log.info("embedding cache: dropped %d vector(s) unused the longest", trimmed)
 

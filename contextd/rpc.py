@@ -207,6 +207,9 @@ def _exchange(home: Path, op: str, args: dict[str, Any], timeout: float | None) 
     with sock, sock.makefile("rb") as reader:
         try:
             sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+        except OSError as exc:  # not taken (a daemon stopping, or one refusing its size)
+            raise DaemonUnavailable(str(exc)) from None
+        try:
             for line in reader:
                 yield json.loads(line)
         except TimeoutError:

@@ -195,6 +195,10 @@ def test_the_embedding_cache_stays_bounded_and_keeps_what_was_used_last(
         write(repo, "src/scratch.py", versions[back])
         assert app.index(app.catalog.source("shop")).embedded == embedded, back
 
+    # Another model's vectors are no use to this model's index: they count as unused.
+    app.catalog.put_vectors("another-model", [(f"h{i}", np.zeros(4)) for i in range(3)])
+    assert app.catalog.trim_cache(app.embedder.model_id) == 3
+
 
 def test_an_embedding_cache_written_before_it_was_trimmed_is_kept(tmp_path: Path) -> None:
     from contextd.catalog import Catalog
@@ -212,7 +216,7 @@ def test_an_embedding_cache_written_before_it_was_trimmed_is_kept(tmp_path: Path
     catalog = Catalog(path)
     assert catalog.cached_vectors("m", ["h"], reuse=True)["h"].tolist() == [1.0] * 4
     catalog.put_vectors("m", [("h2", np.zeros(4))])
-    assert catalog.unused_vectors() == 2 and catalog.trim_cache() == 0  # under the floor
+    assert catalog.unused_vectors() == 2 and catalog.trim_cache("m") == 0  # under the floor
     catalog.close()
 
 

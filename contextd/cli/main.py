@@ -138,7 +138,12 @@ def _stoppable(caught: list[int], enabled: bool) -> Iterator[None]:
         caught.append(signum)
         raise KeyboardInterrupt()
 
-    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # A signal the command was started to ignore (`nohup`, `&` in a script) stays ignored.
+    before = {
+        sig: signal.signal(sig, stop)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:
