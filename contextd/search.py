@@ -550,21 +550,21 @@ def _definitions(app: App, candidates: list[_Candidate]) -> dict[tuple[str, str,
         seen.add(key)
     out: dict[tuple[str, str, str, int], int] = {}
     for (source, path), symbols in named.items():
-        begins: dict[str, int] = {}  # each name's current definition: its first line
+        begins: dict[str, int] = {}  # each shared name's current definition: its first line
         ends: dict[str, int] = {}  # the last line of the name's last chunk
         apart: set[str] = set()  # names with a chunk not their own since their last
         previous = None
         for start, end, symbol in app.catalog.spans(source, path):
-            if symbol not in begins or (
-                start > ends[symbol] and (previous == symbol or symbol in apart)
-            ):
-                begins[symbol] = start  # not a window of the last: the next definition
-            apart.update(o for o in begins if o != symbol and not symbol.startswith(f"{o}."))
-            apart.discard(symbol)
-            ends[symbol] = max(end, ends.get(symbol, end))
-            previous = symbol
+            apart.update(o for o in symbols if o != symbol and not symbol.startswith(f"{o}."))
             if symbol in symbols:
+                if symbol not in begins or (
+                    start > ends[symbol] and (previous == symbol or symbol in apart)
+                ):
+                    begins[symbol] = start  # not a window of the last: the next definition
+                apart.discard(symbol)
+                ends[symbol] = max(end, ends.get(symbol, end))
                 out[source, path, symbol, start] = begins[symbol]
+            previous = symbol
     return out
 
 
@@ -748,11 +748,14 @@ def within_files(order: Iterable[int], files: Sequence[object]) -> np.ndarray:
 def _merge_overlaps(hits: list[Hit]) -> list[Hit]:
     """Results whose lines overlap or touch in one file become one, at the best one's
     rank. A merged result can reach others kept before: it takes them in too."""
-    out: list[Hit] = []
-    for hit in hits:
-        group, merged = [], hit
+    out: dict[int, Hit] = {}  # by rank; a result merged into a better one leaves
+    files: dict[tuple[str, str], list[int]] = {}  # each file's places in `out`
+    for rank, hit in enumerate(hits):
+        places = files.setdefault((hit.source, hit.path), [])
+        group: list[int] = []
+        merged = hit
         while True:
-            touching = [i for i, kept in enumerate(out) if i not in group and _touch(kept, merged)]
+            touching = [i for i in places if i not in group and _touch(out[i], merged)]
             if not touching:
                 break
             group += touching
@@ -760,12 +763,16 @@ def _merge_overlaps(hits: list[Hit]) -> list[Hit]:
             for i in sorted(group, reverse=True):  # the better's lines win: join best last
                 merged = _join(out[i], merged)
         if not group:
-            out.append(hit)
+            places.append(rank)
+            out[rank] = hit
             continue
         first = min(group)
         out[first] = merged
-        out = [h for i, h in enumerate(out) if i == first or i not in group]
-    return out
+        for i in group:
+            if i != first:
+                del out[i]
+                places.remove(i)
+    return [out[i] for i in sorted(out)]
 
 
 def _touch(a: Hit, b: Hit) -> bool:
