@@ -65,7 +65,7 @@ def seed_cache(home: Path) -> int:
     vectors = rng.standard_normal((len(hashes), 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     db.executemany(
-        "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+        "INSERT OR REPLACE INTO vectors (model, hash, vector) VALUES (?, ?, ?)",
         [(DEFAULT_MODEL_ID, h, v.tobytes()) for h, v in zip(hashes, vectors, strict=True)],
     )
     db.commit()
