@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +64,11 @@ class SourceState:
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=5))  # from indexing
     watch_error: str | None = None  # set while the source cannot be watched
     busy: bool = False
-    rescan: bool = False  # a look at the whole source (start-up catch-up, a hook) is queued
+    rescans: int = 0  # looks at the whole source (start-up catch-up, a hook) queued
+
+    @property
+    def rescan(self) -> bool:
+        return self.rescans > 0
 
 
 class Worker(threading.Thread):
@@ -100,8 +104,9 @@ class Worker(threading.Thread):
     def submit(self, job: object) -> None:
         if isinstance(job, Reconcile | GitMoved):  # until it runs, the source is not current
             names = [job.source] if job.source else [r.name for r in self.app.catalog.sources()]
-            for name in names:
-                self.state(name).rescan = True
+            with self._states_lock:
+                for name in names:
+                    self.states.setdefault(name, SourceState()).rescans += 1
         self.queue.put(job)
 
     def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
@@ -164,12 +169,15 @@ class Worker(threading.Thread):
         moved: set[str] = set()
         paths: dict[str, set[str]] = {}
         calls: list[Call] = []
+        looks: Counter[str] = Counter()  # queued looks at a whole source that this batch takes
         for job in jobs:
             if isinstance(job, Reconcile):
                 names = [job.source] if job.source else [r.name for r in self.app.catalog.sources()]
                 reconcile.update(names)
+                looks.update(names)
             elif isinstance(job, GitMoved):
                 moved.add(job.source)
+                looks[job.source] += 1
             elif isinstance(job, PathsChanged):
                 paths.setdefault(job.source, set()).update(job.paths)
                 if any(p.rsplit("/", 1)[-1] in IGNORE_FILES or p == GIT_EXCLUDE for p in job.paths):
@@ -177,9 +185,9 @@ class Worker(threading.Thread):
             elif isinstance(job, Call):
                 calls.append(job)
         for name in sorted(reconcile):
-            self._guarded(name, self._reconcile, name, rescan=True)
+            self._guarded(name, self._reconcile, name, rescans=looks[name])
         for name in sorted(moved - reconcile):
-            self._guarded(name, self._git_moved, name, rescan=True)
+            self._guarded(name, self._git_moved, name, rescans=looks[name])
         for name, changed in paths.items():
             if name not in reconcile:
                 self._guarded(name, self._index_paths, name, changed)
@@ -196,13 +204,11 @@ class Worker(threading.Thread):
             finally:
                 job.done.set()
 
-    def _guarded(
-        self, name: str, fn: Callable[..., object], *args: Any, rescan: bool = False
-    ) -> None:
+    def _guarded(self, name: str, fn: Callable[..., object], *args: Any, rescans: int = 0) -> None:
         state = self.state(name)
         state.busy = True
-        if rescan:
-            state.rescan = False  # queued no more: `busy` says it from here on
+        with self._states_lock:  # queued no more: `busy` says it from here on
+            state.rescans = max(0, state.rescans - rescans)  # the hourly one was never queued
         try:
             fn(*args)
             self.health.succeeded()

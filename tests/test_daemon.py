@@ -490,8 +490,12 @@ def test_a_source_is_not_current_while_its_catch_up_waits(app, repo: Path) -> No
     app.index(app.catalog.add_source("shop", repo, "git"))
     write(repo, "src/offline.py", "def offline():\n    return 'edited while the daemon was down'\n")
     worker = Worker(app, settle_s=0.01, reconcile_interval_s=3600)
-    worker.submit(Reconcile(None))  # as the daemon does when it starts
-    assert worker.state("shop").rescan
+    first, second = Reconcile("shop"), Reconcile(None)
+    worker.submit(first)  # a hook's look, taken before the next one came
+    worker.submit(second)  # as the daemon does when it starts
+    worker.queue.get_nowait()
+    worker._process([first])
+    assert worker.state("shop").rescan, "the second look is still to come"
     row = {**ops.sources(app)[0], "busy": worker.state("shop").rescan, "queued": 0}
     assert not _source_info(row).up_to_date
     worker.start()
