@@ -142,7 +142,14 @@ def bench(
             last = i == repeat - 1
             raws.append(raw_rates(home, texts, None if last else [next(iter(raws[0]))]))
             runs.append((summary, embedding))
-            print(f"  pass 2 run {i + 1}: {summary['embed_rate']:.1f} chunks/s", flush=True)
+            around = ", ".join(
+                f"{k} {(raws[-2][k] + raws[-1][k]) / 2:.1f}" for k in raws[-1] if k in raws[-2]
+            )
+            print(
+                f"  pass 2 run {i + 1}: {summary['embed_rate']:.1f} chunks/s; raw model "
+                f"around it: {around}",
+                flush=True,
+            )
         size = du(home)
     kinds = [k for k in raws[0] if all(k in r for r in raws)]  # measured around every run
     ratios, pipelines, totals = [], [], []

@@ -5,7 +5,9 @@ Three kinds of evidence, in the manner of gitleaks and detect-secrets:
 - provider formats, recognisable on their own (`AKIA…`, `ghp_…`, `xoxb-…`, `sk-ant-…`);
 - private key blocks (`-----BEGIN … PRIVATE KEY-----` to its END line, any flavour);
 - a value assigned to a name that says it is secret (`password`, `api_key`, `token`,
-  `client_secret`, `key`…) in code, JSON, YAML, .ini or .env form, and a password in a
+  `client_secret`, `key`…) in code, JSON, YAML, .ini or .env form, or given with such a
+  name in other forms (an XML element, a command's flag, a call such as `define(NAME,
+  VALUE)`, a `name`/`value` pair, SQL's `WITH PASSWORD`), and a password in a
   URL (`postgres://user:pass@host`), when the value is not a placeholder, a variable or
   a call, and its Shannon entropy is high enough.
 
@@ -164,11 +166,10 @@ _SAMPLE_PASSWORD = re.compile(
 
 # A name that says its value is secret, then an assignment, then the value. Found from a
 # keyword back to the start of its name; the name's words are then judged, so `monkey`
-# and `tokenize` are not secrets, nor is `token_type`.
-_KEYWORD = re.compile(  # searched in lower-cased text: (?i) makes it 10x slower
-    r"(?:pass|pwd|secret|token|key|cred|auth)"
-    r"(?=[\w.\-$@]{0,40}[\"'\]]{0,2}[ \t]*(?:[:=]|\|\|=|\?=))"
-)
+# and `tokenize` are not secrets, nor is `token_type`. A command's flag (`--password=`)
+# is one too. Keywords are searched in lower-cased text: (?i) makes it 10x slower.
+_KEYWORD = re.compile(r"pass|pwd|secret|token|key|cred|auth")
+_ASSIGNED = re.compile(r"[\w.\-$@]{0,40}[\"'\]]{0,2}[ \t]*(?:[:=]|\|\|=|\?=)")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _WORD_CHARS = frozenset(string.ascii_letters + string.digits + "_")
 _NAME_CHARS = _WORD_CHARS | frozenset(".-$@")
@@ -329,14 +330,16 @@ def _secret_value(value: str, strength: str, bare: bool, after: str) -> bool:
     return not (colon and user.isalnum() and (password == user or _sample(password)))
 
 
-def _assignments(text: str, lower: str) -> list[Finding]:
+def _assignments(text: str, hits: list[re.Match[str]]) -> list[Finding]:
     found = []
     starts: set[int] = set()
     value_end = 0  # a keyword inside the last value read is not a name
-    for hit in _KEYWORD.finditer(lower):
+    for hit in hits:
         start = hit.start()
         while start > 0 and text[start - 1] in _NAME_CHARS and hit.start() - start < 60:
             start -= 1
+        while start < hit.start() and text[start] == "-":
+            start += 1  # a command's flag: `--password=...`
         if start in starts or start < value_end:
             continue
         starts.add(start)
@@ -351,6 +354,74 @@ def _assignments(text: str, lower: str) -> list[Finding]:
         if _secret_value(m[group], strength, group == "bare", after):
             kind = "key" if strength == "weak" else _assigned_kind(m["name"])
             found.append(Finding(m.start(group), m.end(group), kind))
+    return found
+
+
+# A secret name with no `=` or `:` after it, in other forms: an XML element, a call's name
+# and value (`define('DB_PASSWORD', '...')`, `setdefault("SECRET_KEY", ...)`), a name and
+# value pair (`{"Name": "API_TOKEN", "Value": ...}`, a YAML env list, `<add key= value=>`),
+# and SQL (`WITH PASSWORD '...'`, `IDENTIFIED BY '...'`).
+_NAME_TAIL = re.compile(r"[\w.\-$@]{0,60}")
+_CONTEXT_AFTER = frozenset(">\"'\n, \t") | {""}
+_XML_VALUE = re.compile(r">[ \t]*(?P<v>[^<>\s]{1,300})[ \t]*</")
+_CALL_VALUE = re.compile(
+    r"(?P<q>[\"'])[ \t]*,[ \t]*[bru]?(?P<vq>[\"'])(?P<v>[^\"'\n]{1,300})(?P=vq)"
+)
+_CALL_OPEN = re.compile(r"[\w$.\]>]\([ \t]*$")
+_PAIR_NAME = re.compile(r"(?i)\b(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$")
+_PAIR_VALUE = re.compile(
+    r"(?i)[\"']?[ \t]*(?:,|\n|[ \t])[ \t\n]*(?:-[ \t]+)?[\"']?value[\"']?[ \t]*(?:[:=]|=>)[ \t]*"
+    r"(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>[^\s\"',;}{<>/]{1,300}))"
+)
+_SQL_BEFORE = re.compile(r"(?i)\b(?:with|encrypted|unencrypted)[ \t]+$")
+_SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,300})'")
+_SQL_IDENTIFIED = re.compile(
+    r"(?i)\bidentified[ \t]+by[ \t]+(?:password[ \t]+)?'(?P<v>[^'\n]{1,300})'"
+)
+
+
+def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]:
+    found: list[Finding] = []
+    done = 0  # a keyword inside a name or value already read starts nothing
+    for hit in hits:
+        if hit.start() < done:
+            continue
+        tail = _NAME_TAIL.match(text, hit.end())
+        end = done = tail.end() if tail else hit.end()
+        if text[end : end + 1] not in _CONTEXT_AFTER:
+            continue  # `key)`, `keys[`, `token=`: no form of these
+        start = hit.start()
+        while start > 0 and text[start - 1] in _NAME_CHARS and hit.start() - start < 60:
+            start -= 1
+        name = text[start:end].strip(".-")
+        if not (strength := _name_strength(name)):
+            continue
+        before, after = text[max(0, start - 40) : start], text[end : end + 1]
+        m: re.Match[str] | None = None
+        if before.endswith("<") and after == ">":
+            m = _XML_VALUE.match(text, end)
+        elif before[-1:] in ("'", '"') and after == before[-1]:
+            if _CALL_OPEN.search(before[:-1]):
+                m = _CALL_VALUE.match(text, end)
+            if not m and _PAIR_NAME.search(before[:-1]):
+                m = _PAIR_VALUE.match(text, end + 1)
+        elif _PAIR_NAME.search(before) and after in ("\n", ",", " ", "\t", ""):
+            m = _PAIR_VALUE.match(text, end)
+        elif _SQL_BEFORE.search(before):
+            m = _SQL_VALUE.match(text, end)
+        if m is None:
+            continue
+        group = "bare" if m.groupdict().get("bare") else "v"
+        value = m[group]
+        after_value = text[m.end(group) : m.end(group) + 1]
+        if _secret_value(value, strength, group == "bare", after_value):
+            kind = "key" if strength == "weak" else _assigned_kind(name)
+            found.append(Finding(m.start(group), m.end(group), kind))
+        done = m.end(group)
+    if "identified" in lower:
+        for m in _SQL_IDENTIFIED.finditer(text):
+            if _secret_value(m["v"], "strong", False, ""):
+                found.append(Finding(m.start("v"), m.end("v"), "password"))
     return found
 
 
@@ -392,7 +463,12 @@ def find(text: str) -> list[Finding]:
                 continue
             if not (_sample(pw) or _sample(pw, _PLACEHOLDER)):
                 found.append(Finding(m.start("pw"), m.end("pw"), "url-password"))
-    found.extend(_assignments(text, lower))
+    assigned: list[re.Match[str]] = []
+    other: list[re.Match[str]] = []
+    for hit in _KEYWORD.finditer(lower):
+        (assigned if _ASSIGNED.match(lower, hit.end()) else other).append(hit)
+    found.extend(_assignments(text, assigned))
+    found.extend(_contexts(text, lower, other))
     return _merge(found)
 
 

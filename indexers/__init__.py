@@ -17,8 +17,9 @@ from contextd.records import Chunk
 # 5: generated passwords holding a sample word, and PGPASSWORD-style names, are too.
 # 6: a definition's windows share a line; decorators and `template <>` go with their
 # definition; Go's grouped types, older JavaScript's functions, CommonMark's headings;
-# base64 blobs are a marker; more secret forms redacted.
-CHUNKER_VERSION = 6
+# base64 blobs are a marker; more secret forms redacted. 7: secrets named in XML
+# elements, flags, calls, name/value pairs and SQL are redacted.
+CHUNKER_VERSION = 7
 
 CODE_EXTENSIONS: dict[str, str] = {
     ".py": "python",

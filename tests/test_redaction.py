@@ -154,6 +154,54 @@ def test_a_generated_secret_is_redacted_even_where_it_holds_a_sample_word(
     assert secret not in clean and kinds
 
 
+V = "Zk8qW2xR9vLp4TnB7mC3"  # a generated value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"<password>{V}</password>",  # XML elements and attributes
+        f"<db.Password>{V}</db.Password>",
+        f'<add key="ApiSecret" value="{V}" />',  # .NET appSettings
+        f"mysql --password={V} -u root",  # a command's flag
+        f"CREATE USER app WITH PASSWORD '{V}';",  # SQL
+        f"CREATE USER 'app'@'%' IDENTIFIED BY '{V}';",
+        f"define('DB_PASSWORD', '{V}');",  # a call's name and value: PHP, Python, Java
+        f'os.environ.setdefault("SECRET_KEY", "{V}")',
+        f'req.setHeader("X-Api-Key", "{V}")',
+        f'{{"Name": "DB_PASSWORD", "Value": "{V}"}}',  # name and value pairs: JSON, YAML
+        f'[{{"name": "API_TOKEN",\n  "value": "{V}"}}]',
+        f"env:\n  - name: DB_PASSWORD\n    value: {V}\n",
+        f'env:\n  - name: GITHUB_TOKEN\n    value: "{V}"\n',
+    ],
+)
+def test_a_secret_named_without_an_assignment_is_redacted(text: str) -> None:
+    clean, kinds = redact(text)
+    assert V not in clean and kinds
+    assert clean.count("\n") == text.count("\n")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "<password>changeme</password>",
+        "<token>${GITHUB_TOKEN}</token>",
+        "<key>CFBundleIdentifier</key>",
+        'os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")',
+        'define("AUTH_KEY", "put your unique phrase here");',
+        'config.get("password", "")',
+        '{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db"}}}',
+        "- name: API_TOKEN\n  value: ${API_TOKEN}\n",
+        "mysql --password-file=/etc/mysql/creds.cnf",
+        "ALTER ROLE app WITH PASSWORD 'password';",
+        "ALTER ROLE app WITH PASSWORD NULL;",
+        'headers.put("X-Api-Key", apiKey);',
+    ],
+)
+def test_names_without_an_assignment_and_no_generated_value_are_left_alone(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -179,6 +227,8 @@ def test_redact_leaves_clean_text_identical() -> None:
         "-----BEGIN RSA PRIVATE KEY-----\n" * 30_000,  # each header once searched to the next
         "key=" * 250_000,  # a keyword inside a value read is not a name
         "api_key: abc\n" * 80_000,
+        "<key>" * 200_000,  # names with no assignment after them
+        "key " * 250_000,
     ],
 )
 def test_a_megabyte_of_pathological_text_takes_well_under_a_few_seconds(text: str) -> None:
