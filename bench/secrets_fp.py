@@ -7,7 +7,7 @@ every finding with its line, to judge by hand; `--known FILE` names files (one
 `corpus:path` per line) whose findings were judged genuine keys, reported apart.
 Deny-listed files (`*.pem`…) are never indexed; they are counted, with how many hold a
 finding (the standard library's test certificates and keys). Recall is measured on
-`--planted` generated corpora of 100 secrets each (tests/secrets_corpus.py).
+`--planted` generated corpora of 105 secrets each (tests/secrets_corpus.py).
 
     python bench/secrets_fp.py [--stdlib] [GIT_DIR...] [--show] [--known FILE] [--planted N]
     python bench/secrets_fp.py --stdlib /work/.mirror/*/repo --known bench/secrets_known.txt
@@ -78,7 +78,7 @@ def git_files(git_dir: str) -> Iterator[tuple[str, bytes]]:
 
 
 def planted_recall(seeds: int) -> str:
-    """Recall on generated corpora (100 secrets each): the other half of the trade."""
+    """Recall on generated corpora (105 secrets each): the other half of the trade."""
     total = missed = 0
     kinds: set[str] = set()
     for seed in range(seeds):

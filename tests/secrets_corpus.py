@@ -144,7 +144,7 @@ def _pem(g: Generator, label: str, lines: int, escaped: bool = False) -> tuple[s
 
 
 def _secrets(g: Generator) -> list[tuple[str, str, str, str]]:
-    """(kind, value, core, style) for 100 secrets; style names the line template."""
+    """(kind, value, core, style) for 105 secrets; style names the line template."""
     out: list[tuple[str, str, str, str]] = []
 
     def add(kind: str, prefix: str, core: str, style: str, suffix: str = "") -> None:
@@ -211,7 +211,10 @@ def _secrets(g: Generator) -> list[tuple[str, str, str, str]]:
         out.append(("private-key", block, core, "pem"))
     block, core = _pem(g, "", 8, escaped=True)
     out.append(("private-key", block, core, "pem-json"))
-    for style in ("py", "yaml", "json", "go", "ini", "env", "toml", "properties", "php", "kwarg"):
+    for style in (
+        *("py", "yaml", "json", "go", "ini", "env", "toml", "properties", "php", "kwarg"),
+        *("xml", "flag", "define", "pair", "sql"),  # named with no assignment after the name
+    ):
         add("password", "", g.mixed(g.rng.choice([10, 14, 20]), ALNUM + "!#*+-"), f"pw-{style}")
     for style in ("py", "yaml", "json", "js", "toml", "env", "rb"):
         add("secret", "", g.mixed(g.rng.choice([24, 32, 40])), f"secret-{style}")
@@ -265,6 +268,11 @@ def _line(style: str, value: str, n: int) -> str:
         "pw-properties": f"spring.datasource.password={value}",
         "pw-php": f"$db_pass = '{value}';",
         "pw-kwarg": f'    conn = connect(host="db{n}", passwd="{value}")',
+        "pw-xml": f"  <password>{value}</password>",
+        "pw-flag": f"mysql -h db{n} --password={value} app",
+        "pw-define": f"define('DB{n}_PASSWORD', '{value}');",
+        "pw-pair": f'  {{"Name": "DB{n}_PASSWORD", "Value": "{value}"}},',
+        "pw-sql": f"CREATE USER app{n} WITH PASSWORD '{value}';",
         "secret-py": f"SECRET_KEY = '{value}'",
         "secret-yaml": f"  client_secret: {value}",
         "secret-json": f'  "clientSecret": "{value}",',
@@ -283,7 +291,7 @@ EXTENSIONS = [".py", ".yaml", ".json", ".cfg", ".toml", ".ini", ".md", ".txt", "
 
 
 def planted_corpus(seed: int = 7) -> list[PlantedFile]:
-    """28 files holding 100 secrets of 30 kinds; about a third of the files untracked."""
+    """28 files holding 105 secrets of 30 kinds; about a third of the files untracked."""
     g = Generator(seed)
     secrets = _secrets(g)
     g.rng.shuffle(secrets)

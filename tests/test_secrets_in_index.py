@@ -1,4 +1,4 @@
-"""100 planted secrets through the real pipeline: never searchable, readable or stored.
+"""105 planted secrets through the real pipeline: never searchable, readable or stored.
 
 A git repository with tracked and untracked files holding secrets of 30 kinds (values
 drawn at test time, see tests/secrets_corpus.py) is indexed with the real model into a
@@ -81,7 +81,7 @@ def mcp_calls(app: App, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
 def test_no_search_or_read_returns_a_planted_secret(planted: tuple[App, list[PlantedFile]]) -> None:
     app, files = planted
     secrets = [s for f in files for s in f.secrets]
-    assert len(secrets) == 100 and len({s.kind for s in secrets}) >= 15
+    assert len(secrets) == 105 and len({s.kind for s in secrets}) >= 15
     queries = KIND_QUERIES + [f.sentence for f in files] + [s.value[:200] for s in secrets]
     calls = [("search", {"query": q, "k": 10}) for q in queries]
     calls += [("read", {"source": "planted", "path": f.path}) for f in files]
