@@ -112,6 +112,8 @@ def classify(
         return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
     text = mask_blobs(text)  # a notebook's plot is one long line, and no reason to skip it
     longest = longest_line(text)
+    if longest > MAX_LINE_CHARS and rel.endswith(".ipynb"):
+        longest = _longest_source_line(text, longest)
     if longest > MAX_LINE_CHARS:
         reason = f"minified or generated (a line of {longest:,} characters > {MAX_LINE_CHARS:,})"
         return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
@@ -171,3 +173,12 @@ def scan_changes(
     scope: Collection[str] | None = None,
 ) -> ScanResult:
     return ScanResult(source, known, max_bytes, scope)
+
+
+def _longest_source_line(text: str, longest: int) -> int:
+    """A notebook is chunked by its cells' source: an output's long line (an HTML table, a
+    plot's JSON) is never read, and no reason to skip the notebook."""
+    from contextd.indexers.notebook import cells
+
+    read = cells(text)
+    return longest_line("\n".join(read[0])) if read else longest

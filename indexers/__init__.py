@@ -8,6 +8,7 @@ from typing import Protocol
 
 from contextd.indexers.code import TreeSitterChunker
 from contextd.indexers.markdown import MarkdownChunker
+from contextd.indexers.notebook import NotebookChunker
 from contextd.indexers.text import WindowChunker
 from contextd.indexers.tokens import TokenCounter
 from contextd.records import Chunk
@@ -18,7 +19,8 @@ from contextd.records import Chunk
 # 6: a definition's windows share a line; decorators and `template <>` go with their
 # definition; Go's grouped types, older JavaScript's functions, CommonMark's headings;
 # base64 blobs are a marker; more secret forms redacted. 7: secrets named in XML
-# elements, flags, calls, name/value pairs and SQL are redacted.
+# elements, flags, calls, name/value pairs and SQL are redacted; notebooks are cut by
+# cells.
 CHUNKER_VERSION = 7
 
 CODE_EXTENSIONS: dict[str, str] = {
@@ -84,6 +86,8 @@ class ChunkerRegistry:
                 chunker = TreeSitterChunker(language, self.counter, self.parse_timeout_s)
             elif language == "markdown":
                 chunker = MarkdownChunker(self.counter)
+            elif language == "ipynb":
+                chunker = NotebookChunker(self.counter)
             else:
                 chunker = WindowChunker(language, self.counter)
             self._chunkers[language] = chunker

@@ -84,7 +84,9 @@ def _greedy(start: int, end: int, lines: Lines, budget: int, overlap: int) -> li
 
 
 def _merged_symbol(a: Segment, b: Segment) -> str:
-    if a.is_def and b.is_def and a.symbol and b.symbol and a.symbol != b.symbol:
+    if a.is_def and b.is_def and a.symbol and b.symbol:
+        if b.symbol in a.symbol.split(", "):  # a getter and its setter; cells under one heading
+            return a.symbol
         return f"{a.symbol}, {b.symbol}"
     if b.is_def and not a.is_def:
         return b.symbol or a.symbol

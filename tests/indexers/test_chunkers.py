@@ -235,3 +235,53 @@ def test_appending_to_a_long_text_keeps_the_earlier_windows(counter: TokenCounte
     after = registry.chunk("notes.txt", text + "\none more line at the end\n")
     unchanged = {c.hash for c in before} & {c.hash for c in after}
     assert len(unchanged) >= len(before) - 2, "only the last windows may change"
+
+
+def _notebook(*cells: dict, indent: int | None = 1) -> str:
+    """A notebook as Jupyter (nbformat) writes it: one source line to a line of the file."""
+    import json
+
+    nb = {"cells": list(cells), "metadata": {"kernelspec": {"language": "python"}}}
+    return json.dumps(nb | {"nbformat": 4, "nbformat_minor": 5}, indent=indent, sort_keys=True)
+
+
+def test_a_notebook_is_cut_by_cells_and_its_lines_are_the_files(counter: TokenCounter) -> None:
+    import json
+
+    printed = [f"row {i}: tenure {i * 3} months\n" for i in range(60)]  # a long output
+    text = _notebook(
+        {"cell_type": "markdown", "metadata": {}, "source": ["# Churn\n", "\n", "## Loading\n"]},
+        {"cell_type": "code", "metadata": {}, "execution_count": 1,
+         "outputs": [{"name": "stdout", "output_type": "stream", "text": printed}],
+         "source": ['df = pd.read_csv("churn.csv")\n', "print(df.head(60))"]},
+        {"cell_type": "code", "metadata": {}, "execution_count": 2, "outputs": [],
+         "source": []},
+        {"cell_type": "markdown", "metadata": {}, "source": "## Model"},
+        {"cell_type": "code", "metadata": {}, "execution_count": 3, "outputs": [],
+         "source": ["def fit_churn_model(df):\n", '    """Boosting on tenure."""\n',
+                    "    return model.fit(df[['tenure']], df.churn)"]},
+    )  # fmt: skip
+    chunks = ChunkerRegistry(counter).chunk("churn.ipynb", text)
+    file_lines = text.split("\n")
+    for c in chunks:  # each line of a chunk is the source line the file holds there
+        for n, line in enumerate(c.text.split("\n"), c.start_line):
+            if line:
+                assert f'"{json.dumps(line)[1:-1]}' in file_lines[n - 1]
+    texts = "\n".join(c.text for c in chunks)
+    assert 'df = pd.read_csv("churn.csv")\nprint(df.head(60))' in texts
+    assert "row 7: tenure" not in texts and '"source"' not in texts  # no outputs, no JSON
+    # Jupyter writes a cell's outputs before its source: the 60 printed lines keep the
+    # first heading apart from the code under it; the small cells after it are one chunk.
+    heading, code = chunks
+    assert heading.text == "# Churn\n\n## Loading" and heading.symbol == "Churn > Loading"
+    assert "read_csv" in code.text and "def fit_churn_model" in code.text
+    assert code.symbol == "Churn > Loading, Churn > Model" and code.language == "ipynb"
+
+
+@pytest.mark.parametrize("layout", ["one line", "not json"])
+def test_a_notebook_written_otherwise_is_cut_as_text(counter: TokenCounter, layout: str) -> None:
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "source": ["x = 41\n", "y = x"]}
+    text = _notebook(cell, indent=None) if layout == "one line" else '{"cells": [x = 41'
+    chunks = ChunkerRegistry(counter).chunk("a.ipynb", text)
+    assert chunks and all(c.start_line == c.end_line == 1 for c in chunks)
+    assert "x = 41" in "".join(c.text for c in chunks)
