@@ -306,7 +306,7 @@ class Indexer:
                         src,
                         c.path,
                         state,
-                        language_of(c.path),
+                        p.chunks[0][1].language if p.chunks else language_of(c.path),
                         chunks=p.chunks,
                         lexical=p.lexical,
                         embedded=stored,

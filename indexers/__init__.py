@@ -20,7 +20,7 @@ from contextd.records import Chunk
 # definition; Go's grouped types, older JavaScript's functions, CommonMark's headings;
 # base64 blobs are a marker; more secret forms redacted. 7: secrets named in XML
 # elements, flags, calls, name/value pairs and SQL are redacted; notebooks are cut by
-# cells.
+# cells; a `.h` header in C++ is parsed as C++.
 CHUNKER_VERSION = 7
 
 CODE_EXTENSIONS: dict[str, str] = {
@@ -70,6 +70,26 @@ def language_of(path: str) -> str:
     return suffix[1:] if PLAIN_SUFFIX.fullmatch(suffix) else "text"
 
 
+# A `.h` header is C or C++: C++ says so by its own syntax, which C never uses.
+CPP_HEADER = re.compile(
+    r"^[ \t]*(?:class|namespace|template[ \t]*<|using[ \t]+namespace|public:|private:|"
+    r"protected:)|\w::\w",
+    re.MULTILINE,
+)
+
+
+class HeaderChunker:
+    """`.h`: cut as C++ when its text is C++ (classes, namespaces, templates), else as C."""
+
+    language = "c"
+
+    def __init__(self, c: Chunker, cpp: Chunker) -> None:
+        self.c, self.cpp = c, cpp
+
+    def chunk(self, path: str, text: str) -> list[Chunk]:
+        return (self.cpp if CPP_HEADER.search(text) else self.c).chunk(path, text)
+
+
 class ChunkerRegistry:
     """Chunkers built once per run, shared by every file of their kind."""
 
@@ -80,6 +100,14 @@ class ChunkerRegistry:
 
     def for_path(self, path: str) -> Chunker:
         language = language_of(path)
+        if path.lower().endswith(".h"):
+            if "c-header" not in self._chunkers:
+                c, cpp = self._for_language("c"), self._for_language("cpp")
+                self._chunkers["c-header"] = HeaderChunker(c, cpp)
+            return self._chunkers["c-header"]
+        return self._for_language(language)
+
+    def _for_language(self, language: str) -> Chunker:
         if language not in self._chunkers:
             chunker: Chunker
             if language in CODE_EXTENSIONS.values():

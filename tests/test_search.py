@@ -77,6 +77,14 @@ def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Pa
         assert {h.language for h in search(indexed, "basket", k=9, language=asked).hits} == shown
     assert {h.path for h in search(indexed, "basket", k=9, language="tsx").hits} == {"Basket.tsx"}
     assert {h.path for h in search(indexed, "basket job", k=9, language="yaml").hits} == {"ci.yml"}
+    # A `.h` header is C++ or C by what it says, not by its name.
+    write(other, "basket.h", "namespace shop {\nclass Basket {\n public:\n  int size();\n};\n}\n")
+    write(other, "cbasket.h", "struct basket { int size; };\nint basket_size(struct basket *b);\n")
+    indexed.index(indexed.catalog.source("other"))
+    assert {h.path for h in search(indexed, "basket size", k=9, language="cpp").hits} == {
+        "basket.h"
+    }
+    assert {h.path for h in search(indexed, "basket size", k=9, language="c").hits} == {"cbasket.h"}
     for nothing in ("   ", "\x00", "\x1b\x07 \x00"):
         with pytest.raises(ContextdError, match="empty"):
             search(indexed, nothing)

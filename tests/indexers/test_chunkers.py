@@ -285,3 +285,15 @@ def test_a_notebook_written_otherwise_is_cut_as_text(counter: TokenCounter, layo
     chunks = ChunkerRegistry(counter).chunk("a.ipynb", text)
     assert chunks and all(c.start_line == c.end_line == 1 for c in chunks)
     assert "x = 41" in "".join(c.text for c in chunks)
+
+
+def test_a_header_in_cpp_is_cut_as_cpp_and_one_in_c_as_c(counter: TokenCounter) -> None:
+    registry = ChunkerRegistry(counter)
+    cpp = (FIXTURES / "sample.cpp").read_text()
+    (chunk,) = {c.language for c in registry.chunk("include/geometry.h", cpp)}
+    assert chunk == "cpp"
+    symbols = " ".join(c.symbol for c in registry.chunk("include/geometry.h", cpp))
+    assert "geometry" in symbols
+    guard = '#ifdef __cplusplus\nextern "C" {\n#endif\n'  # C made callable from C++
+    c = guard + "struct point { int x, y; };\n#ifdef __cplusplus\n}\n#endif\n"
+    assert {ch.language for ch in registry.chunk("include/point.h", c)} == {"c"}
