@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SOURCES_COPY = "sources.json"  # the source list beside the catalog, for `doctor --repair`
 CACHE_SPARE_MIN = 20_000  # unused cached vectors always kept (30 MB at 384 dims)
 PENDING_WINDOW = 4  # slices' worth of the backlog one slice is picked from, by length
+NOT_HELD = "hash NOT IN (SELECT hash FROM chunks)"  # a cached vector no chunk uses
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -835,7 +836,7 @@ class Catalog:
         """Cached vectors of text no chunk holds any more (edited away, or of a removed
         source): they save re-embedding text that comes back. `drop` deletes them; their
         pages are reused by later writes (the file does not shrink)."""
-        where = "WHERE hash NOT IN (SELECT hash FROM chunks)"
+        where = f"WHERE {NOT_HELD}"
         if drop:
             with self.transaction() as db:
                 return int(db.execute(f"DELETE FROM vectors {where}").rowcount)
@@ -846,7 +847,7 @@ class Catalog:
         not use (text edited away, or another model's: enough to switch back to a branch,
         or a model, without embedding), dropping the longest unused first. Returns how
         many went."""
-        unused = "model != ? OR hash NOT IN (SELECT hash FROM chunks)"
+        unused = f"model != ? OR {NOT_HELD}"
         spare = max(self.chunk_count(), CACHE_SPARE_MIN)
         count = self.db.execute(f"SELECT COUNT(*) FROM vectors WHERE {unused}", (model,))
         excess = int(count.fetchone()[0]) - spare
