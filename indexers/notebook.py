@@ -87,7 +87,7 @@ def cells(text: str) -> tuple[list[str], list[tuple[int, int, str]]] | None:
                 return None
             if "\n" in part.rstrip("\n"):
                 return None  # a multi-line cell on one line of the file
-            out[i] = part.rstrip("\n")
+            out[i] = part.rstrip("\r\n")
             found.append((i, i + 1, str(cell.get("cell_type", ""))))
         elif SOURCE_OPEN.match(line):
             cell = next(expected, None)
@@ -97,7 +97,7 @@ def cells(text: str) -> tuple[list[str], list[tuple[int, int, str]]] | None:
                 part = _string(file_lines[i].strip().removesuffix(","))
                 if part is None or "\n" in part.rstrip("\n"):
                     return None
-                out[i] = part.rstrip("\n")
+                out[i] = part.rstrip("\r\n")
                 parts.append(part)
                 i += 1
             if not isinstance(cell, dict) or _source(cell) != "".join(parts):
