@@ -68,15 +68,19 @@ def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
         if end is not None:
             i = end + 1
     fence: tuple[str, int] | None = None  # the open fence's character and length
+    para: int | None = None  # the first line of the paragraph read so far
     while i < len(lines):
         line = lines[i]
+        if fence is not None or not line.strip() or HEADING.match(line) or FENCE.match(line):
+            para = None
         if fence is None and (raw := RAW_HTML.match(line)):  # to its closing tag
-            closing = f"</{raw.group(1).lower()}>"
+            closing, para = f"</{raw.group(1).lower()}>", None
             while i < len(lines) and closing not in lines[i].lower():
                 i += 1
             i += 1
             continue
         if fence is None and HTML_TAG.match(line):  # to the next blank line
+            para = None
             while i < len(lines) and lines[i].strip():
                 i += 1
             continue
@@ -92,13 +96,15 @@ def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
         if fence is None:
             if m := HEADING.match(line):
                 out.append((i, len(m.group(1)), (m.group(2) or "").strip()))
-            elif (
-                i + 1 < len(lines)
-                and not NOT_TITLE.match(line)
-                and (under := SETEXT.match(lines[i + 1]))
-            ):
-                out.append((i, 1 if under.group(1)[0] == "=" else 2, line.strip()))
-                i += 2
-                continue
+            elif NOT_TITLE.match(line):
+                para = None
+            else:
+                para = i if para is None else para
+                if i + 1 < len(lines) and (under := SETEXT.match(lines[i + 1])):
+                    # The title is the whole paragraph the underline closes.
+                    title = " ".join(t.strip() for t in lines[para : i + 1])
+                    out.append((para, 1 if under.group(1)[0] == "=" else 2, title))
+                    i, para = i + 2, None
+                    continue
         i += 1
     return out

@@ -122,6 +122,7 @@ def test_markdown_headings_are_read_as_commonmark_reads_them(counter: TokenCount
         "````md\n```sh\n# a comment inside the fence\n```\n````\n\n"
         f"# Using C#\n\n{body}\n\n   ## Indented\n\n{body}\n\n"
         f"Options\n-------\n\n{body}\n\n- a list item\n---\n\n{body}\n"
+        f"\nTuning the\nworkers\n-------\n\n{body}\n\n"  # a setext title: its whole paragraph
         "<pre>\nSection 1 of the licence\n------------------------\n</pre>\n\n"
         '<div align="center">\nA banner\n========\n</div>\n\n'
         f'<a id="anchor"></a>\n### Anchored\n\n{body}\n'
@@ -130,7 +131,8 @@ def test_markdown_headings_are_read_as_commonmark_reads_them(counter: TokenCount
     assert {"Setext Title", "Using C#", "Using C# > Indented", "Using C# > Options"} <= set(
         symbols
     ), symbols
-    assert "Using C# > Options > Anchored" in symbols, symbols
+    assert "Using C# > Tuning the workers" in symbols, symbols
+    assert "Using C# > Tuning the workers > Anchored" in symbols, symbols
     for wrong in ("generated", "comment", "list", "licence", "banner"):  # not headings
         assert not any(wrong in s for s in symbols), (wrong, symbols)
 
