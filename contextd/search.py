@@ -251,17 +251,16 @@ def search(
             # The fitted model is the fusion: files come in the order of their results'
             # confidence. It was fitted on which files answer, so within a file it sees
             # little but the chunk's names: the fused score orders a file's chunks.
-            order = np.arange(len(top))
+            order, shown = np.arange(len(top)), conf
             if cal.rerank:
-                order = within_files(
-                    np.argsort(-conf, kind="stable"), [(h.source, h.path) for _, h in top]
-                )
+                order, shown = dealt(conf, [(h.source, h.path) for _, h in top])
             top = [
-                (top[i][0], replace(top[i][1], confidence=round(float(conf[i]), 4))) for i in order
+                (top[i][0], replace(top[i][1], confidence=round(float(c), 4)))
+                for i, c in zip(order, shown, strict=True)
             ]
             answer.hit_features = answer.hit_features[order]
             answer.feature_paths = [answer.feature_paths[i] for i in order]
-            answer.confidences = conf[order]
+            answer.confidences = shown
         hits = [h for _, h in top] + [h for _, h in ranked[FEATURED:]]
         shown = {_key(h, definitions) for h in hits}
         hits += [h for _, h in deeper if _key(h, definitions) not in shown]
@@ -733,6 +732,16 @@ def _query_features(
         ],
         dtype=float,
     )
+
+
+def dealt(conf: np.ndarray, files: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+    """Results (each of `files[i]`, in fused order) ordered by confidence, with each file's
+    results kept in fused order on the places that file holds; and the confidence shown
+    at each place. A result is relevant when its file is (so confidence was fitted and is
+    measured), so a file's confidences are dealt to its results in that order: results
+    read in the order of their confidence, and no file's figures change."""
+    surest = np.argsort(-conf, kind="stable")
+    return within_files(surest, files), conf[surest]
 
 
 def within_files(order: Iterable[int], files: Sequence[object]) -> np.ndarray:

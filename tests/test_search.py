@@ -216,6 +216,24 @@ def test_overlapping_results_of_one_file_become_one() -> None:
     assert merged[0].symbol == "Guide > 1, 52 | Guide > 123, 138 | Guide > 50, 123"
 
 
+def test_results_read_in_the_order_of_their_confidence_and_each_file_keeps_its_own() -> None:
+    """The reviewer's `how are boolean flags parsed` on click showed a 44% result above two
+    of 53%: a file's results kept their fused order, and each its own confidence."""
+    import numpy as np
+
+    from contextd.search import dealt
+
+    files = ["a", "b", "a", "c", "a"]  # in fused order
+    conf = np.array([0.40, 0.60, 0.50, 0.10, 0.55])
+    order, shown = dealt(conf, files)
+    assert list(shown) == sorted(conf, reverse=True)
+    assert [files[i] for i in order] == ["b", "a", "a", "a", "c"]
+    assert [int(i) for i in order if files[i] == "a"] == [0, 2, 4]  # fused order in a file
+    for f in set(files):  # a file's confidences are its own
+        place = [j for j, i in enumerate(order) if files[i] == f]
+        assert sorted(shown[place]) == sorted(conf[[i for i, g in enumerate(files) if g == f]])
+
+
 def test_confidence_is_higher_when_the_index_holds_the_answer(indexed: App) -> None:
     present = search(indexed, "send the receipt to the customer by email", k=5)
     absent = search(indexed, "configure the kubernetes helm chart for autoscaling pods", k=5)
