@@ -251,16 +251,16 @@ def search(
             # The fitted model is the fusion: files come in the order of their results'
             # confidence. It was fitted on which files answer, so within a file it sees
             # little but the chunk's names: the fused score orders a file's chunks.
-            order, shown = np.arange(len(top)), conf
+            order, surest = np.arange(len(top)), conf
             if cal.rerank:
-                order, shown = dealt(conf, [(h.source, h.path) for _, h in top])
+                order, surest = dealt(conf, [(h.source, h.path) for _, h in top])
             top = [
                 (top[i][0], replace(top[i][1], confidence=round(float(c), 4)))
-                for i, c in zip(order, shown, strict=True)
+                for i, c in zip(order, surest, strict=True)
             ]
             answer.hit_features = answer.hit_features[order]
             answer.feature_paths = [answer.feature_paths[i] for i in order]
-            answer.confidences = shown
+            answer.confidences = surest
         hits = [h for _, h in top] + [h for _, h in ranked[FEATURED:]]
         shown = {_key(h, definitions) for h in hits}
         hits += [h for _, h in deeper if _key(h, definitions) not in shown]

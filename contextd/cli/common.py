@@ -9,6 +9,7 @@ numpy, Chroma or torch.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,30 +38,74 @@ LONG_OPS = frozenset({"index", "reindex", "add", "remove"})
 # of the source says there is none).
 ONCE_ONLY = frozenset({"remove"})
 
+# Settings' names, known without importing pydantic (~90 ms) on commands the daemon
+# answers; a test keeps this list equal to Settings' fields.
+SETTING_NAMES = frozenset(
+    f"CONTEXTD_{name.upper()}"
+    for name in [
+        "batch_size",
+        "chunk_threads",
+        "device",
+        "dtype",
+        "home",
+        "http_host",
+        "http_max_body",
+        "http_port",
+        "max_file_bytes",
+        "model",
+        "parse_timeout_s",
+        "polling_interval_s",
+        "reconcile_interval_s",
+        "settle_ms",
+        "store",
+        "store_allow_insecure",
+        "store_ca_file",
+        "store_namespace",
+        "store_token",
+        "store_token_file",
+        "watch",
+    ]
+)
+
 _settings: Settings | None = None
+_checked_names = False  # misspelt CONTEXTD_ names were warned about (once a process)
 
 
 def settings() -> Settings:
     global _settings
     if _settings is None:
         from contextd.logs import configure_logging
-        from contextd.settings import load_settings, misspelt_settings
+        from contextd.settings import load_settings
 
         _settings = load_settings()
         configure_logging(_settings)
-        for warning in misspelt_settings():
-            err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+        warn_misspelt_settings()
     return _settings
+
+
+def warn_misspelt_settings() -> None:
+    """`CONTEXTD_BATCHSIZE is not a setting...`, whoever answers the command."""
+    global _checked_names
+    if _checked_names:
+        return
+    _checked_names = True
+    if all(k in SETTING_NAMES for k in os.environ if k.startswith("CONTEXTD_")):
+        return
+    from contextd.settings import misspelt_settings
+
+    for warning in misspelt_settings():
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
 def reset() -> None:
     """Forget cached settings (tests change CONTEXTD_HOME between runs)."""
-    global _settings
-    _settings = None
+    global _settings, _checked_names
+    _settings, _checked_names = None, False
 
 
 def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | None = None) -> Any:
     """Ask the running daemon (knowing only the data dir); else do the work here."""
+    warn_misspelt_settings()
     home = _settings.home if _settings is not None else home_from_env()
     try:
         return rpc.call(
@@ -101,6 +146,14 @@ def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | No
             app.close()
     finally:
         lock.release()
+
+
+def embedding_next() -> str:
+    """What a user waiting for pending chunks to be embedded does next."""
+    home = _settings.home if _settings is not None else home_from_env()
+    if rpc.ping(home, timeout=1.0) is not None:
+        return "the daemon is embedding them: `contextd status` shows when it is done"
+    return "no daemon is running to embed them: run `contextd index`, or `contextd start`"
 
 
 def shown(value: object) -> str:

@@ -9,6 +9,7 @@ import typer
 
 from contextd.cli.common import (
     console,
+    embedding_next,
     err_console,
     eta,
     execute,
@@ -46,8 +47,7 @@ def _print(summary: dict[str, Any]) -> None:
     if summary["sources"]:
         rate = f" at {summary['embed_rate']:.0f} chunks/s" if summary["embedded"] else ""
         pending = (
-            f", [yellow]{summary['pending']} pending[/] (searchable by keyword; the daemon "
-            "embeds them, or run `contextd index`)"
+            f", [yellow]{summary['pending']} pending[/] (searchable by keyword; {embedding_next()})"
             if summary["pending"]
             else ""
         )

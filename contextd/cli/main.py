@@ -62,13 +62,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         with _stoppable(caught, not SERVERS & set(args[:1])):
             result = app(args=args, standalone_mode=False, prog_name="contextd")
         if caught:
-            return _stopped(caught[0])
+            return _stopped(caught[0], args[:1])
         return result if isinstance(result, int) else 0
     except ContextdError as exc:
         err_console.print(f"[red]error:[/] {shown(exc)}", markup=True, highlight=False)
         return 1
     except (KeyboardInterrupt, typer.Abort):
-        return _stopped(caught[0] if caught else signal.SIGINT)
+        return _stopped(caught[0] if caught else signal.SIGINT, args[:1])
     except typer.Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:
@@ -119,11 +119,19 @@ def entry() -> None:
     main()
 
 
-def _stopped(signum: int) -> int:
+# What to do after a stopped command, where there is something to do.
+RESUME = {
+    "index": "What was indexed is kept; `contextd index` goes on from there.",
+    "reindex": "What was indexed is kept; `contextd index` goes on from there.",
+}
+
+
+def _stopped(signum: int, command: list[str]) -> int:
+    then = RESUME.get(command[0], "") if command else ""
     if signum == signal.SIGTERM:
-        err_console.print("Stopped (SIGTERM).")
+        err_console.print(f"Stopped (SIGTERM). {then}".strip())
         return 143
-    err_console.print("Interrupted.")
+    err_console.print(f"Interrupted. {then}".strip())
     return 130
 
 

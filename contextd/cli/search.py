@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from contextd.cli.common import console, execute, print_json
+from contextd.cli.common import console, embedding_next, execute, print_json
 from contextd.hygiene import clean
 from contextd.lexical import query_terms
 
@@ -101,7 +101,7 @@ def search(
     if answer.get("pending"):
         console.print(
             f"[yellow]{answer['pending']} chunk(s) are not embedded yet[/]: they were matched "
-            "by keyword only. `contextd status` shows when embedding is done.",
+            f"by keyword only; {embedding_next()}.",
         )
 
 

@@ -280,6 +280,48 @@ def test_an_empty_setting_is_unset_and_a_misspelt_one_is_named(
     common.reset()
 
 
+def test_pending_chunks_say_who_will_embed_them(repo: Path, capsys) -> None:
+    """With no daemon running, "the daemon embeds them" sent the user waiting for nothing."""
+    assert cli(capsys, "add", str(repo), "--name", "shop")[0] == 0
+    code, out, _ = cli(capsys, "index", "--no-wait")
+    assert code == 0 and "pending" in out
+    hint = "no daemon is running to embed them: run `contextd index`, or `contextd start`"
+    assert hint in " ".join(out.split())
+    code, out, _ = cli(capsys, "search", "send the receipt by email", "-k", "2")
+    assert code == 0 and "not embedded yet" in out and hint in " ".join(out.split())
+
+
+def test_a_stopped_index_says_how_to_go_on(capsys) -> None:
+    import signal
+
+    from contextd.cli.main import _stopped
+
+    assert _stopped(signal.SIGINT, ["index"]) == 130
+    assert (
+        "Interrupted. What was indexed is kept; `contextd index` goes on" in capsys.readouterr().err
+    )
+    assert _stopped(signal.SIGTERM, ["search"]) == 143
+    assert capsys.readouterr().err.strip() == "Stopped (SIGTERM)."
+
+
+def test_a_misspelt_setting_is_named_when_the_daemon_answers(monkeypatch, capsys) -> None:
+    """The warning came only from commands run in-process: `search` through a running
+    daemon said nothing of `CONTEXTD_BATCHSIZE`."""
+    from contextd import rpc
+    from contextd.cli import common
+    from contextd.settings import Settings
+
+    assert {f"CONTEXTD_{f.upper()}" for f in Settings.model_fields} == common.SETTING_NAMES
+    monkeypatch.setattr(rpc, "call", lambda *a, **k: [])  # the daemon's answer: no sources
+    monkeypatch.setenv("CONTEXTD_BATCHSIZE", "8")
+    common.reset()
+    code, out, err = cli(capsys, "sources")
+    assert code == 0 and "No sources yet" in out
+    assert "CONTEXTD_BATCHSIZE is not a setting (ignored); did you mean CONTEXTD_BATCH_SIZE?" in err
+    assert common._settings is None  # answered without building the settings here
+    common.reset()
+
+
 def test_a_model_that_cannot_load_offline_says_how_to_fix_it(repo: Path, tmp_path: Path) -> None:
     env = {
         **os.environ,
