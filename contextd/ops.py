@@ -331,7 +331,7 @@ def status(app: App, skipped: bool = False, with_hooks: bool = False) -> dict:
         row["calibration_problem"] = app.calibrations.problem(row["name"])
     data: dict[str, Any] = {
         "home": str(app.settings.home),
-        "model": app.settings.model,
+        "model": app.embedder.model_id,
         "store": store(app),
         "daemon": None,
         "degraded": [r for r in [low_space(app.settings.home)] if r],

@@ -108,6 +108,7 @@ class DaemonStatus(BaseModel):
     pid: int | None
     uptime_s: float | None
     model_loaded: bool
+    model: str = Field(default="", description="The embedding model the index is built with.")
     problems: list[str] = Field(
         default_factory=list,
         description="What keeps the index from being complete or fresh (a full disk, the "

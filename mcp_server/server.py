@@ -16,6 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from contextd import __version__
 from contextd.errors import ContextdError
 from contextd.hygiene import clean
 from contextd.mcp_server.backend import Backend
@@ -98,7 +99,7 @@ def _source_info(row: dict[str, Any]) -> SourceInfo:
 
 
 def build_server(backend: Backend) -> MCPServer:
-    mcp = MCPServer("contextd", instructions=INSTRUCTIONS)
+    mcp = MCPServer("contextd", instructions=INSTRUCTIONS, version=__version__)
 
     @mcp.tool(
         annotations=READ_ONLY,
@@ -249,6 +250,7 @@ def build_server(backend: Backend) -> MCPServer:
             pid=daemon.get("pid"),
             uptime_s=daemon.get("uptime_s"),
             model_loaded=bool(daemon.get("model_loaded")),
+            model=str(data.get("model") or ""),
             problems=[clean(p) for p in problems],
             sources=[_source_info(r) for r in data["sources"]],
         )

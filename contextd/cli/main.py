@@ -32,6 +32,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from contextd import __version__
+
+        typer.echo(f"contextd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """A local, always-fresh index of your code and documents for coding agents."""
+
+
 app.command()(sources.add)
 app.command()(indexing.index)
 app.command()(search.search)

@@ -291,6 +291,12 @@ def test_pending_chunks_say_who_will_embed_them(repo: Path, capsys) -> None:
     assert code == 0 and "not embedded yet" in out and hint in " ".join(out.split())
 
 
+def test_version(capsys) -> None:
+    from contextd import __version__
+
+    assert cli(capsys, "--version") == (0, f"contextd {__version__}\n", "")
+
+
 def test_a_stopped_index_says_how_to_go_on(capsys) -> None:
     import signal
 

@@ -79,10 +79,11 @@ async def test_a_stdio_subprocess_lists_tools_and_searches(served) -> None:
         assert not r.is_error
         assert r.structured_content["results"][0]["path"] == "billing.py"
         r = await client.call_tool("status", {})
-        assert r.structured_content["running"] and r.structured_content["model_loaded"] in (
-            True,
-            False,
-        )
+        assert r.structured_content["running"]
+        assert r.structured_content["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+        from contextd import __version__
+
+        assert client.server_info is not None and client.server_info.version == __version__
 
 
 async def test_a_stdio_session_starts_the_daemon_and_reports_a_broken_source(
