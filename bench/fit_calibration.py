@@ -127,7 +127,7 @@ def main() -> int:
     if a.history:
         names += f", {sum(len(h) for h in history.values()) // 2} older commits of theirs"
     everything = [r for name, rs in sets.items() for r in rs + history[name]] + mixed
-    cal = fit(everything, DEFAULT_MODEL_ID, f"{names} (shared/eval dev sets)", a.l2, a.rerank)
+    cal = fit(everything, DEFAULT_MODEL_ID, f"{names} (contextd's dev sets)", a.l2, a.rerank)
     print("fitted on all:")
     fitted = []
     for name, records in sets.items():

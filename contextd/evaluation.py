@@ -187,7 +187,8 @@ def load_queries(path: Path) -> list[dict[str, Any]]:
         except (ValueError, KeyError, TypeError):
             raise ContextdError(
                 f"{path}:{n} is not a query row: each line needs JSON with "
-                '"parent", "query" and "gold_files" (the format of shared/eval/commits).'
+                '"parent" (a commit), "query" (text) and "gold_files" (paths), such as '
+                '{"parent": "3f2a9c1", "query": "retry on timeout", "gold_files": ["net.py"]}.'
             ) from None
         rows.append(row)
     return rows

@@ -97,7 +97,11 @@ def eval_cmd(
     repo: Annotated[Path, typer.Argument(help="A git repository (a bare one will do).")],
     queries: Annotated[
         Path | None,
-        typer.Option("--queries", help="JSONL queries (shared/eval/commits format)."),
+        typer.Option(
+            "--queries",
+            help='JSONL, a query a line: {"parent": COMMIT, "query": TEXT, "gold_files": '
+            "[PATHS]} (asked at the parent commit; its answer is in those files).",
+        ),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=0, help="At most this many (newest) queries; 0: all.")
