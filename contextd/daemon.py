@@ -55,9 +55,15 @@ def already_running(home: Path) -> DaemonError:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, on_ready: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_ready: Callable[[], None] | None = None,
+        port_from: str = "CONTEXTD_HTTP_PORT",
+    ) -> None:
         self.settings = settings
         self.on_ready = on_ready  # called once it serves (the foreground `serve` says so)
+        self.port_from = port_from  # where the user set the HTTP port, for errors
         self.home = settings.home
         self.stop_event = threading.Event()
         self.started_at = time.time()
@@ -182,7 +188,7 @@ class Daemon:
             http.start()
         except OSError as exc:
             raise DaemonError(
-                f"{exc}. Is the port taken? Set CONTEXTD_HTTP_PORT to another."
+                f"{exc}. Is the port taken? Set {self.port_from} to another."
             ) from None
         return http
 

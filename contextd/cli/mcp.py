@@ -91,7 +91,7 @@ def serve(
     configure_logging(s, stderr=True)
     make_home(s.home)
     load_token(s.home)
-    Daemon(s, on_ready=lambda: console.print(
+    Daemon(s, port_from="--port", on_ready=lambda: console.print(
         f"MCP over HTTP on http://{host}:{port}/mcp; bearer token in {s.home / 'http-token'}",
         markup=False,
     )).run()  # fmt: skip

@@ -165,10 +165,10 @@ def test_a_taken_port_is_one_line_and_leaves_the_data_dir_usable(tmp_path: Path)
         port = str(taken.getsockname()[1])
         started = time.monotonic()
         out = contextd({**env, "CONTEXTD_HTTP_PORT": port}, "start", check=False)
-        assert out.returncode == 1 and "Is the port taken?" in out.stderr
+        assert out.returncode == 1 and "Set CONTEXTD_HTTP_PORT to another" in out.stderr
         assert time.monotonic() - started < 60
         out = contextd(env, "serve", "--http", "--port", port, check=False)
-        assert out.returncode == 1 and "Is the port taken?" in out.stderr
+        assert out.returncode == 1 and "Is the port taken? Set --port to another" in out.stderr
         assert "MCP over HTTP on" not in out.stdout
     assert "daemon: not running" in contextd(env, "status").stdout  # no lock left behind
     start_daemon(tmp_path / "home")
