@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from contextd import rpc
-from contextd.cli.common import console, settings
+from contextd.cli.common import console, err_console, settings
 from contextd.errors import ConfigError, DaemonError
 from contextd.home import make_home
 from contextd.logs import configure_logging
@@ -24,26 +24,25 @@ def _command() -> list[str]:
     return [str(script), "mcp"] if script.exists() else [sys.executable, "-m", "contextd", "mcp"]
 
 
-def client_config(client: str) -> str:
-    """Ready-to-paste configuration for one MCP client."""
+def client_config(client: str) -> tuple[str, str]:
+    """Ready-to-paste configuration for one MCP client, and where it goes."""
     cmd = _command()
     s = settings()
     env = {"CONTEXTD_HOME": str(s.home)}
     if client == "claude":
         home = shlex.quote(env["CONTEXTD_HOME"])
-        return f"claude mcp add contextd -e CONTEXTD_HOME={home} -- {shlex.join(cmd)}"
+        return "run this", f"claude mcp add contextd -e CONTEXTD_HOME={home} -- {shlex.join(cmd)}"
     if client == "cursor":
         entry = {"command": cmd[0], "args": cmd[1:], "env": env}
-        return "# ~/.cursor/mcp.json (or .cursor/mcp.json in a project)\n" + json.dumps(
-            {"mcpServers": {"contextd": entry}}, indent=2
-        )
+        config = json.dumps({"mcpServers": {"contextd": entry}}, indent=2)
+        return "~/.cursor/mcp.json (or .cursor/mcp.json in a project)", config
     if client == "vscode":
         entry = {"type": "stdio", "command": cmd[0], "args": cmd[1:], "env": env}
-        return "// .vscode/mcp.json\n" + json.dumps({"servers": {"contextd": entry}}, indent=2)
+        return ".vscode/mcp.json", json.dumps({"servers": {"contextd": entry}}, indent=2)
     if client == "codex":
         args = ", ".join(json.dumps(a) for a in cmd[1:])
-        return (
-            f"# ~/.codex/config.toml\n[mcp_servers.contextd]\ncommand = {json.dumps(cmd[0])}\n"
+        return "~/.codex/config.toml", (
+            f"[mcp_servers.contextd]\ncommand = {json.dumps(cmd[0])}\n"
             f"args = [{args}]\nenv = {{ CONTEXTD_HOME = {json.dumps(env['CONTEXTD_HOME'])} }}"
         )
     raise ConfigError(f"Unknown client '{client}'. Choose one of: {', '.join(CLIENTS)}.")
@@ -60,8 +59,10 @@ def mcp(
     ] = None,
 ) -> None:
     """Serve MCP over stdio for a coding agent (forwards to the daemon, starting it)."""
-    if print_config:
-        console.print(client_config(print_config), markup=False)
+    if print_config:  # the file it goes in to stderr: stdout can be redirected into it
+        where, config = client_config(print_config)
+        err_console.print(f"# {where}", markup=False, highlight=False)
+        console.print(config, markup=False, highlight=False)
         return
     from contextd.mcp_server.stdio import serve_stdio
 

@@ -367,9 +367,8 @@ def test_print_config_gives_a_snippet_ready_to_paste(client: str, capsys) -> Non
     import shlex
     import tomllib
 
-    code, out, _ = cli(capsys, "mcp", "--print-config", client)
-    assert code == 0
-    body = "\n".join(line for line in out.splitlines() if not line.startswith(("#", "//")))
+    code, body, err = cli(capsys, "mcp", "--print-config", client)
+    assert code == 0 and err.startswith("# ")  # where it goes; stdout is the file's text
     if client == "claude":
         words = shlex.split(body)
         assert words[:4] == ["claude", "mcp", "add", "contextd"] and words[-1] == "mcp"
