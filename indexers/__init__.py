@@ -58,6 +58,8 @@ class Chunker(Protocol):
         ...
 
 
+# One name for a language whatever its files' suffix: `--lang yaml` and results alike.
+PLAIN_ALIASES = {"yml": "yaml", "txt": "text", "htm": "html"}
 PLAIN_SUFFIX = re.compile(r"\.[a-z0-9_+#-]{1,20}")  # else it names no language ("a.<b>")
 
 
@@ -67,7 +69,9 @@ def language_of(path: str) -> str:
         return CODE_EXTENSIONS[suffix]
     if suffix in MARKDOWN_EXTENSIONS:
         return "markdown"
-    return suffix[1:] if PLAIN_SUFFIX.fullmatch(suffix) else "text"
+    if not PLAIN_SUFFIX.fullmatch(suffix):
+        return "text"
+    return PLAIN_ALIASES.get(suffix[1:], suffix[1:])
 
 
 # A `.h` header is C or C++: C++ says so by its own syntax, which C never uses.

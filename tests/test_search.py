@@ -76,7 +76,9 @@ def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Pa
     for asked, shown in (("typescript", {"typescript", "tsx"}), ("ts", {"typescript", "tsx"})):
         assert {h.language for h in search(indexed, "basket", k=9, language=asked).hits} == shown
     assert {h.path for h in search(indexed, "basket", k=9, language="tsx").hits} == {"Basket.tsx"}
-    assert {h.path for h in search(indexed, "basket job", k=9, language="yaml").hits} == {"ci.yml"}
+    for asked in ("yaml", "yml"):  # one language, one label, whatever the suffix
+        hits = search(indexed, "basket job", k=9, language=asked).hits
+        assert {(h.path, h.language) for h in hits} == {("ci.yml", "yaml")}
     # A `.h` header is C++ or C by what it says, not by its name.
     write(other, "basket.h", "namespace shop {\nclass Basket {\n public:\n  int size();\n};\n}\n")
     write(other, "cbasket.h", "struct basket { int size; };\nint basket_size(struct basket *b);\n")
