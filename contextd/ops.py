@@ -41,10 +41,12 @@ def progress_of(stats: IndexStats) -> dict[str, Any]:
 def add(app: App, path: str, name: str | None = None, install_hooks: bool = True) -> dict:
     root = resolve_root(Path(path))
     if not root.is_dir():
-        raise SourceError(f"{path} is not a directory. Give the path of a repository or folder.")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise SourceError(f"{path} {what}. Give the path of a repository or folder.")
     if reason := secret_root(root):
+        why = reason.removeprefix("secret ").strip("()")
         raise SourceError(
-            f"{root} is a folder that holds secrets ({reason.removeprefix('secret ')}): "
+            f"{root} is a folder that holds secrets ({why}): "
             "contextd never indexes it or shares its files. Add the project's own folder."
         )
     existing = app.catalog.source_by_root(root)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from contextd import rpc
-from contextd.cli.common import console, settings
+from contextd.cli.common import console, err_console, settings
 from contextd.errors import DaemonError
 from contextd.launcher import ensure_daemon, tail
 from contextd.lock import read_info
@@ -78,6 +78,15 @@ def logs(
 ) -> None:
     """Show the daemon's log."""
     path = settings().log_path
+    if not path.exists() or not path.stat().st_size:
+        err_console.print(
+            f"No log yet at {path}: the daemon writes it once it runs (`contextd start`).",
+            markup=False,
+        )
+        if not follow:
+            return
+        while not path.exists():  # follow: from the moment a daemon starts writing it
+            time.sleep(0.2)
     for line in tail(path, lines):
         sys.stdout.write(line)
     if not follow:

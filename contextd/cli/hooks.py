@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,14 @@ def _repository(repo: str) -> Path:
     """The repository a path or a git source's name points at, or a clear error."""
     path = Path(repo).expanduser()
     if path.is_dir():
+        found = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--git-dir"], capture_output=True, text=True
+        )
+        if found.returncode != 0:
+            raise SourceError(
+                f"{path.resolve()} is not in a git repository. Give a repository's path or a "
+                "git source's name: `contextd hooks install REPO|SOURCE`."
+            )
         return path.resolve()
     rows = {r["name"]: r for r in execute("sources", {})}
     if repo in rows and rows[repo]["kind"] == "git":

@@ -108,7 +108,7 @@ def _ago(t: float | None) -> str:
 
 def status(
     skipped: Annotated[bool, typer.Option("--skipped", help="List skipped files and why.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
 ) -> None:
     """The daemon, and per source what is indexed, what is pending, and what was left out."""
     data = execute("status", {"skipped": skipped, "hooks": True})
@@ -203,7 +203,7 @@ def print_store(info: dict[str, Any]) -> None:
 
 def doctor(
     repair: Annotated[bool, typer.Option("--repair", help="Sweep what does not match.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
 ) -> None:
     """Check the catalog, and that the vector store and the catalog agree: lost, orphan,
     duplicate chunks. `--repair` sweeps mismatches, and starts a damaged catalog afresh."""

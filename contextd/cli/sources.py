@@ -42,7 +42,9 @@ def remove(source: Annotated[str, typer.Argument(help="Name of the source.")]) -
         console.print(f"Note: {shown(result['note'])}")
 
 
-def sources(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def sources(
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+) -> None:
     """List the sources with what is indexed of each."""
     rows = execute("sources", {})
     if as_json:

@@ -291,6 +291,22 @@ def test_pending_chunks_say_who_will_embed_them(repo: Path, capsys) -> None:
     assert code == 0 and "not embedded yet" in out and hint in " ".join(out.split())
 
 
+def test_first_mistakes_say_what_is_wrong(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Messages a new user met: `add` of a path that does not exist said "is not a
+    directory", `hooks install` outside a repository said to check it was "still" one,
+    and `logs` before any daemon ran printed nothing."""
+    (tmp_path / "notes.txt").write_text("a file\n")
+    code, _, err = cli(capsys, "add", str(tmp_path / "nope"))
+    assert code == 1 and "nope does not exist." in err
+    code, _, err = cli(capsys, "add", str(tmp_path / "notes.txt"))
+    assert code == 1 and "notes.txt is a file, not a folder." in err
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(capsys, "hooks", "install")
+    assert code == 1 and "is not in a git repository" in err and "hooks install REPO" in err
+    code, _, err = cli(capsys, "logs")
+    assert code == 0 and "No log yet at" in " ".join(err.split())
+
+
 def test_version(capsys) -> None:
     from contextd import __version__
 
