@@ -191,6 +191,8 @@ def load_queries(path: Path) -> list[dict[str, Any]]:
                 '{"parent": "3f2a9c1", "query": "retry on timeout", "gold_files": ["net.py"]}.'
             ) from None
         rows.append(row)
+    if rows and not any(row["gold_files"] for row in rows):  # before minutes of indexing
+        raise ContextdError(f"No query in {path} names a gold file: nothing could be scored.")
     return rows
 
 
@@ -493,10 +495,9 @@ def report(records: list[Record]) -> dict[str, Any]:
         out |= {"auroc": None, "ece": None, "recall@5_at_80_coverage": None}
         out |= {"confidence_auroc": None, "confidence_ece": None}
     for leak in (False, True):
-        part = [recall_at(r, 5) for r in full if r.leak == leak]
-        if part:
-            out[f"recall@5_leak_{str(leak).lower()}"] = mean(part)
-            out[f"n_leak_{str(leak).lower()}"] = len(part)
+        part = [recall_at(r, 5) for r in full if r.leak == leak]  # every key, always
+        out[f"recall@5_leak_{str(leak).lower()}"] = mean(part) if part else None
+        out[f"n_leak_{str(leak).lower()}"] = len(part)
     return out
 
 

@@ -198,6 +198,15 @@ def test_eval_reports_every_figure_and_plots_from_a_bare_clone(
     )
     for name in ("reliability.png", "risk-coverage.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(Path(p).name for p in figures["plots"]) == [
+        "reliability.png",
+        "risk-coverage.png",
+    ]
+    # Every key the README lists is there, whatever the queries were.
+    for key in ("recall@5_leak_true", "recall@5_leak_false", "n_leak_true", "n_leak_false"):
+        assert key in figures, key
+    assert figures["n_leak_true"] + figures["n_leak_false"] == figures["n"]
+    assert figures["too_few"] is (figures["n"] < 20)
     after = sorted(p.stat().st_mtime_ns for p in history.rglob("*") if ".git" not in p.parts)
     assert before == after  # nobody's working tree was touched
     assert git(history, "status", "--porcelain") == ""
@@ -232,6 +241,9 @@ def test_eval_with_a_queries_file_and_clear_errors(history: Path, tmp_path: Path
     queries.write_text("")
     assert run(["eval", str(history), "--queries", str(queries), "-q"]) == 1
     assert "holds no queries" in capsys.readouterr().err
+    queries.write_text(json.dumps({**rows[0], "gold_files": []}) + "\n")  # refused at once
+    assert run(["eval", str(history), "--queries", str(queries), "-q"]) == 1
+    assert "names a gold file" in capsys.readouterr().err
     (tmp_path / "afile").write_text("")  # --plot where no folder can be: said up front
     assert run(["eval", str(history), "--plot", str(tmp_path / "afile"), "-q"]) == 1
     assert "--plot" in capsys.readouterr().err

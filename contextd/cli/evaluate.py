@@ -129,6 +129,8 @@ def eval_cmd(
     result = evaluate(repo, rows, settings(), progress=_progress(quiet), long=long)
     figures = report(result.records)
     figures["seconds"] = round(result.seconds, 1)
+    figures["too_few"] = figures["n"] < SMALL_N  # figures this few vary a lot
+    figures["plots"] = []
     if plot is not None:
         from contextd import plots
 
@@ -146,7 +148,7 @@ def eval_cmd(
             "No confidence figures: contextd ships no calibration for this embedding model "
             "(`contextd calibrate SOURCE` fits one for searches of a source, not for eval)."
         )
-    if figures["n"] < SMALL_N:
+    if figures["too_few"]:
         console.print(
             f"Only {figures['n']} queries: figures this few vary a lot (ECE and AUROC above "
             "all); use a longer history or --queries for a verdict."
