@@ -86,7 +86,10 @@ class Backlog(threading.Thread):
         started = time.perf_counter()
         try:
             self.app.indexer.embed_pending(
-                stats, progress, pause=lambda: self._stopping.is_set() or self.busy()
+                stats,
+                progress,
+                pause=lambda: self._stopping.is_set() or self.busy(),
+                stopping=self._stopping,  # `contextd stop` waits for one batch, not a slice
             )
             progress(stats)
             if stats.embedded or stats.cached:

@@ -55,10 +55,16 @@ class Embedder(Protocol):
         """Load the model now (so that its load time is not counted as embedding)."""
         ...
 
-    def embed(self, texts: Sequence[str], stop: threading.Event | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], stop: StopSignal | None = None) -> np.ndarray:
         """Unit-length float32 vectors, one row per text; once `stop` is set, raises
         EmbeddingStopped at the next batch (Ctrl-C waits for one batch, not a slice)."""
         ...
+
+
+class StopSignal(Protocol):
+    """What `embed` checks between batches (a threading.Event, or several)."""
+
+    def is_set(self) -> bool: ...
 
 
 class EmbeddingStopped(Exception):
@@ -204,7 +210,7 @@ class SentenceTransformerEmbedder:
         )
         return int(get_dim())
 
-    def embed(self, texts: Sequence[str], stop: threading.Event | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], stop: StopSignal | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
@@ -291,7 +297,7 @@ class SentenceTransformerEmbedder:
         return False
 
     def _encode(
-        self, model: Any, texts: Sequence[str], stop: threading.Event | None = None
+        self, model: Any, texts: Sequence[str], stop: StopSignal | None = None
     ) -> np.ndarray:
         """Batches of similar length in tokens (little padding), cut from one tokenization
         of the whole call."""

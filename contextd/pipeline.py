@@ -35,7 +35,7 @@ import numpy as np
 from contextd.catalog import Catalog, SourceRow, StoredChunk, lexical_entry
 from contextd.connectors import open_source, scan_changes
 from contextd.connectors.git import GitSource
-from contextd.embedder import Embedder
+from contextd.embedder import Embedder, EmbeddingStopped
 from contextd.errors import STORE_NOT_NOW
 from contextd.indexers import ChunkerRegistry, language_of
 from contextd.records import Change, ChangeKind, Chunk, FileState, Skip, Touch
@@ -85,6 +85,19 @@ class IndexStats:
 
 
 Progress = Callable[[IndexStats], None]
+
+
+class _Either:
+    """Set when this call's own event is (an error, Ctrl-C) or the caller's (a stop)."""
+
+    def __init__(self, own: threading.Event, caller: threading.Event | None) -> None:
+        self.own, self.caller = own, caller
+
+    def set(self) -> None:
+        self.own.set()
+
+    def is_set(self) -> bool:
+        return self.own.is_set() or bool(self.caller and self.caller.is_set())
 
 
 def chunk_id(source: str, path: str, chunk_hash: str, occurrence: int) -> str:
@@ -338,11 +351,14 @@ class Indexer:
         stats: IndexStats | None = None,
         progress: Progress | None = None,
         pause: Callable[[], bool] | None = None,
+        stopping: threading.Event | None = None,
     ) -> IndexStats:
         """Embed and store the backlog until it is empty (or `pause()` says to yield).
 
         The model works on one slice while the previous one is written, so cache and
-        store writes cost no model time. Returns the counts of this call.
+        store writes cost no model time. Once `stopping` is set (the daemon stops), the
+        slice in flight ends at its next batch and is dropped: it is embedded next time.
+        Returns the counts of this call.
         """
         stats = stats or IndexStats("")
         stats.phase = "embedding"
@@ -355,7 +371,7 @@ class Indexer:
         recent_ns = time.time_ns() - int(RECENT_S * 1e9)
         model = self.embedder.model_id
         flight: _Slice | None = None
-        stop = threading.Event()  # set on the way out of an error or Ctrl-C
+        stop = _Either(threading.Event(), stopping)  # set on the way out of an error or Ctrl-C
         with ThreadPoolExecutor(1, thread_name_prefix="contextd-embed") as pool:
             try:
                 while True:
@@ -374,6 +390,10 @@ class Indexer:
                     if nxt is None:
                         break
                     flight = nxt
+            except EmbeddingStopped:
+                if not (stopping and stopping.is_set()):
+                    raise
+                log.info("embedding stopped at a batch's end: the daemon is stopping")
             except BaseException:
                 stop.set()  # the slice in flight ends at its next batch, not its last
                 raise
@@ -400,7 +420,7 @@ class Indexer:
         model: str,
         rows: list[StoredChunk],
         flight: _Slice | None,
-        stop: threading.Event,
+        stop: _Either,
     ) -> _Slice:
         cache = self.catalog.cached_vectors(model, (r.chunk.hash for r in rows), reuse=True)
         busy = set(flight.todo) if flight else set()  # its vectors land before ours

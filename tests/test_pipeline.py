@@ -166,6 +166,45 @@ def test_ctrl_c_while_a_slice_is_embedded_stops_the_model_at_its_next_batch(
     assert consistent(app, "notes") == (0, 0, 0)
 
 
+def test_a_stopping_daemon_ends_the_slice_in_flight_at_its_next_batch(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`contextd stop` waited for the whole slice (44 s at 1,536 chunks under load on a
+    large tree, and once past stop's 30 s): the model now stops between batches, quietly,
+    and what it did not finish is embedded next time."""
+    import threading
+
+    import contextd.pipeline
+
+    root = tmp_path / "notes"
+    for i in range(40):
+        write(root, f"note{i:02}.txt", f"note {i} about the ledger and its {i} entries\n")
+    app.indexer.index(app.catalog.add_source("notes", root, "folder"))
+    monkeypatch.setattr(contextd.pipeline, "EMBED_SLICE", 16)
+    embedder = app.embedder
+    embedder.load()
+    monkeypatch.setattr(
+        embedder, "settings", embedder.settings.model_copy(update={"batch_size": 2})
+    )
+    stopping = threading.Event()
+    batches: list[bool] = []  # per model batch: had the stop come?
+    forward = embedder._forward
+
+    def counted(model: object, features: object) -> object:
+        batches.append(stopping.is_set())
+        if len(batches) == 3:
+            stopping.set()  # `contextd stop`, three batches into the first slice
+        return forward(model, features)
+
+    monkeypatch.setattr(embedder, "_forward", counted)
+    stats = app.indexer.embed_pending(pause=stopping.is_set, stopping=stopping)
+    assert batches.count(True) == 0, batches  # none begun after the stop
+    assert len(batches) == 3 and stats.pending == 40  # the slice was dropped, not stored
+    monkeypatch.undo()
+    assert app.indexer.embed_pending().pending == 0
+    assert consistent(app, "notes") == (0, 0, 0)
+
+
 def test_the_embedding_cache_stays_bounded_and_keeps_what_was_used_last(
     app: App, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
