@@ -414,6 +414,7 @@ def leftovers(app: App, repair: bool = False) -> dict[str, Any]:
         "collections": collections,
         "cache": cache,  # cached vectors no chunk holds: counted, or dropped with repair
         "removed": repair and bool(names),
+        "no_sources": not names,  # so kept whatever `repair` says
     }
 
 

@@ -235,18 +235,27 @@ def doctor(
         done = "dropped" if left["removed"] else "left by another model or chunker version"
         console.print(f"[yellow]leftover[/] collection {shown(name)} ({n} vectors): {done}")
     if left.get("cache"):
-        console.print(
-            f"embedding cache: {left['cache']} vectors of text no longer indexed"
-            + (
-                ": dropped"
-                if left["removed"]
-                else " (kept, so text that comes back is not embedded again; "
+        if left["removed"]:
+            then = ": dropped"
+        elif left.get("no_sources"):
+            then = (
+                " (kept while no source is added: a catalog started afresh may need them; "
+                "once sources are added, `contextd doctor --repair` drops what they do not use)"
+            )
+        else:
+            then = (
+                " (kept, so text that comes back is not embedded again; "
                 "`contextd doctor --repair` drops them)"
             )
-        )
+        console.print(f"embedding cache: {left['cache']} vectors of text no longer indexed{then}")
     sweepable = any(r["lost"] or r["orphan"] for r in report.values())
     sweepable |= bool(left["vectors"] or left["collections"])
-    if sweepable and not repair:
+    if sweepable and left.get("no_sources"):
+        console.print(
+            "No source is added, so nothing is swept: a catalog started afresh may need "
+            "these vectors. Add your sources again, then run `contextd doctor --repair`."
+        )
+    elif sweepable and not repair:
         console.print("Run `contextd doctor --repair` to sweep the store back into agreement.")
     elif bad:  # a chunk stored twice is in the catalog too: the sweep keeps it
         console.print(

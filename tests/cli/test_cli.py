@@ -243,6 +243,14 @@ def test_doctor_finds_what_no_source_uses_and_repair_deletes_only_that(repo: Pat
     assert "embedding cache" not in out
     code, out, _ = cli(capsys, "search", "email the receipt", "--json")
     assert json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
+    # With no source left, nothing is swept (a catalog started afresh may need it), and
+    # doctor no longer says that --repair drops what --repair then keeps.
+    assert cli(capsys, "remove", "shop")[0] == 0
+    for args in (["doctor", "--repair"], ["doctor"]):
+        code, out, _ = cli(capsys, *args)
+        text = " ".join(out.split())
+        assert "no longer indexed (kept while no source is added" in text, text
+        assert "drops them)" not in text
 
 
 def test_a_broken_setting_is_a_clear_error(monkeypatch, capsys) -> None:
