@@ -46,6 +46,12 @@ class SearchResult(BaseModel):
         description="Words of the query found in no indexed file: a misspelling, a name "
         "the code does not use, or something the index does not cover. Rephrase without them.",
     )
+    indexing: list[str] = Field(
+        default_factory=list,
+        description="Sources whose index is still being built (a first index or a "
+        "reindex): results, unknown_words and the verdict cover only the files read so "
+        "far. Search again when `status` shows them indexed.",
+    )
     pending: int = Field(
         0,
         description="Chunks not embedded yet (just indexed): found by keyword only, so "

@@ -257,6 +257,20 @@ def test_confidence_is_higher_when_the_index_holds_the_answer(indexed: App) -> N
     assert len(shown) == len(present.hits) and shown == sorted(shown, reverse=True)
 
 
+def test_a_source_still_being_indexed_is_said_with_its_unknown_words(
+    indexed: App, repo: Path
+) -> None:
+    """During a first index, a name in a file not read yet was "Not in any indexed file
+    (check the spelling...)": the search must say that the index is not whole yet."""
+    from contextd import ops
+
+    assert ops.search(indexed, "send_receipt_email")["indexing"] == []
+    with indexed.catalog.transaction() as db:  # as when a first index or reindex runs
+        db.execute("UPDATE sources SET indexed_at = NULL WHERE name = 'shop'")
+    answer = ops.search(indexed, "send_receipt_email notyetreadfunction")
+    assert answer["indexing"] == ["shop"] and answer["unknown_words"] == ["notyetreadfunction"]
+
+
 def test_words_no_indexed_file_contains_are_named(indexed: App) -> None:
     query = (
         "does send_receipt_email retry through Kubernetes, or send_receipt_sms, "

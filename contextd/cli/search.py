@@ -92,11 +92,25 @@ def search(
     for rank, hit in enumerate(hits, 1):
         _print_hit(rank, hit, terms)
     console.print(_verdict_line(answer))
+    indexing = answer.get("indexing") or []
+    if indexing:
+        console.print(
+            f"[yellow]Still being indexed:[/] {', '.join(escape(n) for n in indexing)}; these "
+            "results, and the verdict, cover only the files read so far."
+        )
     if answer.get("unknown_words"):
         console.print(
-            "[yellow]Not in any indexed file:[/] "
+            (
+                "[yellow]Not in any file indexed so far:[/] "
+                if indexing
+                else "[yellow]Not in any indexed file:[/] "
+            )
             + ", ".join(escape(w) for w in answer["unknown_words"])
-            + " (check the spelling, or the index does not cover it)"
+            + (
+                " (search again once indexing is done)"
+                if indexing
+                else " (check the spelling, or the index does not cover it)"
+            )
         )
     if answer.get("pending"):
         console.print(
