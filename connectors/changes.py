@@ -16,6 +16,8 @@ from pathlib import Path
 
 from contextd.connectors.base import Source
 from contextd.connectors.filters import (
+    BUILD_DIR_REASON,
+    BUILD_DIRS,
     MAX_LINE_CHARS,
     decode_text,
     is_binary,
@@ -126,7 +128,9 @@ def classify(
 
 
 def _folder_reason(path: Path) -> str:
-    """A folder only reaches classify when its listing failed."""
+    """A folder reaches classify when its listing failed, or as build output by name."""
+    if path.name in BUILD_DIRS:
+        return BUILD_DIR_REASON
     try:
         with os.scandir(path):
             return "a folder (not a file)"

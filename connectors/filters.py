@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from fnmatch import fnmatchcase
 from functools import lru_cache
@@ -53,17 +54,12 @@ IGNORED_DIRS: frozenset[str] = frozenset(
         ".svn",
         "node_modules",
         ".venv",
-        "venv",
-        "env",
         ".tox",
         ".nox",
         "__pycache__",
         ".mypy_cache",
         ".pytest_cache",
         ".ruff_cache",
-        "build",
-        "dist",
-        "target",
         ".idea",
         ".gradle",
         ".next",
@@ -72,6 +68,22 @@ IGNORED_DIRS: frozenset[str] = frozenset(
         ".eggs",
     }
 )
+
+# Names a plain folder source's own code may use too (`tools/build/`, `src/env/`):
+# `venv` and `env` are skipped when they are a virtualenv (`pyvenv.cfg`), and `build`,
+# `dist` and `target` are skipped as build output but listed among the skipped files, so
+# that a package named so is never left out without a word.
+ENV_DIRS: frozenset[str] = frozenset({"venv", "env"})
+BUILD_DIRS: frozenset[str] = frozenset({"build", "dist", "target"})
+BUILD_DIR_REASON = (
+    "a build output folder, by its name (not indexed; add it as a source of its own, or "
+    "use a git source, which follows .gitignore, to index it)"
+)
+
+
+def is_virtualenv(path: str | os.PathLike[str]) -> bool:
+    return os.path.isfile(os.path.join(path, "pyvenv.cfg"))
+
 
 # Editors' swap, backup and temporary files, and partial downloads: never indexed.
 TEMP_PATTERNS: tuple[str, ...] = (

@@ -15,7 +15,7 @@ from typing import Any
 
 import pathspec
 
-from contextd.connectors.filters import IGNORED_DIRS
+from contextd.connectors.filters import BUILD_DIRS, ENV_DIRS, IGNORED_DIRS, is_virtualenv
 from contextd.connectors.scope import Scope
 from contextd.errors import SourceError
 
@@ -149,7 +149,10 @@ class FolderSource:
         for depth in range(len(parts)):
             base = "/".join(parts[:depth])
             if base:
-                if parts[depth - 1] in IGNORED_DIRS or _ignored(active, base, True):
+                name = parts[depth - 1]
+                if name in IGNORED_DIRS or name in BUILD_DIRS or _ignored(active, base, True):
+                    return False
+                if name in ENV_DIRS and is_virtualenv(self.root / base):
                     return False
                 if os.path.islink(self.root / base):
                     return False
@@ -178,6 +181,11 @@ class FolderSource:
             for d in sorted(dirnames):
                 rel = f"{rel_dir}/{d}" if rel_dir else d
                 if d in IGNORED_DIRS or _ignored(active, rel, True):
+                    continue
+                if d in ENV_DIRS and is_virtualenv(os.path.join(dirpath, d)):
+                    continue
+                if d in BUILD_DIRS:
+                    yield rel  # listed as a skipped folder: the user can see it and why
                     continue
                 if os.path.islink(os.path.join(dirpath, d)):
                     yield rel  # reported as a skipped symlink, never followed

@@ -40,6 +40,29 @@ def test_a_folder_source_honours_builtin_ignores_and_ignore_files(tmp_path: Path
     )
 
 
+def test_a_folder_named_like_build_output_is_listed_as_skipped_and_env_only_if_a_venv(
+    app, tmp_path: Path
+) -> None:
+    """A folder source dropped `pip/_internal/operations/build/*.py` and any `env/` without
+    a word (the scale review): a real virtualenv is still left out, a package named `env`
+    is indexed, and a `build` folder is skipped but listed with its reason."""
+    root = tmp_path / "mono"
+    write(root, "tools/build/wheel.py", "def build_wheel():\n    pass\n")
+    write(root, "src/env/settings.py", "def load_env():\n    pass\n")
+    write(root, "venv/pyvenv.cfg", "home = /usr/bin\n")
+    write(root, "venv/lib/site.py", "x = 1\n")
+    write(root, "dist/app.min.js", "var a=1;\n")
+    src = open_source("mono", root, detect_kind(root))
+    paths = set(src.scan())
+    assert "src/env/settings.py" in paths and src.includes("src/env/settings.py")
+    assert "venv/lib/site.py" not in paths and not src.includes("venv/lib/site.py")
+    assert "tools/build/wheel.py" not in paths and not src.includes("tools/build/wheel.py")
+    app.index(app.catalog.add_source("mono", root, "folder"))
+    skipped = {path: reason for _, path, reason in app.catalog.skipped()}
+    assert "build output" in skipped["tools/build"] and "build output" in skipped["dist"]
+    assert "src/env/settings.py" in app.catalog.file_states("mono")
+
+
 def test_an_ignore_file_that_cannot_be_read_stops_the_scan(tmp_path: Path) -> None:
     """Read as empty before: what it meant to keep out was indexed, without a word."""
     import pytest
