@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from contextd.pipeline import IndexStats
 log = logging.getLogger(__name__)
 
 RETRY_S = 30.0  # after a failure (model, store), try again this much later
+RATE_WINDOW_S = 600.0  # the rate (and ETA) is measured over this much recent wall time
+RATE_MIN_S = 60.0  # shorter than this, the current drain's own rate is used
 
 
 @dataclass
@@ -42,6 +45,9 @@ class Backlog(threading.Thread):
         self.health = Health(app.settings.home)  # the daemon shares one with the worker
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        # (monotonic time, chunks done since start): the rate over recent wall time counts
+        # the pauses for the worker and the slowing of a long drain, as the ETA must.
+        self._samples: deque[tuple[float, int]] = deque()
 
     def wake(self) -> None:
         self._wake.set()
@@ -72,16 +78,29 @@ class Backlog(threading.Thread):
                 continue
             self._drain()
 
+    def observe(self, now: float, done: int, drain_rate: float) -> None:
+        """Note `done` chunks at `now`; the rate is theirs over the last RATE_WINDOW_S,
+        or the drain's own while less than RATE_MIN_S of it is known."""
+        self._samples.append((now, done))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
+            self._samples.popleft()
+        then, before = self._samples[0]
+        if now - then >= RATE_MIN_S:
+            self.state.rate = (done - before) / (now - then)
+        elif drain_rate > 0:
+            self.state.rate = drain_rate
+
     def _drain(self) -> None:
         self.state.active, self.state.error = True, None
         base_embedded, base_cached = self.state.embedded, self.state.cached
+        self.observe(time.monotonic(), base_embedded + base_cached, 0.0)
         stats = IndexStats("")
 
         def progress(s: IndexStats) -> None:
             self.state.embedded = base_embedded + s.embedded
             self.state.cached = base_cached + s.cached
-            if s.embed_seconds > 0:
-                self.state.rate = (s.embedded + s.cached) / s.embed_seconds
+            drain = (s.embedded + s.cached) / s.embed_seconds if s.embed_seconds > 0 else 0.0
+            self.observe(time.monotonic(), self.state.embedded + self.state.cached, drain)
 
         started = time.perf_counter()
         try:
@@ -110,5 +129,7 @@ class Backlog(threading.Thread):
             self.state.error = f"{time.strftime('%H:%M:%S')} {exc}"
         finally:
             self.state.active = False
-            if self.pending() and not self.state.error:
+            if not self.pending():
+                self._samples.clear()  # time idle with nothing to do is no slowness
+            elif not self.state.error:
                 self._wake.set()  # stepped aside for the worker: come back when it is done

@@ -471,3 +471,19 @@ def test_a_source_can_be_removed_while_the_store_needs_a_reindex(app: App, repo:
         assert fresh.catalog.sources() == []
     finally:
         fresh.close()
+
+
+def test_the_backlog_rate_is_measured_over_recent_wall_time(app: App) -> None:
+    """The ETA came from each drain's own rate, model time only: 19-27% too optimistic on
+    a large tree, where the backlog steps aside for the worker and slows as it goes."""
+    from contextd.backlog import Backlog
+
+    backlog = Backlog(app, busy=lambda: False)
+    backlog.observe(0.0, 0, 0.0)
+    backlog.observe(30.0, 2_400, 80.0)  # under a minute known: the drain's own rate
+    assert backlog.state.rate == 80.0
+    backlog.observe(120.0, 6_000, 75.0)  # 6,000 in 120 s of wall time, pauses and all
+    assert backlog.state.rate == 50.0 and backlog.eta_s(1_000) == 20.0
+    for t in range(180, 1_500, 60):  # later: 40 a second, and the window forgets the start
+        backlog.observe(float(t), 6_000 + 40 * (t - 120), 75.0)
+    assert backlog.state.rate == pytest.approx(40.0)
