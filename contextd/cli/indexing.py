@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Annotated, Any
 
 import typer
@@ -176,6 +177,12 @@ def status(
             console.print(f"  {where}  [dim]{why}[/]")
         if not data["skipped"]:
             console.print("No files were skipped.")
+        else:  # after the list, where a long one ends: how many for each reason
+            kinds = Counter(item["reason"].split(" (")[0] for item in data["skipped"])
+            console.print(
+                f"{len(data['skipped']):,} skipped: "
+                + ", ".join(f"{n:,} {shown(kind)}" for kind, n in kinds.most_common())
+            )
     elif any(r["skipped"] for r in data["sources"]):
         console.print("[dim]See what was skipped and why: `contextd status --skipped`.[/]")
 

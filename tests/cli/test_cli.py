@@ -59,6 +59,7 @@ def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
     cli(capsys, "index", "shop")
     code, out, _ = cli(capsys, "status", "--skipped")
     assert code == 0 and "logo.png" in out and "binary" in out
+    assert "1 skipped: 1 binary" in " ".join(out.split())  # a count for each reason
     assert "git hooks:" not in out
     assert cli(capsys, "hooks", "uninstall", "shop")[0] == 0  # status says they are gone
     code, out, _ = cli(capsys, "status", "--json")
