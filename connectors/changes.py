@@ -114,7 +114,9 @@ def classify(
         return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
     text = mask_blobs(text)  # a notebook's plot is one long line, and no reason to skip it
     longest = longest_line(text)
-    if longest > MAX_LINE_CHARS and rel.endswith(".ipynb"):
+    redacted = False
+    if longest > MAX_LINE_CHARS and rel.endswith(".ipynb"):  # read as its chunker reads it
+        text, redacted = redact(text).text, True
         longest = _longest_source_line(text, longest)
     if longest > MAX_LINE_CHARS:
         reason = f"minified or generated (a line of {longest:,} characters > {MAX_LINE_CHARS:,})"
@@ -123,7 +125,8 @@ def classify(
     # Secrets are replaced here, where file text enters the index: chunks, FTS, the
     # catalog and the vector store only ever see the redacted text. Blobs of base64 (a
     # notebook's images, data: URIs) were masked above: dozens of chunks of noise else.
-    text = redact(text).text
+    if not redacted:
+        text = redact(text).text
     return Change(source, rel, kind, digest, st.st_size, st.st_mtime_ns, text)
 
 

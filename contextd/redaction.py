@@ -179,8 +179,10 @@ _ASSIGNMENT = re.compile(
     r"(?::[ \t]*[A-Za-z_&][\w.\[\], |&'<>]{0,40}?[ \t]*(?==))?"  # a type (`&str`)
     r"(?:=>|:=|\|\|=|\?=|=(?!=)|:(?!:))[ \t]*"
     r"(?:(?P<paren>\()[ \t]*\n?[ \t]*|[|>][-+]?[ \t]*\n[ \t]+)?"  # black's `= (`, YAML's `>-`
-    r"(?:[bBrRuU]{0,2}(?P<quote>[\"'`])(?P<quoted>[^\"'`\n]{1,300}?)(?P=quote)"
-    r"|(?P<bare>[^\s\"'`,;(){}\[\]<>]{1,300}))"
+    # A quote may be escaped (`\"`: code inside a JSON string, as a notebook's cells are);
+    # a value never takes a backslash, so redacting one leaves the string's escapes whole.
+    r"(?:[bBrRuU]{0,2}\\?(?P<quote>[\"'`])(?P<quoted>[^\"'`\n\\]{1,300}?)\\?(?P=quote)"
+    r"|(?P<bare>[^\s\"'`,;(){}\[\]<>\\]{1,300}))"
 )
 _PAREN_CLOSE = re.compile(r"[\"'`]?\s*\)")
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -369,9 +371,9 @@ _CALL_VALUE = re.compile(
 )
 _CALL_OPEN = re.compile(r"[\w$.\]>]\([ \t]*$")
 _PAIR_NAME = re.compile(r"(?i)\b(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$")
-_PAIR_VALUE = re.compile(
-    r"(?i)[\"']?[ \t]*(?:,|\n|[ \t])[ \t\n]*(?:-[ \t]+)?[\"']?value[\"']?[ \t]*(?:[:=]|=>)[ \t]*"
-    r"(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>[^\s\"',;}{<>/]{1,300}))"
+_PAIR_VALUE = re.compile(  # one way only to read each separator: no backtracking
+    r"(?i)[\"']?[ \t]*(?:[,\n][ \t\n]*)?(?:-[ \t]+)?[\"']?value[\"']?[ \t]*(?:[:=]|=>)[ \t]*"
+    r"(?:(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,300})(?P=q)|(?P<bare>[^\s\"',;}{<>/\\]{1,300}))"
 )
 _SQL_BEFORE = re.compile(r"(?i)\b(?:with|encrypted|unencrypted)[ \t]+$")
 _SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,300})'")

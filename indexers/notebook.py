@@ -18,11 +18,13 @@ from contextd.indexers.segments import Lines, Segment, to_chunks
 from contextd.indexers.text import window_chunks
 from contextd.indexers.tokens import TokenCounter
 from contextd.records import Chunk
+from contextd.redaction import redact
 
 SOURCE_OPEN = re.compile(r'^\s*"source":\s*\[\s*$')
 SOURCE_ONE = re.compile(r'^\s*"source":\s*(".*")\s*,?\s*$')  # one string, or `[]`
 SOURCE_EMPTY = re.compile(r'^\s*"source":\s*\[\s*\]\s*,?\s*$')
 LIST_CLOSE = re.compile(r"^\s*\]\s*,?\s*$")
+CELL_TYPE = re.compile(r'^(\s*)"cell_type":')
 MERGE_GAP_LINES = 24  # a cell and the next are one chunk only this close in the file
 
 
@@ -37,6 +39,9 @@ class NotebookChunker:
         if read is None:
             return window_chunks(path, text, self.language, self.counter)
         lines, found = read
+        # Secrets were redacted in the file's JSON; its escapes (`\"`) can hide a form
+        # that only the cells' own text shows.
+        lines = redact("\n".join(lines)).text.split("\n")
         virtual = Lines("\n".join(lines) + "\n", self.counter)
         segs: list[Segment] = []
         trail: list[tuple[int, str]] = []  # (level, title) of the open headings
@@ -70,12 +75,20 @@ def cells(text: str) -> tuple[list[str], list[tuple[int, int, str]]] | None:
     file_lines = text.split("\n")
     if file_lines and file_lines[-1] == "":
         file_lines.pop()
+    # A cell's own keys are indented alike; a "source" key deeper down (an output's JSON,
+    # a plot's spec, metadata) is not a cell's source.
+    depth = next((m[1] for line in file_lines if (m := CELL_TYPE.match(line))), None)
+    if depth is None:
+        return None
     out = [""] * len(file_lines)
     found: list[tuple[int, int, str]] = []
     expected = iter(wanted)
     i = 0
     while i < len(file_lines):
         line = file_lines[i]
+        if not line.startswith(depth) or line[len(depth) : len(depth) + 1] != '"':
+            i += 1
+            continue
         if SOURCE_EMPTY.match(line):
             cell = next(expected, None)
             if not isinstance(cell, dict) or _source(cell) != "":

@@ -415,6 +415,36 @@ def test_base64_blobs_are_a_marker_not_chunks_of_noise(app: App, tmp_path: Path)
     assert [line for line in cell if line] == code
 
 
+def test_a_notebooks_secrets_outputs_and_nested_sources_never_reach_a_chunk(
+    app: App, tmp_path: Path
+) -> None:
+    """The diff review: a cell's `API_KEY = "..."` sits in the JSON as `\\"...\\"`, which
+    redaction did not read, and the cell chunker then stored it as clean text; a redacted
+    flag took the backslash of `\\"` and broke the JSON, so outputs were chunked; and an
+    output's nested `"source"` key was taken for a cell's source."""
+    import json
+
+    key, pw, call = "Zq8vK2mP9xL4tR7wA1", "Hq7vLm2Xk9PwR4tZ", "Wd3kP8sLq2Xv9RmT"
+    cells = [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "source": [
+            f'API_KEY = "{key}"\n', f'cmd = "mysql --password={pw}"\n',
+            f'define("DB_PASSWORD", "{call}")']},
+        {"cell_type": "code", "metadata": {"source": "a tool's note"}, "outputs": [
+            {"output_type": "display_data", "data": {"application/json": {
+                "source": ["OUTPUT_ONLY_TEXT"]}}}],
+         "source": ["plot_churn(df)"]},
+    ]  # fmt: skip
+    nb = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    write(tmp_path / "nb", "keys.ipynb", json.dumps(nb, indent=1, sort_keys=True))
+    app.index(app.catalog.add_source("nb", tmp_path / "nb", "folder"))
+    texts = [c.chunk.text for c in app.catalog.chunks(app.catalog.chunk_ids("nb"))]
+    joined = "\n".join(texts)
+    assert key not in joined and pw not in joined and call not in joined
+    assert "OUTPUT_ONLY_TEXT" not in joined and "tool's note" not in joined
+    assert "plot_churn(df)" in joined and '"source"' not in joined  # read by its cells
+    assert "API_KEY = " in joined and "cmd = " in joined
+
+
 def test_a_chunk_rewritten_while_it_waits_is_stored_as_it_is_now(app: App, repo: Path) -> None:
     app.indexer.index(add(app, repo))
     write(
