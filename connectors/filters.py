@@ -82,7 +82,14 @@ BUILD_DIR_REASON = (
 
 
 def is_virtualenv(path: str | os.PathLike[str]) -> bool:
-    return os.path.isfile(os.path.join(path, "pyvenv.cfg"))
+    """A venv (`pyvenv.cfg`), a conda environment (`conda-meta/`) or an older virtualenv
+    (`bin/activate`, `Scripts/activate`)."""
+    return (
+        os.path.isfile(os.path.join(path, "pyvenv.cfg"))
+        or os.path.isdir(os.path.join(path, "conda-meta"))
+        or os.path.isfile(os.path.join(path, "bin", "activate"))
+        or os.path.isfile(os.path.join(path, "Scripts", "activate"))
+    )
 
 
 # Editors' swap, backup and temporary files, and partial downloads: never indexed.

@@ -262,9 +262,9 @@ def search(
         "verdict": answer.verdict,
         "calibration": answer.calibration,
         "unknown_words": answer.unknown_words,
-        # Sources not yet read whole (a first index or a reindex under way): results,
-        # unknown words and the verdict cover only the files read so far.
-        "indexing": sorted(n for n in (sources or rows) if n in rows and not rows[n].indexed_at),
+        # Sources not read whole (a first index or reindex under way, or stopped before
+        # its end): results, unknown words and the verdict cover only the files read.
+        "incomplete": sorted(n for n in (sources or rows) if n in rows and not rows[n].indexed_at),
         "pending": app.catalog.pending_count(sources or list(rows)),
         "degraded": answer.degraded,
         "results": results,

@@ -74,12 +74,14 @@ def language_of(path: str) -> str:
     return PLAIN_ALIASES.get(suffix[1:], suffix[1:])
 
 
-# A `.h` header is C or C++: C++ says so by its own syntax, which C never uses.
+# A `.h` header is C or C++: C++ says so by its own syntax, which C never uses (read with
+# comments and string literals blanked: `/* see foo::bar */` and `"fe80::1"` are no C++).
 CPP_HEADER = re.compile(
-    r"^[ \t]*(?:class|namespace|template[ \t]*<|using[ \t]+namespace|public:|private:|"
-    r"protected:)|\w::\w",
+    r"^[ \t]*(?:(?:class|namespace)[ \t]+\w|template[ \t]*<|using[ \t]+namespace\b|"
+    r"(?:public|private|protected)[ \t]*:)|\w::\w",
     re.MULTILINE,
 )
+C_NOISE = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"', re.DOTALL)
 
 
 class HeaderChunker:
@@ -91,7 +93,8 @@ class HeaderChunker:
         self.c, self.cpp = c, cpp
 
     def chunk(self, path: str, text: str) -> list[Chunk]:
-        return (self.cpp if CPP_HEADER.search(text) else self.c).chunk(path, text)
+        cpp = CPP_HEADER.search(C_NOISE.sub(" ", text))
+        return (self.cpp if cpp else self.c).chunk(path, text)
 
 
 class ChunkerRegistry:

@@ -18,6 +18,7 @@ from contextd.records import Chunk
 
 HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))??(?:[ \t]+#+)?[ \t]*$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+MAX_TITLE_CHARS = 120  # a setext title is its paragraph, which can be long
 SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 FRONT_MATTER = {"---": "---", "+++": "+++"}  # opening line -> closing line
 # A line that cannot be a setext heading's text: a list item, quote, table row, HTML...
@@ -103,6 +104,8 @@ def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
                 if i + 1 < len(lines) and (under := SETEXT.match(lines[i + 1])):
                     # The title is the whole paragraph the underline closes.
                     title = " ".join(t.strip() for t in lines[para : i + 1])
+                    if len(title) > MAX_TITLE_CHARS:  # a long paragraph: its opening words
+                        title = title[:MAX_TITLE_CHARS].rsplit(" ", 1)[0] + " …"
                     out.append((para, 1 if under.group(1)[0] == "=" else 2, title))
                     i, para = i + 2, None
                     continue

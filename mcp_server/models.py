@@ -46,11 +46,12 @@ class SearchResult(BaseModel):
         description="Words of the query found in no indexed file: a misspelling, a name "
         "the code does not use, or something the index does not cover. Rephrase without them.",
     )
-    indexing: list[str] = Field(
+    incomplete: list[str] = Field(
         default_factory=list,
-        description="Sources whose index is still being built (a first index or a "
-        "reindex): results, unknown_words and the verdict cover only the files read so "
-        "far. Search again when `status` shows them indexed.",
+        description="Sources not indexed whole yet (a first index or reindex under way, "
+        "or one stopped before its end): results, unknown_words and the verdict cover only "
+        "the files read so far. `status` shows whether it is running; if no daemon runs, "
+        "tell the user to run `contextd index`.",
     )
     pending: int = Field(
         0,

@@ -162,7 +162,7 @@ def build_server(backend: Backend) -> MCPServer:
             answerable=answer["answerable"],
             calibrated=answer["calibrated"],
             unknown_words=[clean(w) for w in answer.get("unknown_words", [])],
-            indexing=[clean(n) for n in answer.get("indexing", [])],
+            incomplete=[clean(n) for n in answer.get("incomplete", [])],
             pending=int(answer.get("pending") or 0),
             degraded=clean(answer["degraded"]) if answer.get("degraded") else None,
             results=[

@@ -264,11 +264,11 @@ def test_a_source_still_being_indexed_is_said_with_its_unknown_words(
     (check the spelling...)": the search must say that the index is not whole yet."""
     from contextd import ops
 
-    assert ops.search(indexed, "send_receipt_email")["indexing"] == []
+    assert ops.search(indexed, "send_receipt_email")["incomplete"] == []
     with indexed.catalog.transaction() as db:  # as when a first index or reindex runs
         db.execute("UPDATE sources SET indexed_at = NULL WHERE name = 'shop'")
     answer = ops.search(indexed, "send_receipt_email notyetreadfunction")
-    assert answer["indexing"] == ["shop"] and answer["unknown_words"] == ["notyetreadfunction"]
+    assert answer["incomplete"] == ["shop"] and answer["unknown_words"] == ["notyetreadfunction"]
 
 
 def test_words_no_indexed_file_contains_are_named(indexed: App) -> None:

@@ -85,6 +85,9 @@ def search(
         )
     if not hits:
         console.print("No results. Check `contextd status`, or widen --source/--path/--lang.")
+        if answer.get("incomplete"):
+            names = ", ".join(escape(n) for n in answer["incomplete"])
+            console.print(f"[yellow]Not indexed whole yet:[/] {names}: search again when it is.")
         if answer.get("pending"):
             console.print(f"{answer['pending']} chunk(s) are still being embedded.")
         return
@@ -92,23 +95,24 @@ def search(
     for rank, hit in enumerate(hits, 1):
         _print_hit(rank, hit, terms)
     console.print(_verdict_line(answer))
-    indexing = answer.get("indexing") or []
-    if indexing:
+    incomplete = answer.get("incomplete") or []
+    if incomplete:
         console.print(
-            f"[yellow]Still being indexed:[/] {', '.join(escape(n) for n in indexing)}; these "
-            "results, and the verdict, cover only the files read so far."
+            f"[yellow]Not indexed whole yet:[/] {', '.join(escape(n) for n in incomplete)}; "
+            "these results, and the verdict, cover only the files read so far (a running "
+            "daemon finishes it; else run `contextd index`)."
         )
     if answer.get("unknown_words"):
         console.print(
             (
                 "[yellow]Not in any file indexed so far:[/] "
-                if indexing
+                if incomplete
                 else "[yellow]Not in any indexed file:[/] "
             )
             + ", ".join(escape(w) for w in answer["unknown_words"])
             + (
                 " (search again once indexing is done)"
-                if indexing
+                if incomplete
                 else " (check the spelling, or the index does not cover it)"
             )
         )

@@ -51,11 +51,16 @@ def test_a_folder_named_like_build_output_is_listed_as_skipped_and_env_only_if_a
     write(root, "src/env/settings.py", "def load_env():\n    pass\n")
     write(root, "venv/pyvenv.cfg", "home = /usr/bin\n")
     write(root, "venv/lib/site.py", "x = 1\n")
+    write(root, "env/conda-meta/history", "==> 2024 <==\n")  # conda, and an older virtualenv
+    write(root, "env/lib/site.py", "x = 1\n")
+    write(root, "old/venv/bin/activate", "# activate\n")
+    write(root, "old/venv/lib/site.py", "x = 1\n")
     write(root, "dist/app.min.js", "var a=1;\n")
     src = open_source("mono", root, detect_kind(root))
     paths = set(src.scan())
     assert "src/env/settings.py" in paths and src.includes("src/env/settings.py")
-    assert "venv/lib/site.py" not in paths and not src.includes("venv/lib/site.py")
+    for env in ("venv", "env", "old/venv"):
+        assert f"{env}/lib/site.py" not in paths and not src.includes(f"{env}/lib/site.py")
     assert "tools/build/wheel.py" not in paths and not src.includes("tools/build/wheel.py")
     app.index(app.catalog.add_source("mono", root, "folder"))
     skipped = {path: reason for _, path, reason in app.catalog.skipped()}

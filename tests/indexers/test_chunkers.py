@@ -123,6 +123,7 @@ def test_markdown_headings_are_read_as_commonmark_reads_them(counter: TokenCount
         f"# Using C#\n\n{body}\n\n   ## Indented\n\n{body}\n\n"
         f"Options\n-------\n\n{body}\n\n- a list item\n---\n\n{body}\n"
         f"\nTuning the\nworkers\n-------\n\n{body}\n\n"  # a setext title: its whole paragraph
+        f"\n{body}\n-------\n\n{body}\n\n"  # a long paragraph's title: its opening words
         "<pre>\nSection 1 of the licence\n------------------------\n</pre>\n\n"
         '<div align="center">\nA banner\n========\n</div>\n\n'
         f'<a id="anchor"></a>\n### Anchored\n\n{body}\n'
@@ -132,7 +133,10 @@ def test_markdown_headings_are_read_as_commonmark_reads_them(counter: TokenCount
         symbols
     ), symbols
     assert "Using C# > Tuning the workers" in symbols, symbols
-    assert "Using C# > Tuning the workers > Anchored" in symbols, symbols
+    assert "Using C# > word0 word1 word2" in " ".join(symbols) and all(
+        len(s) < 250 for s in symbols
+    ), symbols
+    assert any(s.endswith(" … > Anchored") for s in symbols), symbols
     for wrong in ("generated", "comment", "list", "licence", "banner"):  # not headings
         assert not any(wrong in s for s in symbols), (wrong, symbols)
 
@@ -299,3 +303,8 @@ def test_a_header_in_cpp_is_cut_as_cpp_and_one_in_c_as_c(counter: TokenCounter) 
     guard = '#ifdef __cplusplus\nextern "C" {\n#endif\n'  # C made callable from C++
     c = guard + "struct point { int x, y; };\n#ifdef __cplusplus\n}\n#endif\n"
     assert {ch.language for ch in registry.chunk("include/point.h", c)} == {"c"}
+    for c_only in (
+        "struct p { int x; };\n/* as foo::bar does */\n",
+        "   classify_t classify(int);\n",
+    ):
+        assert {ch.language for ch in registry.chunk("p.h", c_only)} == {"c"}, c_only
