@@ -80,7 +80,7 @@ def test_known_errors_are_one_line_with_the_next_step_and_exit_1(tmp_path: Path,
     assert code == 1 and "No source named 'nope'" in err and "contextd sources" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     code, _, err = cli(capsys, "add", str(tmp_path / "missing"))
-    assert code == 1 and "not a directory" in err
+    assert code == 1 and "missing does not exist" in err
 
 
 def test_a_data_dir_that_is_a_file_is_named_not_a_traceback(tmp_path: Path, monkeypatch, capsys):
