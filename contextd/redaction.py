@@ -365,7 +365,10 @@ def _assignments(text: str, hits: list[re.Match[str]]) -> list[Finding]:
 # and SQL (`WITH PASSWORD '...'`, `IDENTIFIED BY '...'`).
 _NAME_TAIL = re.compile(r"[\w.\-$@]{0,60}")
 _CONTEXT_AFTER = frozenset(">\"'\n, \t") | {""}
-_XML_VALUE = re.compile(r">[ \t]*(?P<v>[^<>\s]{1,300})[ \t]*</")
+_XML_OPEN = re.compile(r"<(?:[\w.\-]+:)?$")  # `<password`, `<wsse:Password`
+_XML_VALUE = re.compile(  # attributes, then the text (perhaps CDATA)
+    r"(?:[ \t][^<>]{0,200})?>[ \t]*(?:<!\[CDATA\[)?(?P<v>[^<>\s\]]{1,300})(?:\]\]>)?[ \t]*</"
+)
 _CALL_VALUE = re.compile(
     r"(?P<q>[\"'])[ \t]*,[ \t]*[bru]?(?P<vq>[\"'])(?P<v>[^\"'\n]{1,300})(?P=vq)"
 )
@@ -375,10 +378,10 @@ _PAIR_VALUE = re.compile(  # one way only to read each separator: no backtrackin
     r"(?i)[\"']?[ \t]*(?:[,\n][ \t\n]*)?(?:-[ \t]+)?[\"']?value[\"']?[ \t]*(?:[:=]|=>)[ \t]*"
     r"(?:(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,300})(?P=q)|(?P<bare>[^\s\"',;}{<>/\\]{1,300}))"
 )
-_SQL_BEFORE = re.compile(r"(?i)\b(?:with|encrypted|unencrypted)[ \t]+$")
-_SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,300})'")
-_SQL_IDENTIFIED = re.compile(
-    r"(?i)\bidentified[ \t]+by[ \t]+(?:password[ \t]+)?'(?P<v>[^'\n]{1,300})'"
+_SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,300})'")  # PASSWORD '...' (SQL)
+_SQL_IDENTIFIED = re.compile(  # MySQL's and Oracle's IDENTIFIED BY, quoted (bare is prose:
+    r"(?i)\bidentified[ \t]+by[ \t]+(?:password[ \t]+)?"  # "the process identified by pid")
+    r"(?:'(?P<v>[^'\n]{1,300})'|\"(?P<dq>[^\"\n]{1,300})\")"
 )
 
 
@@ -400,7 +403,7 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
             continue
         before, after = text[max(0, start - 40) : start], text[end : end + 1]
         m: re.Match[str] | None = None
-        if before.endswith("<") and after == ">":
+        if after in (">", " ", "\t") and _XML_OPEN.search(before):
             m = _XML_VALUE.match(text, end)
         elif before[-1:] in ("'", '"') and after == before[-1]:
             if _CALL_OPEN.search(before[:-1]):
@@ -409,7 +412,7 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
                 m = _PAIR_VALUE.match(text, end + 1)
         elif _PAIR_NAME.search(before) and after in ("\n", ",", " ", "\t", ""):
             m = _PAIR_VALUE.match(text, end)
-        elif _SQL_BEFORE.search(before):
+        elif name.lower() in ("password", "passwd"):
             m = _SQL_VALUE.match(text, end)
         if m is None:
             continue
@@ -422,8 +425,9 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
         done = m.end(group)
     if "identified" in lower:
         for m in _SQL_IDENTIFIED.finditer(text):
-            if _secret_value(m["v"], "strong", False, ""):
-                found.append(Finding(m.start("v"), m.end("v"), "password"))
+            group = "v" if m["v"] else "dq"
+            if _secret_value(m[group], "strong", False, ""):
+                found.append(Finding(m.start(group), m.end(group), "password"))
     return found
 
 

@@ -166,6 +166,11 @@ V = "Zk8qW2xR9vLp4TnB7mC3"  # a generated value
         f"mysql --password={V} -u root",  # a command's flag
         f"CREATE USER app WITH PASSWORD '{V}';",  # SQL
         f"CREATE USER 'app'@'%' IDENTIFIED BY '{V}';",
+        f'<wsse:Password Type="#PasswordText">{V}</wsse:Password>',  # a namespace, attributes
+        f"<password><![CDATA[{V}]]></password>",
+        f"CREATE ROLE bob WITH LOGIN PASSWORD '{V}';",
+        f"CREATE USER bob PASSWORD '{V}';",
+        f'CREATE USER bob IDENTIFIED BY "{V}";',  # Oracle's quoted form
         f"define('DB_PASSWORD', '{V}');",  # a call's name and value: PHP, Python, Java
         f'os.environ.setdefault("SECRET_KEY", "{V}")',
         f'req.setHeader("X-Api-Key", "{V}")',
@@ -195,6 +200,7 @@ def test_a_secret_named_without_an_assignment_is_redacted(text: str) -> None:
         "mysql --password-file=/etc/mysql/creds.cnf",
         "ALTER ROLE app WITH PASSWORD 'password';",
         "ALTER ROLE app WITH PASSWORD NULL;",
+        "Steal a handle from process identified by source_pid.",  # prose
         'headers.put("X-Api-Key", apiKey);',
     ],
 )
