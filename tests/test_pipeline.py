@@ -6,6 +6,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -121,6 +122,24 @@ def test_an_interrupted_run_converges_on_the_next(
     assert not app.catalog.source("shop").dirty
 
 
+def _forty_notes_in_small_batches(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slice_size: int
+) -> Any:
+    """40 pending notes, embedded in slices of `slice_size` and model batches of 2."""
+    import contextd.pipeline
+
+    root = tmp_path / "notes"
+    for i in range(40):
+        write(root, f"note{i:02}.txt", f"note {i} about the ledger and its {i} entries\n")
+    app.indexer.index(app.catalog.add_source("notes", root, "folder"))
+    monkeypatch.setattr(contextd.pipeline, "EMBED_SLICE", slice_size)
+    embedder = app.embedder
+    embedder.load()  # its bf16 check runs batches of its own
+    update = {"batch_size": 2}
+    monkeypatch.setattr(embedder, "settings", embedder.settings.model_copy(update=update))
+    return embedder
+
+
 def test_ctrl_c_while_a_slice_is_embedded_stops_the_model_at_its_next_batch(
     app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,18 +147,7 @@ def test_ctrl_c_while_a_slice_is_embedded_stops_the_model_at_its_next_batch(
     model time): the model stops between batches, and the next run embeds everything."""
     import threading
 
-    import contextd.pipeline
-
-    root = tmp_path / "notes"
-    for i in range(40):
-        write(root, f"note{i:02}.txt", f"note {i} about the ledger and its {i} entries\n")
-    app.indexer.index(app.catalog.add_source("notes", root, "folder"))
-    monkeypatch.setattr(contextd.pipeline, "EMBED_SLICE", 8)
-    embedder = app.embedder
-    embedder.load()  # its bf16 check runs batches of its own
-    monkeypatch.setattr(
-        embedder, "settings", embedder.settings.model_copy(update={"batch_size": 2})
-    )
+    embedder = _forty_notes_in_small_batches(app, tmp_path, monkeypatch, slice_size=8)
     started = threading.Event()
     batches: list[bool] = []  # per model batch: was Ctrl-C already pressed?
     pressed = threading.Event()
@@ -174,18 +182,7 @@ def test_a_stopping_daemon_ends_the_slice_in_flight_at_its_next_batch(
     and what it did not finish is embedded next time."""
     import threading
 
-    import contextd.pipeline
-
-    root = tmp_path / "notes"
-    for i in range(40):
-        write(root, f"note{i:02}.txt", f"note {i} about the ledger and its {i} entries\n")
-    app.indexer.index(app.catalog.add_source("notes", root, "folder"))
-    monkeypatch.setattr(contextd.pipeline, "EMBED_SLICE", 16)
-    embedder = app.embedder
-    embedder.load()
-    monkeypatch.setattr(
-        embedder, "settings", embedder.settings.model_copy(update={"batch_size": 2})
-    )
+    embedder = _forty_notes_in_small_batches(app, tmp_path, monkeypatch, slice_size=16)
     stopping = threading.Event()
     batches: list[bool] = []  # per model batch: had the stop come?
     forward = embedder._forward
