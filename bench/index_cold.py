@@ -12,7 +12,8 @@ processes (so peak RSS is the indexer's own), as the two passes a user sees:
   and FTS5), wall time of the whole command;
 - fully embedded: that plus `contextd index` finishing pass 2 (model load included);
 - chunks/s: chunks embedded per second of pass 2, and over the whole run;
-- raw model chunks/s: the same model on a sample of the same chunks, in this process,
+- raw model chunks/s: the same model on a sample of the same chunks, in a fresh process
+  each time, as each pass 2 is,
   with sentence-transformers' own `encode`, in bfloat16 and float32, and in bfloat16 on
   batches sorted by token length as contextd forms them; pipeline/raw is against the best
   of these. A shared machine's speed drifts by 10-15% within minutes, so pass 2 runs
@@ -27,8 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -49,15 +50,19 @@ def du(path: Path) -> int:
 
 
 def run_index(env: dict[str, str], *args: str) -> tuple[dict, int, float]:
-    """`contextd index --json ARGS` in a child: (summary, peak RSS so far of any child
-    process, in bytes, seconds)."""
+    """`contextd index --json ARGS` in a child: (summary, its peak RSS in bytes, seconds)."""
     started = time.perf_counter()
-    out = subprocess.run([*CONTEXTD, "index", "--json", *args], env=env, capture_output=True)
-    seconds = time.perf_counter() - started
-    if out.returncode != 0:
-        sys.exit(f"contextd index failed: {out.stderr.decode().strip()[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return json.loads(out.stdout), peak, seconds
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(
+            [*CONTEXTD, "index", "--json", *args], env=env, stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        if child.returncode != 0:
+            sys.exit(f"contextd index failed: {err.read().decode().strip()[-2000:]}")
+        return json.loads(out.read()), usage.ru_maxrss * 1024, seconds
 
 
 def sample_texts(home: Path, sample: int) -> list[str]:
@@ -72,6 +77,21 @@ def sample_texts(home: Path, sample: int) -> list[str]:
 
 
 def raw_rates(home: Path, texts: list[str], dtypes: list[str] | None = None) -> dict[str, float]:
+    """`raw_rates_here` in a fresh process, as each pipeline run is (like with like)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump({"home": str(home), "texts": texts, "dtypes": dtypes}, f)
+        f.flush()
+        out = subprocess.run(
+            [sys.executable, __file__, "--raw-only", f.name], capture_output=True, text=True
+        )
+    if out.returncode != 0:
+        sys.exit(f"raw model measurement failed: {out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def raw_rates_here(
+    home: Path, texts: list[str], dtypes: list[str] | None = None
+) -> dict[str, float]:
     """The model alone on the index's own chunk texts: chunks/s per dtype."""
     import numpy as np
     import torch
@@ -134,11 +154,13 @@ def bench(
             shutil.copytree(home, after_pass1)
         raws = [raw_rates(home, texts)]
         runs: list[tuple[dict, float]] = []
+        rss2 = 0  # the highest of the pass-2 runs
         for i in range(repeat):
             if i:
                 shutil.rmtree(home)
                 shutil.copytree(after_pass1, home)
-            summary, rss2, embedding = run_index(env)
+            summary, rss, embedding = run_index(env)
+            rss2 = max(rss2, rss)
             last = i == repeat - 1
             raws.append(raw_rates(home, texts, None if last else [next(iter(raws[0]))]))
             runs.append((summary, embedding))
@@ -188,7 +210,12 @@ def main() -> int:
     p.add_argument(
         "--repeat", type=int, default=3, help="pass 2 runs, each between raw measurements"
     )
+    p.add_argument("--raw-only", type=Path, help=argparse.SUPPRESS)  # raw_rates' child
     a = p.parse_args()
+    if a.raw_only:
+        job = json.loads(a.raw_only.read_text())
+        print(json.dumps(raw_rates_here(Path(job["home"]), job["texts"], job["dtypes"])))
+        return 0
     paths = list(a.paths)
     if not paths and not a.git:
         paths = [Path(sysconfig.get_paths()["stdlib"])]
