@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from contextd.errors import SourceError
+from contextd.errors import NotARepository, SourceError
 
 PATHSPEC_BATCH = 500
 LS_FILES = ["ls-files", "-z", "--cached", "--others", "--exclude-standard", "--deduplicate"]
@@ -31,6 +31,8 @@ def git(root: Path, *args: str, stdin: bytes | None = None, timeout: float = 300
         raise SourceError(f"git {args[0]} failed in {root}: {exc}.") from None
     if out.returncode != 0:
         message = out.stderr.decode(errors="replace").strip()
+        if "not a git repository" in message:
+            raise NotARepository(f"{root} is not in a git repository.")
         raise SourceError(
             f"git {args[0]} failed in {root}: {message}. Check that it is still a repository."
         )

@@ -32,6 +32,10 @@ class SourceError(ContextdError):
     pass
 
 
+class NotARepository(SourceError):
+    """A folder that git says is in no repository."""
+
+
 class ModelUnavailable(ContextdError):
     pass
 

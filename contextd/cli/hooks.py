@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 
 from contextd import hooks
 from contextd.cli.common import console, execute, settings
-from contextd.errors import SourceError
+from contextd.errors import NotARepository, SourceError
 
 app = typer.Typer(
     help="Git hooks that tell the daemon when a repository moves.", no_args_is_help=True
@@ -25,14 +26,6 @@ def _repository(repo: str) -> Path:
     """The repository a path or a git source's name points at, or a clear error."""
     path = Path(repo).expanduser()
     if path.is_dir():
-        found = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--git-dir"], capture_output=True, text=True
-        )
-        if found.returncode != 0:
-            raise SourceError(
-                f"{path.resolve()} is not in a git repository. Give a repository's path or a "
-                "git source's name: `contextd hooks install REPO|SOURCE`."
-            )
         return path.resolve()
     rows = {r["name"]: r for r in execute("sources", {})}
     if repo in rows and rows[repo]["kind"] == "git":
@@ -43,10 +36,22 @@ def _repository(repo: str) -> Path:
     )
 
 
+@contextmanager
+def _a_repository_is_needed() -> Iterator[None]:
+    try:
+        yield
+    except NotARepository as exc:
+        raise SourceError(
+            f"{exc} Give a repository's path or a git source's name: "
+            "`contextd hooks install REPO|SOURCE`."
+        ) from None
+
+
 @app.command()
 def install(repo: Repo = ".") -> None:
     """Install post-commit, post-merge, post-checkout and post-rewrite hooks."""
-    written = hooks.install(_repository(repo), settings().home)
+    with _a_repository_is_needed():
+        written = hooks.install(_repository(repo), settings().home)
     console.print(f"Installed {len(written)} hooks in {written[0].parent}.")
 
 
@@ -62,7 +67,8 @@ def uninstall(
     Hooks that another contextd data dir also uses stay for it, unless --all.
     """
     root = _repository(repo)
-    removed, others = hooks.uninstall(root, None if every else settings().home)
+    with _a_repository_is_needed():
+        removed, others = hooks.uninstall(root, None if every else settings().home)
     console.print(f"Removed {len(removed)} contextd hook(s) from {root}.")
     if others:
         console.print(
