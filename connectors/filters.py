@@ -81,6 +81,12 @@ BUILD_DIR_REASON = (
 )
 
 
+def left_out_by_name(name: str, path: str | os.PathLike[str]) -> bool:
+    """Is the folder `name` (at `path`) never walked in a plain folder source? The build
+    output ones (BUILD_DIRS) are listed as skipped by the caller."""
+    return name in IGNORED_DIRS or name in BUILD_DIRS or (name in ENV_DIRS and is_virtualenv(path))
+
+
 def is_virtualenv(path: str | os.PathLike[str]) -> bool:
     """A venv (`pyvenv.cfg`), a conda environment (`conda-meta/`) or an older virtualenv
     (`bin/activate`, `Scripts/activate`)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import pathspec
 
-from contextd.connectors.filters import BUILD_DIRS, ENV_DIRS, IGNORED_DIRS, is_virtualenv
+from contextd.connectors.filters import BUILD_DIRS, left_out_by_name
 from contextd.connectors.scope import Scope
 from contextd.errors import SourceError
 
@@ -149,10 +149,9 @@ class FolderSource:
         for depth in range(len(parts)):
             base = "/".join(parts[:depth])
             if base:
-                name = parts[depth - 1]
-                if name in IGNORED_DIRS or name in BUILD_DIRS or _ignored(active, base, True):
-                    return False
-                if name in ENV_DIRS and is_virtualenv(self.root / base):
+                if left_out_by_name(parts[depth - 1], self.root / base) or _ignored(
+                    active, base, True
+                ):
                     return False
                 if os.path.islink(self.root / base):
                     return False
@@ -180,12 +179,11 @@ class FolderSource:
             kept = []
             for d in sorted(dirnames):
                 rel = f"{rel_dir}/{d}" if rel_dir else d
-                if d in IGNORED_DIRS or _ignored(active, rel, True):
+                if _ignored(active, rel, True):
                     continue
-                if d in ENV_DIRS and is_virtualenv(os.path.join(dirpath, d)):
-                    continue
-                if d in BUILD_DIRS:
-                    yield rel  # listed as a skipped folder: the user can see it and why
+                if left_out_by_name(d, os.path.join(dirpath, d)):
+                    if d in BUILD_DIRS:
+                        yield rel  # listed as a skipped folder: the user can see it and why
                     continue
                 if os.path.islink(os.path.join(dirpath, d)):
                     yield rel  # reported as a skipped symlink, never followed
