@@ -49,18 +49,25 @@ class MarkdownChunker:
         segs: list[Segment] = []
         trail: list[tuple[int, str]] = []  # (level, title) of the open headings
         start, symbol = 0, ""
-        for i, level, title in _headings(lines.lines):
+        for i, level, title in headings(lines.lines):
             if i > start:
                 segs.append(Segment(start, i, symbol, is_def=bool(symbol)))
-            trail = [(lv, t) for lv, t in trail if lv < level] + [(level, title)]
-            symbol = " > ".join(t for _, t in trail if t)
+            trail, symbol = opened(trail, level, title)
             start = i
         if start < len(lines):
             segs.append(Segment(start, len(lines), symbol, is_def=bool(symbol)))
         return to_chunks(segs, lines, path, self.language, self.counter)
 
 
-def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
+def opened(
+    trail: list[tuple[int, str]], level: int, title: str
+) -> tuple[list[tuple[int, str]], str]:
+    """The open headings once `title` opens at `level`, and their path ("A > B")."""
+    trail = [(lv, t) for lv, t in trail if lv < level] + [(level, title)]
+    return trail, " > ".join(t for _, t in trail if t)
+
+
+def headings(lines: list[str]) -> list[tuple[int, int, str]]:
     """(line index, level, title) of each heading, in order."""
     out: list[tuple[int, int, str]] = []
     i = 0

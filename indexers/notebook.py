@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from contextd.indexers.markdown import HEADING
+from contextd.indexers.markdown import headings, opened
 from contextd.indexers.segments import Lines, Segment, to_chunks
 from contextd.indexers.text import window_chunks
 from contextd.indexers.tokens import TokenCounter
@@ -45,13 +45,11 @@ class NotebookChunker:
         virtual = Lines("\n".join(lines) + "\n", self.counter)
         segs: list[Segment] = []
         trail: list[tuple[int, str]] = []  # (level, title) of the open headings
+        symbol = ""
         for n, (start, end, kind) in enumerate(found):
-            if kind == "markdown":
-                for line in lines[start:end]:
-                    if m := HEADING.match(line):
-                        level = len(m[1])
-                        trail = [(lv, t) for lv, t in trail if lv < level] + [(level, m[2] or "")]
-            symbol = " > ".join(t for _, t in trail if t)
+            if kind == "markdown":  # read as any Markdown is: fences, setext, HTML blocks
+                for _, level, title in headings(lines[start:end]):
+                    trail, symbol = opened(trail, level, title)
             # Small cells are merged with their neighbours when few lines (outputs,
             # metadata) lie between: those are blank here, never part of a chunk's text.
             upto = found[n + 1][0] if n + 1 < len(found) else end
