@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 SOURCES_COPY = "sources.json"  # the source list beside the catalog, for `doctor --repair`
 CACHE_SPARE_MIN = 20_000  # unused cached vectors always kept (30 MB at 384 dims)
+OVERFETCH_SHARE = 0.25  # a filtered keyword search ranks all matches first when this many pass
+OVERFETCH = 3  # how many times the expected number of matches it then takes to filter
 PENDING_WINDOW = 4  # slices' worth of the backlog one slice is picked from, by length
 NOT_HELD = "hash NOT IN (SELECT hash FROM chunks)"  # a cached vector no chunk uses
 
@@ -649,6 +652,24 @@ class Catalog:
                 "JOIN chunks c ON c.rowid = f.rowid ORDER BY f.score DESC, f.rowid"
             )
             return [(i, float(s)) for i, s in self.db.execute(sql, [*args, limit])]
+        if paths is None and (share := self._share(sources, languages)) >= OVERFETCH_SHARE:
+            # Most chunks pass the filter: the best matches of all, filtered, are the best
+            # of those that pass (a sort of every match costs ~1.4x on 700k chunks).
+            fetch = math.ceil(limit / share * OVERFETCH)
+            sql = (
+                "SELECT c.id, f.score, c.source, c.language FROM (SELECT rowid, "
+                "-bm25(chunks_fts, 3.0, 1.0) AS score FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY score DESC, rowid LIMIT ?) f "
+                "JOIN chunks c ON c.rowid = f.rowid ORDER BY f.score DESC, f.rowid"
+            )
+            rows = self.db.execute(sql, [*args, fetch]).fetchall()
+            kept = [
+                (i, float(s))
+                for i, s, source, language in rows
+                if (not sources or source in sources) and (not languages or language in languages)
+            ]
+            if len(kept) >= limit or len(rows) < fetch:  # enough, or every match was seen
+                return kept[:limit]
         sql = (
             "SELECT c.id, -bm25(chunks_fts, 3.0, 1.0) AS score FROM chunks_fts "
             "JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE chunks_fts MATCH ?"
@@ -698,6 +719,21 @@ class Catalog:
             "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
             ("meta : " + fts_query([term]),),
         )
+
+    def _share(self, sources: list[str] | None, languages: list[str] | None) -> float:
+        """The share of all chunks in these sources and languages."""
+        total = self.chunk_count()
+        if not total:
+            return 0.0
+        sql, args = "SELECT COUNT(*) FROM chunks WHERE 1", []
+        if sources:
+            sql += f" AND source IN ({','.join('?' * len(sources))})"
+            args += sources
+        if languages:
+            sql += f" AND language IN ({','.join('?' * len(languages))})"
+            args += languages
+        key = ("share", json.dumps([sorted(sources or []), sorted(languages or [])]))
+        return self._counted(key, sql, tuple(args)) / total
 
     def chunk_count(self) -> int:
         return self._counted(("chunks", ""), "SELECT COUNT(*) FROM chunks", ())

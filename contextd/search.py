@@ -193,13 +193,16 @@ def search(
         pool = min(MAX_POOL, max(POOL, k * (20 if path_glob or files else 5)))
         terms = query_terms(query)
 
+        vector = app.embedder.embed([query])[0]  # once, however many draws
+
         def draw(paths: list[str] | None = None) -> list[_Candidate]:
             nonlocal degraded
+            use_store = not degraded
             try:
-                return _candidates(app, query, terms, pool, sources, languages, not degraded, paths)
+                return _candidates(app, vector, terms, pool, sources, languages, use_store, paths)
             except StoreUnavailable as exc:  # the server went away: the keyword index is here
                 degraded = str(exc)
-                return _candidates(app, query, terms, pool, sources, languages, False, paths)
+                return _candidates(app, vector, terms, pool, sources, languages, False, paths)
 
         candidates = draw()
         if path_glob:
@@ -464,7 +467,7 @@ def _code_terms(query: str) -> list[str]:
 
 def _candidates(
     app: App,
-    query: str,
+    vector: np.ndarray,
     terms: list[str],
     pool: int,
     sources: list[str] | None,
@@ -474,7 +477,6 @@ def _candidates(
 ) -> list[_Candidate]:
     """Both sides' candidates (among `paths` alone, when given); without `use_store`, the
     keyword side's alone, still ranked by meaning through the embedding cache's vectors."""
-    vector = app.embedder.embed([query])[0]
     found: dict[str, _Candidate] = {}
     where = _where(sources, languages, paths)
     drawn = app.store.nearest(vector, pool, where) if use_store else []

@@ -153,3 +153,42 @@ def test_a_lone_rare_word_is_looked_up_whatever_its_shape(app: App, tmp_path: Pa
     app.index(app.catalog.add_source("mods", tmp_path / "mods", "folder"))
     missed = [w for path, w in words.items() if search(app, w, k=3).hits[0].path != path]
     assert missed == []
+
+
+def test_a_filtered_keyword_search_is_the_best_of_the_matches_that_pass(
+    app: App, tmp_path: Path
+) -> None:
+    """Filtered by language or source, the keyword side returns exactly the first matches
+    of the whole ranking that pass the filter, in its order, however many others match
+    better (a filter most chunks pass is read from the top of the whole ranking)."""
+    for name, files in (("books", 48), ("notes", 16)):
+        root = tmp_path / name
+        for i in range(files):
+            count = 1 + (i * 7) % 11  # how often the word is used: the ranking's order
+            if i % 4 == 0:  # a quarter are Markdown, and they use the word the most
+                write(root, f"doc{i}.md", f"# Ledger {i}\n\n" + "ledger entry. " * (count + 12))
+            else:
+                write(root, f"m{i}.py", f"def f{i}():\n" + "    ledger = 1\n" * count)
+        app.index(app.catalog.add_source(name, root, "folder"))
+    ranking = app.catalog.lexical(["ledger"], 1000)
+    assert len(ranking) == 64
+    where = {
+        cid: (s.source, s.chunk.language)
+        for cid, s in ((s.id, s) for s in app.catalog.chunks([i for i, _ in ranking]))
+    }
+    for limit in (3, 12, 40, 70):
+        for sources, languages in (
+            (None, ["python"]),  # three quarters pass, the best of all do not
+            (None, ["markdown"]),  # a quarter pass
+            (["books"], None),
+            (["notes"], ["python"]),
+            (["books", "notes"], ["python", "markdown"]),
+        ):
+            want = [
+                (i, s)
+                for i, s in ranking
+                if (sources is None or where[i][0] in sources)
+                and (languages is None or where[i][1] in languages)
+            ][:limit]
+            got = app.catalog.lexical(["ledger"], limit, sources, languages)
+            assert got == want, (limit, sources, languages)
