@@ -19,10 +19,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import shutil
+import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,6 +105,42 @@ def open_client(settings: Settings) -> Any:
         )
 
 
+def sweep_segment_folders(chroma_path: Path) -> int:
+    """Delete the HNSW folders of collections Chroma has deleted, and return their bytes.
+
+    Chroma 1.x drops a deleted collection's rows but leaves its segment folder on disk
+    (chroma-core/chroma#5259), so every `reindex` or model switch left the old index
+    behind: 387 MB over three reindexes of the standard library. A folder is swept only
+    when its name is a segment id that Chroma's own table no longer lists (Chroma writes
+    the row before the folder); anything else, or a table that cannot be read, is left
+    alone. The embedded store is used by the process holding the data dir's lock alone."""
+    db_path = chroma_path / "chroma.sqlite3"
+    if not db_path.is_file():
+        return 0
+    try:
+        db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            listed = {str(row[0]) for row in db.execute("SELECT id FROM segments")}
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        log.warning("vector store: segment folders not checked (%s)", exc)
+        return 0
+    freed = 0
+    for folder in chroma_path.iterdir():
+        try:
+            is_segment = str(uuid.UUID(folder.name)) == folder.name and folder.is_dir()
+            if not is_segment or folder.name in listed or folder.is_symlink():
+                continue
+            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            shutil.rmtree(folder)
+        except (ValueError, OSError):
+            continue
+        freed += size
+        log.info("vector store: removed %s, a deleted collection's (%d bytes)", folder, size)
+    return freed
+
+
 def drop_collections(
     settings: Settings, owner: str | None = None, take_over: bool = False
 ) -> list[str]:
@@ -135,6 +175,8 @@ def drop_collections(
     finally:
         if settings.store is not None:
             client.close()
+    if settings.store is None:
+        sweep_segment_folders(settings.chroma_path)
     return dropped
 
 
@@ -178,6 +220,7 @@ class VectorStore:
                 with disk_full_named(f"the vector store at {settings.chroma_path}"):
                     self.client = open_client(settings)
                     self.collection = self._get_or_create(collection_name(model_id), metadata)
+                sweep_segment_folders(settings.chroma_path)  # left by an earlier contextd
             except DiskFull:
                 raise
             except Exception as exc:
@@ -380,6 +423,8 @@ class VectorStore:
     def drop_collection(self, name: str) -> None:
         with self._calls():
             self.client.delete_collection(name)
+        if self.path is not None:
+            sweep_segment_folders(self.path)
 
     def count(self) -> int:
         with self._calls():
@@ -407,6 +452,8 @@ class VectorStore:
         with self._calls():
             self.client.delete_collection(name)
             self.collection = self._get_or_create(name, metadata)
+        if self.path is not None:
+            sweep_segment_folders(self.path)
 
     def nearest(
         self, vector: np.ndarray, k: int, where: dict[str, Any] | None

@@ -514,3 +514,94 @@ def test_the_backlog_rate_is_measured_over_recent_wall_time(app: App) -> None:
     for t in range(180, 1_500, 60):  # later: 40 a second, and the window forgets the start
         backlog.observe(float(t), 6_000 + 40 * (t - 120), 75.0)
     assert backlog.state.rate == pytest.approx(40.0)
+
+
+def test_removing_a_source_gives_its_space_back_and_keeps_the_rest(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog's free pages go back to the disk after a removal (here any amount; 64 MB
+    and a quarter of the file by default), and the cache keeps only its bound."""
+    import contextd.catalog
+
+    monkeypatch.setattr(contextd.catalog, "COMPACT_MIN_BYTES", 0)
+    monkeypatch.setattr(contextd.catalog, "CACHE_SPARE_MIN", 10)
+    big, small = tmp_path / "big", tmp_path / "small"
+    for i in range(120):
+        body = "\n".join(f"    total_{j} = price_{i} * {j}  # line {j} of {i}" for j in range(60))
+        write(big, f"m{i}.py", f"def rule_{i}(price_{i}):\n{body}\n    return total_0\n")
+    write(small, "notes.md", "# Shipping\n\nParcels ship on Mondays from the north depot.\n")
+    app.index(app.catalog.add_source("big", big, "folder"))
+    app.index(app.catalog.add_source("small", small, "folder"))
+    path = app.settings.catalog_path
+    app.catalog.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = path.stat().st_size
+
+    result = ops.remove(app, "big")
+
+    assert result["chunks"] > 200 and result["freed"] > before // 2
+    assert path.stat().st_size < before // 2
+    cached = app.catalog.db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    assert cached <= max(app.catalog.chunk_count(), 10) + app.catalog.chunk_count()
+    hit = ops.search(app, "when do parcels ship", k=1)["results"][0]
+    assert hit["path"] == "notes.md"
+    assert consistent(app, "small") == (0, 0, 0)
+    store_before = sum(f.stat().st_size for f in app.settings.chroma_path.rglob("*.bin"))
+    ops.remove(app, "small")  # the last: the store's index starts again, empty
+    store_after = sum(f.stat().st_size for f in app.settings.chroma_path.rglob("*.bin"))
+    assert store_after < store_before // 2 and app.store.count() == 0
+
+
+def test_a_reindex_leaves_no_segment_folders_of_deleted_collections(app: App, repo: Path) -> None:
+    """Chroma 1.x deletes a collection's rows but not its HNSW folder: each reindex left
+    the old index on disk. Folders Chroma's table no longer lists go; the index works."""
+    import uuid
+
+    app.index(add(app, repo))
+    chroma = app.settings.chroma_path
+
+    def folders() -> set[str]:
+        out = set()
+        for f in chroma.iterdir():
+            try:
+                if f.is_dir() and str(uuid.UUID(f.name)) == f.name:
+                    out.add(f.name)
+            except ValueError:
+                pass
+        return out
+
+    first = folders()
+    assert first  # the index's own segment
+    for _ in range(2):
+        ops.reindex(app)
+    db = sqlite3.connect(chroma / "chroma.sqlite3")
+    listed = {row[0] for row in db.execute("SELECT id FROM segments")}
+    db.close()
+    assert folders() <= listed and not folders() & first
+    assert ops.search(app, "send_receipt_email", k=1)["results"][0]["path"].endswith(".py")
+    assert consistent(app, "shop") == (0, 0, 0)
+
+
+def test_a_large_run_leaves_the_keyword_index_merged(app: App, tmp_path: Path) -> None:
+    """Replaced text stays in the FTS index's segments until they are merged; a run that
+    changes many files merges them, so nothing is left for a merge to drop."""
+    from contextd.pipeline import OPTIMIZE_MIN_FILES
+
+    root = tmp_path / "notes"
+
+    def write_all(version: int) -> None:
+        for i in range(OPTIMIZE_MIN_FILES + 20):
+            write(root, f"n{i}.txt", f"note {i} version {version}: ledger entry {i * version}\n")
+
+    def fts_bytes() -> int:
+        query = "SELECT SUM(LENGTH(block)) FROM chunks_fts_data"
+        return int(app.catalog.db.execute(query).fetchone()[0])
+
+    write_all(1)
+    row = app.catalog.add_source("notes", root, "folder")
+    app.index(row, embed=False)
+    write_all(2)
+    app.index(app.catalog.source("notes"), embed=False)
+    merged = fts_bytes()
+    app.catalog.optimize_lexical()
+    assert fts_bytes() == merged
+    assert len(app.catalog.lexical(["version"], 1000)) == OPTIMIZE_MIN_FILES + 20
