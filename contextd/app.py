@@ -249,6 +249,8 @@ class App:
         with self.indexer.write_lock:  # no embedding lands this source's vectors meanwhile
             store.delete(sorted(ids | store.ids(name)))  # and any orphans
             self.catalog.remove_source(name)
+            if store.path is not None and not store.count():
+                store.recreate()  # Chroma's index keeps deleted vectors' space; a new one doesn't
         return len(ids)
 
     def reset_index(self, take_over: bool = False) -> None:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SOURCES_COPY = "sources.json"  # the source list beside the catalog, for `doctor --repair`
 CACHE_SPARE_MIN = 20_000  # unused cached vectors always kept (30 MB at 384 dims)
+COMPACT_MIN_BYTES = 64 << 20  # free pages worth a VACUUM after `remove`
 OVERFETCH_SHARE = 0.25  # a filtered keyword search ranks all matches first when this many pass
 OVERFETCH = 3  # how many times the expected number of matches it then takes to filter
 PENDING_WINDOW = 4  # slices' worth of the backlog one slice is picked from, by length
@@ -877,6 +878,28 @@ class Catalog:
             with self.transaction() as db:
                 return int(db.execute(f"DELETE FROM vectors {where}").rowcount)
         return int(self.db.execute(f"SELECT COUNT(*) FROM vectors {where}").fetchone()[0])
+
+    def optimize_lexical(self) -> None:
+        """Merge the FTS index into one segment, dropping the entries of replaced text."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+
+    def compact(self, merge: bool = False) -> int:
+        """Give the disk back the pages a large delete left free (first merging the keyword
+        index, which keeps deleted text until then, when `merge`), when they are at least
+        COMPACT_MIN_BYTES and a quarter of the file; returns the bytes freed. VACUUM
+        rewrites the file (it needs that much free space for a moment)."""
+        if merge:
+            self.optimize_lexical()
+        page = int(self.db.execute("PRAGMA page_size").fetchone()[0])
+        free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
+        total = int(self.db.execute("PRAGMA page_count").fetchone()[0])
+        if free * page < COMPACT_MIN_BYTES or free * 4 < total:
+            return 0
+        self.db.execute("VACUUM")
+        after = int(self.db.execute("PRAGMA page_count").fetchone()[0])
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rewrite went through the WAL
+        return max(0, (total - after) * page)
 
     def trim_cache(self, model: str) -> int:
         """Keep at most `max(chunks, CACHE_SPARE_MIN)` vectors that `model`'s index does

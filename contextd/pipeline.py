@@ -45,6 +45,7 @@ from contextd.store import VectorStore
 log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 2048  # chunks per catalog transaction in pass 1
+OPTIMIZE_MIN_FILES = 500  # files changed in one run that merge the keyword index after it
 BATCH_FILES = 200
 LOOKAHEAD = 32  # files being chunked ahead of the catalog writer
 EMBED_SLICE = 512  # chunks per model call in pass 2: long enough to sort by length
@@ -242,6 +243,8 @@ class Indexer:
         self.catalog.mark_source(
             row.name, dirty=behind, indexed_commit=commit, reconciled=scope is None
         )
+        if stats.changed + stats.deleted >= OPTIMIZE_MIN_FILES:
+            self._optimize_lexical()
         counts = self.catalog.counts(row.name)
         stats.files, stats.chunks = counts["files"], counts["chunks"]
         stats.skipped, stats.pending = counts["skipped"], counts["pending"]
@@ -249,6 +252,15 @@ class Indexer:
         if progress:
             progress(stats)
         return stats
+
+    def _optimize_lexical(self) -> None:
+        """Merge the keyword index into one segment after a large change. Replaced text
+        stays in its segments until merged: on the standard library after some reindexes
+        its data was 79 MB where 24 MB held it, and keyword queries ran 20-25% slower."""
+        started = time.perf_counter()
+        with self.write_lock:
+            self.catalog.optimize_lexical()
+        log.info("keyword index merged in %.1fs", time.perf_counter() - started)
 
     def _prepared(self, events: Iterable[object]) -> Iterator[tuple[object, Prepared | None]]:
         """Each scan event in order, changed files chunked ahead on a small thread pool.

@@ -38,6 +38,8 @@ def remove(source: Annotated[str, typer.Argument(help="Name of the source.")]) -
     """Forget a source and delete its chunks from the index (your files are untouched)."""
     result = execute("remove", {"source": source})
     console.print(f"Removed '{source}' and its {result['chunks']} chunk(s) from the index.")
+    if result.get("freed", 0) >= 2**20:
+        console.print(f"{result['freed'] / 2**20:.0f} MB of disk given back.")
     if result.get("note"):
         console.print(f"Note: {shown(result['note'])}")
 
