@@ -747,6 +747,17 @@ class Catalog:
             (fts_query([term]),),
         )
 
+    def holds(self, term: str, sources: list[str] | None = None) -> bool:
+        """Whether some chunk (of these sources, when given) contains a term."""
+        if not sources:
+            return self.document_frequency(term) > 0
+        row = self.db.execute(
+            "SELECT 1 FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE "
+            f"chunks_fts MATCH ? AND c.source IN ({','.join('?' * len(sources))}) LIMIT 1",
+            (fts_query([term]), *sources),
+        ).fetchone()
+        return row is not None
+
     def spans(self, source: str, path: str) -> list[tuple[int, int, str]]:
         """(start line, end line, symbol) of each chunk of one file, in file order."""
         sql = (

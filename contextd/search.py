@@ -235,7 +235,7 @@ def search(
         calibrate = confidence and degraded is None
         cal = app.calibrations.for_sources(sources or known) if calibrate else None
         answer = Answer(query, [], calibrated=cal is not None, degraded=degraded)
-        answer.unknown_words = unknown_words(app, query)
+        answer.unknown_words = unknown_words(app, query, sources)
         top = ranked[:FEATURED]
         if top and confidence:
             weights = _term_weights(app, terms)
@@ -397,8 +397,9 @@ FILLER = frozenset({
 # fmt: on
 
 
-def unknown_words(app: App, query: str) -> list[str]:
-    """The query's words that no indexed chunk contains: what to drop or rephrase.
+def unknown_words(app: App, query: str, sources: list[str] | None = None) -> list[str]:
+    """The query's words that no indexed chunk (of `sources`, when given) contains: what
+    to drop or rephrase.
 
     An identifier counts as present only whole (`parse_url_v2` is unknown even where
     "parse" and "url" are common), each part of a dotted name on its own; any other word
@@ -413,7 +414,7 @@ def unknown_words(app: App, query: str) -> list[str]:
         if word in out:
             continue
         if word not in absent:
-            absent[word] = _in_no_chunk(app, word)
+            absent[word] = _in_no_chunk(app, word, sources)
         if not absent[word]:
             continue
         if secret is None:
@@ -431,26 +432,25 @@ def _secret_spans(query: str) -> list[tuple[int, int]]:
     return spans + [r.span() for r in runs if redaction.looks_like_secret(r[0])]
 
 
-def _in_no_chunk(app: App, word: str) -> bool:
+def _in_no_chunk(app: App, word: str, sources: list[str] | None) -> bool:
     """No indexed chunk holds the word (each part of a dotted name judged alone)."""
-    return any(not _in_some_chunk(app, part) for part in word.split("."))
+    return any(not _in_some_chunk(app, part, sources) for part in word.split("."))
 
 
-def _in_some_chunk(app: App, part: str) -> bool:
-    df = app.catalog.document_frequency
+def _in_some_chunk(app: App, part: str, sources: list[str] | None) -> bool:
     if not looks_like_identifier(part):
         terms = [t for t in query_terms(part) if not t.isdigit() and t not in FILLER]
-        return not terms or any(df(t) for t in terms)
+        return not terms or any(app.catalog.holds(t, sources) for t in terms)
     # A name counts whole. Inside a longer dotted name (`self.max_retry_delay`) it is no
     # token of its own, but its pieces follow that token in a row: a phrase finds chunks
     # that may hold it, and the name is looked for in their text, between non-word
     # characters (not `max_retry_delay_s`, nor `max retry delay` in prose).
-    if df(part.lower()):
+    if app.catalog.holds(part.lower(), sources):
         return True
     pieces = identifier_parts(part)
     if len(pieces) < 2:
         return False
-    ids = [i for i, _ in app.catalog.lexical([" ".join(pieces)], NAME_CHECK_LIMIT)]
+    ids = [i for i, _ in app.catalog.lexical([" ".join(pieces)], NAME_CHECK_LIMIT, sources)]
     whole = re.compile(rf"(?<![\w]){re.escape(part)}(?![\w])", re.IGNORECASE)
     return any(whole.search(s.chunk.text) for s in app.catalog.chunks(ids))
 

@@ -292,6 +292,15 @@ def test_words_no_indexed_file_contains_are_named(indexed: App) -> None:
     # Pieces in a row are not the name: inside a longer one, in other casing, in prose.
     answer = search(indexed, "max_wait_delay getUserName send_receipt_sms", k=3)
     assert answer.unknown_words == ["max_wait_delay", "getUserName", "send_receipt_sms"]
+    # Asked of some sources, a word only another source holds is unknown there.
+    ops_root = root.parent / "ops"
+    write(ops_root, "deploy.md", "# Deploy\n\nThe Kubernetes helm chart calls getUserName.\n")
+    indexed.index(indexed.catalog.add_source("ops", ops_root, "folder"))
+    query = "Kubernetes helm getUserName receipt"
+    assert search(indexed, query, k=3).unknown_words == []
+    assert search(indexed, query, k=3, sources=["ops"]).unknown_words == ["receipt"]
+    shop = search(indexed, query, k=3, sources=["shop"]).unknown_words
+    assert shop == ["Kubernetes", "helm", "getUserName"]
 
 
 def test_answerable_does_not_depend_on_how_many_results_are_asked_for(app: App, tmp_path):
