@@ -43,7 +43,7 @@ from contextd.confidence import (
 from contextd.connectors.filters import secret_reason
 from contextd.errors import ContextdError
 from contextd.home import make_home
-from contextd.search import DOC_PATH, SECONDARY_PATH, search
+from contextd.search import DOC_PATH, TEST_PATH, search
 from contextd.settings import Settings
 
 Progress = Callable[[int, int, str], None]
@@ -106,7 +106,13 @@ def git_dir_of(repo: Path) -> str:
 
 
 def is_test(path: str) -> bool:
-    return bool(SECONDARY_PATH.search(path)) and not DOC_PATH.search(path)
+    return bool(TEST_PATH.search(path))
+
+
+def is_doc(path: str) -> bool:
+    """Documentation: prose, or a file in a docs folder that is not code (a Go package
+    under `doc/` that generates man pages is code)."""
+    return bool(DOC_PATH.search(path)) and Path(path).suffix not in CODE_SUFFIXES
 
 
 def history_queries(git_dir: str, limit: int = 100, rev: str = "HEAD") -> list[dict[str, Any]]:
@@ -141,7 +147,7 @@ def history_queries(git_dir: str, limit: int = 100, rev: str = "HEAD") -> list[d
         if len(parents.split()) != 1 or BOT.search(author) or VERSION_BUMP.search(subject):
             continue
         paths = list(statuses)
-        if not paths or all(is_test(p) for p in paths) or all(DOC_PATH.search(p) for p in paths):
+        if not paths or all(is_test(p) for p in paths) or all(is_doc(p) for p in paths):
             continue
         gold = [
             p

@@ -53,10 +53,13 @@ RARE_DF = 3
 RARE_LEX_WEIGHT = 0.6
 # Implementation before tests and changelogs, unless the query asks for those: they
 # mention everything the code does, and an agent asking "how does X work" wants the code.
-SECONDARY_PATH = re.compile(
-    r"(^|/)(tests?|spec|testing)/|(^|/)test_[^/]*$|_test\.[a-z]+$|(^|/)conftest\.py$"
-    r"|(^|/)(history|changelog|changes|news)(\.[a-z]+)?$",
+TEST_PATH = re.compile(  # pytest's, Go's, and JavaScript's (jest, mocha, vitest) ways
+    r"(^|/)(tests?|spec|testing|__tests__)/|(^|/)test_[^/]*$|_test\.[a-z]+$"
+    r"|\.(test|spec)\.[a-z]+$|(^|/)conftest\.py$",
     re.IGNORECASE,
+)
+SECONDARY_PATH = re.compile(
+    rf"{TEST_PATH.pattern}|(^|/)(history|changelog|changes|news)(\.[a-z]+)?$", re.IGNORECASE
 )
 SECONDARY_TERMS = frozenset(
     {

@@ -430,3 +430,39 @@ def test_a_feature_may_not_push_the_wrong_way_nor_extrapolate() -> None:
     assert held.high is not None
     edge = held.predict(np.array([[held.high[0], 0.0]]))
     assert np.allclose(held.predict(np.array([[1e6, 0.0]])), edge)
+
+
+def test_history_tells_tests_and_docs_by_each_languages_conventions(tmp_path: Path) -> None:
+    """Go code in a `doc/` package is code, and its `_test.go` a test; `*.test.ts`,
+    `*.spec.js` and `__tests__/` are tests; prose under `docs/` is documentation."""
+    root = tmp_path / "mixed"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    for path in ("doc/man_docs.go", "doc/man_docs_test.go", "src/client.ts", "docs/guide.md"):
+        write(root, path, "// start\n")
+    write(root, "src/client.test.ts", "// start\n")
+    write(root, "lib/__tests__/router.js", "// start\n")
+    _commit(root, "Start the mixed project")
+    for paths, subject in (
+        (["doc/man_docs.go"], "Add a file postpender to the man page generator"),
+        (["doc/man_docs_test.go"], "Cover the man page generator's postpender"),
+        (["src/client.test.ts", "lib/__tests__/router.js"], "Cover retries in the client"),
+        (["src/client.spec.js"], "Cover retries in the client once more"),
+        (["docs/guide.md"], "Explain retries in the guide"),
+        (["src/client.ts", "src/client.test.ts"], "Retry idempotent requests on reset"),
+    ):
+        for path in paths:
+            with (root / path).open("a") as f:
+                f.write(f"// {subject}\n")
+        _commit(root, subject)
+    rows = {r["query"]: r for r in history_queries(git_dir_of(root), limit=100)}
+    assert set(rows) == {
+        "Add a file postpender to the man page generator",
+        "Retry idempotent requests on reset",
+    }
+    assert rows["Add a file postpender to the man page generator"]["gold_files"] == [
+        "doc/man_docs.go"
+    ]
+    retry = rows["Retry idempotent requests on reset"]
+    assert retry["gold_files"] == ["src/client.ts"]
+    assert retry["tests_changed"] == ["src/client.test.ts"]

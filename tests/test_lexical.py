@@ -110,9 +110,19 @@ def test_tests_rank_below_code_unless_asked_for(app: App, repo: Path) -> None:
         "def test_total_price_sums_items():\n    cart = Cart()\n"
         "    cart.add_item('a', 2)\n    assert cart.total_price() == 2\n",
     )
+    write(  # JavaScript's way: beside the code it tests
+        repo,
+        "src/shop/cart.test.js",
+        "// The total price of the cart items: the sum of all item prices in the cart.\n"
+        "test('total price of the cart items sums the items', () => {\n"
+        "  const cart = new Cart();\n  cart.addItem('a', 2);\n"
+        "  expect(cart.totalPrice()).toBe(2);  // total price of the cart items\n});\n",
+    )
     app.index(app.catalog.add_source("shop", repo, "git"))
-    assert search(app, "total price of the cart items", k=1).hits[0].path == "src/shop/cart.py"
-    assert search(app, "test for the total price", k=1).hits[0].path == "tests/test_cart.py"
+    first = [h.path for h in search(app, "total price of the cart items", k=2).hits]
+    assert first[0] == "src/shop/cart.py" and "src/shop/cart.test.js" not in first
+    asked = [h.path for h in search(app, "test for the total price", k=2).hits]
+    assert set(asked) == {"tests/test_cart.py", "src/shop/cart.test.js"}
 
 
 def test_a_unique_string_is_found_first_whatever_its_meaning(app: App, repo: Path) -> None:
