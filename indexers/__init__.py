@@ -20,8 +20,9 @@ from contextd.records import Chunk
 # definition; Go's grouped types, older JavaScript's functions, CommonMark's headings;
 # base64 blobs are a marker; more secret forms redacted. 7: secrets named in XML
 # elements, flags, calls, name/value pairs and SQL are redacted; notebooks are cut by
-# cells; a `.h` header in C++ is parsed as C++.
-CHUNKER_VERSION = 7
+# cells; a `.h` header in C++ is parsed as C++. 8: JavaScript and TypeScript name
+# functions passed to a call, chained assignments and test suites' blocks.
+CHUNKER_VERSION = 8
 
 CODE_EXTENSIONS: dict[str, str] = {
     ".py": "python",

@@ -82,6 +82,18 @@ def _matches(query: Query, node: Node) -> list[tuple[int, dict[str, list[Node]]]
     return list(cursor.matches(node))
 
 
+def _closes_doc_block(lines: Lines, row: int) -> bool:
+    return lines.lines[row].rstrip().endswith("*/")
+
+
+def qualified(parent: str, name: str) -> str:
+    """A definition's name within its parent's: `Parser.parse`; a suite's `.cookie(...)`
+    block within `res` is `res.cookie(...)`."""
+    if not parent:
+        return name
+    return f"{parent}{name}" if name.startswith(".") else f"{parent}.{name}"
+
+
 def _text(node: Node) -> str:
     return (node.text or b"").decode("utf-8", errors="replace")
 
@@ -147,7 +159,7 @@ class TreeSitterChunker:
 
         def walk(defs: list[Definition], parent: str) -> None:
             for d in defs:
-                path = f"{parent}.{d.name}" if parent else d.name
+                path = qualified(parent, d.name)
                 out.append(path)
                 walk(d.children, path)
 
@@ -178,11 +190,17 @@ class TreeSitterChunker:
             start, end = max(d.start, cursor), min(d.end, hi)
             if end <= start:
                 continue
-            while start > cursor and lines.lines[start - 1].lstrip().startswith(LEADING_MARKERS):
-                start -= 1
+            while start > cursor:
+                above = lines.lines[start - 1].strip()
+                if above.startswith(LEADING_MARKERS):
+                    start -= 1
+                elif not above and start - 1 > cursor and _closes_doc_block(lines, start - 2):
+                    start -= 1  # a doc block, then one blank line, then its definition
+                else:
+                    break
             if start > cursor:
                 out.append(Segment(cursor, start, parent))
-            symbol = f"{parent}.{d.name}" if parent else d.name
+            symbol = qualified(parent, d.name)
             fits = lines.tokens(start, end) <= self.counter.body_budget
             if fits or not d.children or depth >= MAX_NESTING:
                 out.append(Segment(start, end, symbol, is_def=True))

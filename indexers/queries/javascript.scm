@@ -17,3 +17,17 @@
 (field_definition
   property: (property_identifier) @name
   value: [(arrow_function) (function_expression)]) @definition.method
+(expression_statement
+  (assignment_expression
+    left: (member_expression) @name
+    right: (assignment_expression
+      right: [(arrow_function) (function_expression)]))) @definition.function
+(expression_statement
+  (call_expression
+    arguments: (arguments (function_expression name: (identifier) @name)))) @definition.function
+(expression_statement
+  (call_expression
+    arguments: (arguments
+      [(string (string_fragment) @name) (template_string) @name]
+      .
+      [(arrow_function) (function_expression)]))) @definition.function

@@ -22,3 +22,17 @@
 (public_field_definition
   name: (property_identifier) @name
   value: [(arrow_function) (function_expression)]) @definition.method
+(expression_statement
+  (assignment_expression
+    left: (member_expression) @name
+    right: (assignment_expression
+      right: [(arrow_function) (function_expression)]))) @definition.function
+(expression_statement
+  (call_expression
+    arguments: (arguments (function_expression name: (identifier) @name)))) @definition.function
+(expression_statement
+  (call_expression
+    arguments: (arguments
+      [(string (string_fragment) @name) (template_string) @name]
+      .
+      [(arrow_function) (function_expression)]))) @definition.function

@@ -79,6 +79,18 @@ def test_each_language_yields_its_symbols(name: str, counter: TokenCounter) -> N
             "module.exports.frob = function () {};\nFoo.prototype.bar = function () {};\n",
             [("legacy", 0), ("module.exports.frob", 3), ("Foo.prototype.bar", 4)],
         ),
+        (  # express's getters, a chained assignment, and a test suite's blocks
+            "javascript",
+            "defineGetter(req, 'host', function host() {\n  return this.get('Host');\n});\n"
+            "res.set = res.header = function header(field) {};\n"
+            "describe('res', function () {\n  it('should set a cookie', () => {});\n});\n",
+            [("host", 0), ("res.set", 3), ("res", 4)],
+        ),
+        (
+            "typescript",
+            "test('retries on 503', async () => {\n  await ky(url);\n});\n",
+            [("retries on 503", 0)],
+        ),
     ],
 )
 def test_a_definition_takes_its_decorators_and_each_form_its_name(
@@ -86,6 +98,18 @@ def test_a_definition_takes_its_decorators_and_each_form_its_name(
 ) -> None:
     found = TreeSitterChunker(language, counter)._parse(text) or []
     assert [(d.name, d.start) for d in found] == definitions
+
+
+def test_a_test_suites_blocks_are_named_by_their_titles(counter: TokenCounter) -> None:
+    body = "\n".join(f"    expect(res.get('X-{i}')).toBe('{i}');" for i in range(40))
+    text = (
+        "describe('res', function () {\n  describe('.cookie(name, string)', function () {\n"
+        + "".join(f"    it('sets cookie {n}', function () {{\n{body}\n    }});\n" for n in range(3))
+        + "  });\n});\n"
+    )
+    chunks = TreeSitterChunker("javascript", counter).chunk("test/res.cookie.js", text)
+    symbols = {c.symbol for c in chunks}
+    assert {f"res.cookie(name, string).sets cookie {n}" for n in range(3)} <= symbols
 
 
 def test_a_big_class_is_split_into_its_methods(counter: TokenCounter) -> None:
