@@ -96,8 +96,12 @@ def _word_tokens(word: str) -> tuple[str, ...]:
     for piece in SEPARATORS.split(word):
         parts += CAMEL.findall(piece)
     lowered = [p.lower() for p in parts if p]
+    # Each name in a dotted one is a token whole too: `exports.compileETag` holds the
+    # name `compileetag`, and `self.max_retry_delay` the name `max_retry_delay`.
+    names = [n.lower() for n in word.split(".") if n] if "." in word else []
+    named = [n for n in names if n not in lowered]
     if len(lowered) > 1 or word.lower() not in lowered:
-        return (word.lower(), *lowered)
+        return (word.lower(), *named, *lowered)
     return tuple(lowered)
 
 

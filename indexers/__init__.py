@@ -21,7 +21,8 @@ from contextd.records import Chunk
 # base64 blobs are a marker; more secret forms redacted. 7: secrets named in XML
 # elements, flags, calls, name/value pairs and SQL are redacted; notebooks are cut by
 # cells; a `.h` header in C++ is parsed as C++. 8: JavaScript and TypeScript name
-# functions passed to a call, chained assignments and test suites' blocks.
+# functions passed to a call, chained assignments and test suites' blocks; each name in a
+# dotted one is a keyword token whole (`exports.compileETag` holds `compileetag`).
 CHUNKER_VERSION = 8
 
 CODE_EXTENSIONS: dict[str, str] = {

@@ -202,3 +202,29 @@ def test_a_filtered_keyword_search_is_the_best_of_the_matches_that_pass(
             ][:limit]
             got = app.catalog.lexical(["ledger"], limit, sources, languages)
             assert got == want, (limit, sources, languages)
+
+
+def test_a_name_assigned_through_a_dotted_path_is_found_by_its_own_name(
+    app: App, tmp_path: Path
+) -> None:
+    """`exports.compileETag = function` defines compileETag: asked for by that name, the
+    definition comes first, ahead of the files that import and call it."""
+    root = tmp_path / "web"
+    write(
+        root,
+        "lib/utils.js",
+        "exports.compileETag = function (val) {\n  if (typeof val === 'function') {\n"
+        "    return val;\n  }\n  return createETagGenerator({ weak: val !== 'strong' });\n};\n",
+    )
+    calls = "\n".join(f"  app.set('etag fn {i}', compileETag(setting{i}));" for i in range(6))
+    write(
+        root,
+        "lib/application.js",
+        "var compileETag = require('./utils').compileETag;\n\n"
+        f"app.defaultConfiguration = function () {{\n{calls}\n}};\n",
+    )
+    app.index(app.catalog.add_source("web", root, "folder"))
+    answer = search(app, "compileETag", k=3)
+    assert answer.hits[0].path == "lib/utils.js"
+    assert answer.hits[0].symbol == "exports.compileETag"
+    assert answer.verdict != "not_found"
