@@ -153,7 +153,7 @@ def status(
         if r.get("hooks") is not None and len(r["hooks"]) < len(HOOKS):
             line += (
                 f" · git hooks: {len(r['hooks'])} of {len(HOOKS)} (`contextd hooks install "
-                f"{shown(r['name'])}` puts them back)"
+                f"{shown(r['name'])}` installs them)"
             )
         if d:
             line += (

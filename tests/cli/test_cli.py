@@ -67,7 +67,7 @@ def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
     code, out, _ = cli(capsys, "status", "--json")
     assert json.loads(out)["sources"][0]["hooks"] == []
     code, out, _ = cli(capsys, "status")
-    assert "git hooks: 0 of 4 (`contextd hooks install shop` puts them back)" in out
+    assert "git hooks: 0 of 4 (`contextd hooks install shop` installs them)" in out
 
     code, out, _ = cli(capsys, "sources", "--json")
     assert json.loads(out)[0]["name"] == "shop"
