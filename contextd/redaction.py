@@ -462,6 +462,8 @@ def find(text: str) -> list[Finding]:
                 continue  # inside a longer word
             if not _ILLUSTRATION.search(value) and (check is None or check(value)):
                 found.append(Finding(m.start(group), m.end(group), kind))
+    if "mysql" in lower or "mariadb" in lower:
+        found.extend(_mysql_passwords(text))
     if "://" in text:
         for m in _URL_PASSWORD.finditer(text):
             pw = unquote(m["pw"])
@@ -476,6 +478,23 @@ def find(text: str) -> list[Finding]:
     found.extend(_assignments(text, assigned))
     found.extend(_contexts(text, lower, other))
     return _merge(found)
+
+
+# The MySQL and MariaDB clients take a password glued to `-p`: `mysql -uroot -pS3cr3t db`.
+_MYSQL_PASSWORD = re.compile(
+    r"(?i)\b(?:mysql(?:dump|admin|import|check|sh)?|mariadb(?:-dump|-admin)?)\b[^\n;|&]{0,200}?"
+    r"[ \t]-p(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]{1,300})(?P=q)|(?P<bare>[^\s\"'`;|&]{1,300}))"
+)
+
+
+def _mysql_passwords(text: str) -> list[Finding]:
+    found = []
+    for m in _MYSQL_PASSWORD.finditer(text):
+        group = "quoted" if m["quoted"] is not None else "bare"
+        after = text[m.end(group) : m.end(group) + 1]
+        if _secret_value(m[group], "strong", group == "bare", after):
+            found.append(Finding(m.start(group), m.end(group), "password"))
+    return found
 
 
 def looks_like_secret(value: str) -> bool:

@@ -22,7 +22,8 @@ from contextd.records import Chunk
 # elements, flags, calls, name/value pairs and SQL are redacted; notebooks are cut by
 # cells; a `.h` header in C++ is parsed as C++. 8: JavaScript and TypeScript name
 # functions passed to a call, chained assignments and test suites' blocks; each name in a
-# dotted one is a keyword token whole (`exports.compileETag` holds `compileetag`).
+# dotted one is a keyword token whole (`exports.compileETag` holds `compileetag`); a
+# MySQL client's glued password (`mysql -pS3cr3t`) is redacted.
 CHUNKER_VERSION = 8
 
 CODE_EXTENSIONS: dict[str, str] = {

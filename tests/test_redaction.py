@@ -164,6 +164,8 @@ V = "Zk8qW2xR9vLp4TnB7mC3"  # a generated value
         f"<db.Password>{V}</db.Password>",
         f'<add key="ApiSecret" value="{V}" />',  # .NET appSettings
         f"mysql --password={V} -u root",  # a command's flag
+        f"mysql -h db -u root -p{V} shop",  # MySQL's glued `-p`
+        f"mysqldump -uadmin -p'{V}' --all-databases > dump.sql",
         f"CREATE USER app WITH PASSWORD '{V}';",  # SQL
         f"CREATE USER 'app'@'%' IDENTIFIED BY '{V}';",
         f'<wsse:Password Type="#PasswordText">{V}</wsse:Password>',  # a namespace, attributes
@@ -198,6 +200,10 @@ def test_a_secret_named_without_an_assignment_is_redacted(text: str) -> None:
         '{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db"}}}',
         "- name: API_TOKEN\n  value: ${API_TOKEN}\n",
         "mysql --password-file=/etc/mysql/creds.cnf",
+        "mysql -u root -p shop",  # asks for it
+        "mysql -u root -p$MYSQL_ROOT_PASSWORD shop",
+        "mysql -u root -proot",
+        "grep -pattern mysql.log",
         "ALTER ROLE app WITH PASSWORD 'password';",
         "ALTER ROLE app WITH PASSWORD NULL;",
         "Steal a handle from process identified by source_pid.",  # prose
