@@ -58,6 +58,21 @@ def _unloadable(model_id: str, exc: Exception) -> ModelUnavailable:
     )
 
 
+def _in_hub_cache(name: str) -> bool:
+    """Whether the hub's cache on this machine has a model of that name (its files)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    for filename in ("modules.json", "config.json"):
+        try:
+            if isinstance(try_to_load_from_cache(name, filename), str):
+                return True
+        except Exception:  # a name the hub would refuse: not in its cache
+            return False
+    return False
+
+
 def hub_unreachable(timeout_s: float = HUB_CHECK_S) -> str | None:
     """The hub's host, when a connection to it cannot be opened (through a proxy, if one
     is set, the proxy is asked instead); None when it can."""
@@ -288,7 +303,8 @@ class SentenceTransformerEmbedder:
             # it at each start); the hub is asked only for a model not here yet.
             model = SentenceTransformer(target, device=self.device, local_files_only=True)
         except Exception as exc:  # the library raises OSError, ValueError, HTTP errors...
-            if offline or self.model_dir is not None or Path(target).expanduser().is_dir():
+            here = self.model_dir is not None or Path(target).expanduser().is_dir()
+            if offline or here or _in_hub_cache(target):  # there, but it does not load
                 raise _unloadable(self.model_id, exc) from None
             model = None
         if model is None:

@@ -238,7 +238,7 @@ def search(
         calibrate = confidence and degraded is None
         cal = app.calibrations.for_sources(sources or known) if calibrate else None
         answer = Answer(query, [], calibrated=cal is not None, degraded=degraded)
-        answer.unknown_words = unknown_words(app, query, sources)
+        answer.unknown_words = unknown_words(app, query, sources, languages)
         top = ranked[:FEATURED]
         if top and confidence:
             weights = _term_weights(app, terms)
@@ -400,9 +400,14 @@ FILLER = frozenset({
 # fmt: on
 
 
-def unknown_words(app: App, query: str, sources: list[str] | None = None) -> list[str]:
-    """The query's words that no indexed chunk (of `sources`, when given) contains: what
-    to drop or rephrase.
+def unknown_words(
+    app: App,
+    query: str,
+    sources: list[str] | None = None,
+    languages: list[str] | None = None,
+) -> list[str]:
+    """The query's words that no indexed chunk (of `sources` and `languages`, when given)
+    contains: what to drop or rephrase.
 
     An identifier counts as present only whole (`parse_url_v2` is unknown even where
     "parse" and "url" are common), each part of a dotted name on its own; any other word
@@ -417,7 +422,7 @@ def unknown_words(app: App, query: str, sources: list[str] | None = None) -> lis
         if word in out:
             continue
         if word not in absent:
-            absent[word] = _in_no_chunk(app, word, sources)
+            absent[word] = _in_no_chunk(app, word, sources, languages)
         if not absent[word]:
             continue
         if secret is None:
@@ -435,25 +440,30 @@ def _secret_spans(query: str) -> list[tuple[int, int]]:
     return spans + [r.span() for r in runs if redaction.looks_like_secret(r[0])]
 
 
-def _in_no_chunk(app: App, word: str, sources: list[str] | None) -> bool:
+def _in_no_chunk(
+    app: App, word: str, sources: list[str] | None, languages: list[str] | None
+) -> bool:
     """No indexed chunk holds the word (each part of a dotted name judged alone)."""
-    return any(not _in_some_chunk(app, part, sources) for part in word.split("."))
+    return any(not _in_some_chunk(app, part, sources, languages) for part in word.split("."))
 
 
-def _in_some_chunk(app: App, part: str, sources: list[str] | None) -> bool:
+def _in_some_chunk(
+    app: App, part: str, sources: list[str] | None, languages: list[str] | None
+) -> bool:
     if not looks_like_identifier(part):
         terms = [t for t in query_terms(part) if not t.isdigit() and t not in FILLER]
-        return not terms or any(app.catalog.holds(t, sources) for t in terms)
+        return not terms or any(app.catalog.holds(t, sources, languages) for t in terms)
     # A name counts whole. Inside a longer dotted name (`self.max_retry_delay`) it is no
     # token of its own, but its pieces follow that token in a row: a phrase finds chunks
     # that may hold it, and the name is looked for in their text, between non-word
     # characters (not `max_retry_delay_s`, nor `max retry delay` in prose).
-    if app.catalog.holds(part.lower(), sources):
+    if app.catalog.holds(part.lower(), sources, languages):
         return True
     pieces = identifier_parts(part)
     if len(pieces) < 2:
         return False
-    ids = [i for i, _ in app.catalog.lexical([" ".join(pieces)], NAME_CHECK_LIMIT, sources)]
+    phrase = [" ".join(pieces)]
+    ids = [i for i, _ in app.catalog.lexical(phrase, NAME_CHECK_LIMIT, sources, languages)]
     whole = re.compile(rf"(?<![\w]){re.escape(part)}(?![\w])", re.IGNORECASE)
     return any(whole.search(s.chunk.text) for s in app.catalog.chunks(ids))
 

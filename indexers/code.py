@@ -42,6 +42,7 @@ GRAMMARS: dict[str, tuple[str, str, str]] = {
 
 # Lines directly above a definition that belong to it: comments, decorators, attributes.
 LEADING_MARKERS = ("#", "//", "/*", "*", "@", "///", "--")
+DOC_BLOCK_MAX_LINES = 200  # how far up a doc block's `/**` is looked for
 # Nodes that hold a definition with what belongs to it: Python's decorators, C++'s
 # `template <typename T>`, TypeScript decorators written before `export`.
 WRAPPERS = frozenset({"decorated_definition", "template_declaration", "export_statement"})
@@ -83,7 +84,17 @@ def _matches(query: Query, node: Node) -> list[tuple[int, dict[str, list[Node]]]
 
 
 def _closes_doc_block(lines: Lines, row: int) -> bool:
-    return lines.lines[row].rstrip().endswith("*/")
+    """Line `row` ends a comment of its own that opened with `/**` (JSDoc, Javadoc): not
+    a licence banner (`/*!`), a plain `/* ... */`, nor a comment after code."""
+    if not lines.lines[row].rstrip().endswith("*/"):
+        return False
+    for above in range(row, max(-1, row - DOC_BLOCK_MAX_LINES), -1):
+        line = lines.lines[above].strip()
+        if line.startswith("/*"):
+            return line.startswith("/**") and not line.startswith("/**/")
+        if not line.startswith("*"):
+            return False
+    return False
 
 
 def qualified(parent: str, name: str) -> str:
@@ -109,6 +120,9 @@ def _definitions(root: Node, query: Query) -> list[Definition]:
             continue
         node = defs[0]
         name = _text(names[0]).strip().split("\n")[0][:120]
+        if names[0].type in ("string", "template_string"):  # a test's title: its words
+            name = name[1:-1] if len(name) > 1 and name[0] == name[-1] else name.strip("'\"`")
+            name = name.replace("\\'", "'").replace('\\"', '"')
         if receiver := captures.get("receiver"):
             name = f"{_text(receiver[0])}.{name}"
         key = (node.start_byte, node.end_byte)

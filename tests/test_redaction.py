@@ -165,6 +165,8 @@ V = "Zk8qW2xR9vLp4TnB7mC3"  # a generated value
         f'<add key="ApiSecret" value="{V}" />',  # .NET appSettings
         f"mysql --password={V} -u root",  # a command's flag
         f"mysql -h db -u root -p{V} shop",  # MySQL's glued `-p`
+        f"mysql -h 127.0.0.1 -P3306 -uroot -p{V} shop",  # after the port's `-P`
+        f"mysqldump -pnotsecret -u root -p{V}",
         f"mysqldump -uadmin -p'{V}' --all-databases > dump.sql",
         f"CREATE USER app WITH PASSWORD '{V}';",  # SQL
         f"CREATE USER 'app'@'%' IDENTIFIED BY '{V}';",

@@ -301,6 +301,8 @@ def test_words_no_indexed_file_contains_are_named(indexed: App) -> None:
     assert search(indexed, query, k=3, sources=["ops"]).unknown_words == ["receipt"]
     shop = search(indexed, query, k=3, sources=["shop"]).unknown_words
     assert shop == ["Kubernetes", "helm", "getUserName"]
+    python = search(indexed, query, k=3, language="python").unknown_words
+    assert python == ["Kubernetes", "helm", "getUserName"]
 
 
 def test_answerable_does_not_depend_on_how_many_results_are_asked_for(app: App, tmp_path):

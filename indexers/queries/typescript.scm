@@ -26,13 +26,15 @@
   (assignment_expression
     left: (member_expression) @name
     right: (assignment_expression
-      right: [(arrow_function) (function_expression)]))) @definition.function
+      right: [(arrow_function)
+              (function_expression)
+              (assignment_expression right: [(arrow_function) (function_expression)])]))) @definition.function
 (expression_statement
   (call_expression
     arguments: (arguments (function_expression name: (identifier) @name)))) @definition.function
 (expression_statement
   (call_expression
     arguments: (arguments
-      [(string (string_fragment) @name) (template_string) @name]
+      [(string) (template_string)] @name
       .
       [(arrow_function) (function_expression)]))) @definition.function

@@ -399,6 +399,17 @@ def test_a_hub_model_not_on_this_machine_fails_at_once_when_the_hub_is_unreachab
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert took < 45, took  # the library's own retries alone take longer
 
+    # A model in the hub's cache that does not load says why, not "not on this machine".
+    snapshot = tmp_path / "hf" / "hub" / "models--acme--tiny" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "modules.json").write_text("{not json")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    env["CONTEXTD_MODEL"] = "acme/tiny"
+    out = subprocess.run([*contextd, "index"], env=env, capture_output=True, text=True)
+    assert out.returncode == 1 and "Could not load embedding model 'acme/tiny'" in out.stderr
+    assert "not on this machine" not in out.stderr
+
 
 def test_make_run_from_the_readme_indexes_and_searches_this_repository(tmp_path: Path) -> None:
     env = {**os.environ, "CONTEXTD_HOME": str(tmp_path / "h")}
