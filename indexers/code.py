@@ -42,7 +42,6 @@ GRAMMARS: dict[str, tuple[str, str, str]] = {
 
 # Lines directly above a definition that belong to it: comments, decorators, attributes.
 LEADING_MARKERS = ("#", "//", "/*", "*", "@", "///", "--")
-DOC_BLOCK_MAX_LINES = 200  # how far up a doc block's `/**` is looked for
 # Nodes that hold a definition with what belongs to it: Python's decorators, C++'s
 # `template <typename T>`, TypeScript decorators written before `export`.
 WRAPPERS = frozenset({"decorated_definition", "template_declaration", "export_statement"})
@@ -81,20 +80,6 @@ def _matches(query: Query, node: Node) -> list[tuple[int, dict[str, list[Node]]]
     cursor = QueryCursor(query)
     cursor.set_max_start_depth(MAX_START_DEPTH)
     return list(cursor.matches(node))
-
-
-def _closes_doc_block(lines: Lines, row: int) -> bool:
-    """Line `row` ends a comment of its own that opened with `/**` (JSDoc, Javadoc): not
-    a licence banner (`/*!`), a plain `/* ... */`, nor a comment after code."""
-    if not lines.lines[row].rstrip().endswith("*/"):
-        return False
-    for above in range(row, max(-1, row - DOC_BLOCK_MAX_LINES), -1):
-        line = lines.lines[above].strip()
-        if line.startswith("/*"):
-            return line.startswith("/**") and not line.startswith("/**/")
-        if not line.startswith("*"):
-            return False
-    return False
 
 
 def qualified(parent: str, name: str) -> str:
@@ -204,14 +189,11 @@ class TreeSitterChunker:
             start, end = max(d.start, cursor), min(d.end, hi)
             if end <= start:
                 continue
-            while start > cursor:
-                above = lines.lines[start - 1].strip()
-                if above.startswith(LEADING_MARKERS):
-                    start -= 1
-                elif not above and start - 1 > cursor and _closes_doc_block(lines, start - 2):
-                    start -= 1  # a doc block, then one blank line, then its definition
-                else:
-                    break
+            # A comment right above a definition is its own. One a blank line away stays
+            # apart: joining JSDoc blocks to their functions cost express's eval 2 points
+            # of Recall@5 (0.808 -> 0.788), the definitions cut into more windows.
+            while start > cursor and lines.lines[start - 1].lstrip().startswith(LEADING_MARKERS):
+                start -= 1
             if start > cursor:
                 out.append(Segment(cursor, start, parent))
             symbol = qualified(parent, d.name)

@@ -11,7 +11,6 @@ from contextd.embedder import default_model_dir
 from contextd.indexers import ChunkerRegistry, TokenCounter, language_of
 from contextd.indexers.code import TreeSitterChunker
 from contextd.indexers.markdown import MarkdownChunker
-from contextd.indexers.segments import Lines
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "languages"
 
@@ -104,26 +103,6 @@ def test_a_definition_takes_its_decorators_and_each_form_its_name(
 ) -> None:
     found = TreeSitterChunker(language, counter)._parse(text) or []
     assert [(d.name, d.start) for d in found] == definitions
-
-
-def test_a_doc_block_above_a_definition_joins_it_and_a_licence_banner_does_not(
-    counter: TokenCounter,
-) -> None:
-    body = "\n".join(f"  total += prices[{i}] * quantities[{i}];" for i in range(40))
-    text = (
-        "/*!\n * shop\n * MIT Licensed\n */\n\n"
-        f"function total(cart) {{\n{body}\n  return total;\n}}\n\n"
-        "/**\n * Sum of the prices.\n * @return {Number}\n */\n\n"
-        f"function sum(cart) {{\n{body}\n  return total;\n}}\n"
-    )
-    chunker = TreeSitterChunker("javascript", counter)
-    lines = Lines(text, counter)
-    segments = chunker._plan(chunker._parse(text) or [], 0, len(lines), "", lines, 0)
-    starts = {s.symbol: s.start for s in segments if s.is_def}
-    assert lines.lines[starts["total"]].startswith("function total")  # a banner is no doc
-    assert lines.lines[starts["sum"]] == "/**"
-    first = {c.symbol: c for c in reversed(chunker.chunk("lib/cart.js", text))}
-    assert first["sum"].text.startswith("/**\n * Sum of the prices.")
 
 
 def test_a_test_suites_blocks_are_named_by_their_titles(counter: TokenCounter) -> None:
