@@ -150,12 +150,11 @@ def remove(app: App, source: str) -> dict:
 
 
 def _compact(app: App, removed: int) -> None:
-    """Give back what a removal freed: cached vectors past the cache's bound, then the
-    catalog's free pages. The removal is done whatever happens here."""
+    """Give back the catalog's pages the removal freed. The embedding cache keeps the
+    source's vectors (bounded as always, after the next embedding): the same files added
+    again, from another path, are not embedded again. The removal is done whatever
+    happens here."""
     try:
-        trimmed = app.catalog.trim_cache(app.embedder.model_id)
-        if trimmed:
-            log.info("embedding cache: dropped %d vector(s) unused the longest", trimmed)
         app.catalog.compact(merge=removed >= MERGE_AFTER_CHUNKS)
     except (StoreError, sqlite3.Error) as exc:  # a reader holding the catalog, a full disk
         log.warning("the catalog was not compacted after a removal: %s", exc)
