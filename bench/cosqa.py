@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from contextd.app import App
+from contextd.errors import ChunkerMismatch
 from contextd.evaluation import ask, save_records
 from contextd.search import MODES, search
 from contextd.settings import Settings
@@ -90,7 +91,12 @@ def main() -> int:
         if not app.catalog.sources():
             app.catalog.add_source("cosqa", base / "corpus", "folder")
         started = time.perf_counter()
-        stats = app.index(app.catalog.source("cosqa"))
+        try:
+            stats = app.index(app.catalog.source("cosqa"))
+        except ChunkerMismatch:  # a kept index from an older chunker: rebuilt from the cache
+            print("the kept index has an older chunker: indexing it again", flush=True)
+            app.reset_index()
+            stats = app.index(app.catalog.source("cosqa"))
         print(
             f"indexed {n} functions: {stats.files} files, {stats.chunks} chunks, "
             f"{stats.embedded} embedded in {time.perf_counter() - started:.1f}s",
