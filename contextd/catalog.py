@@ -119,6 +119,18 @@ class StoredChunk:
     chunk: Chunk
 
 
+def _filters(
+    sources: list[str] | None, languages: list[str] | None, table: str = ""
+) -> tuple[str, tuple[str, ...]]:
+    """`AND` clauses (and their values) keeping chunks of these sources and languages."""
+    sql, args = "", []
+    for column, values in (("source", sources), ("language", languages)):
+        if values:
+            sql += f" AND {table}{column} IN ({','.join('?' * len(values))})"
+            args += values
+    return sql, tuple(args)
+
+
 def sqlite_error(path: Path, timeout_s: float, exc: sqlite3.OperationalError) -> Exception:
     """A lock held too long or a full disk, as an error that says what to do; else `exc`."""
     text = str(exc)
@@ -676,12 +688,9 @@ class Catalog:
             "SELECT c.id, -bm25(chunks_fts, 3.0, 1.0) AS score FROM chunks_fts "
             "JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE chunks_fts MATCH ?"
         )
-        if sources:
-            sql += f" AND c.source IN ({','.join('?' * len(sources))})"
-            args += sources
-        if languages:
-            sql += f" AND c.language IN ({','.join('?' * len(languages))})"
-            args += languages
+        clause, values = _filters(sources, languages, "c.")
+        sql += clause
+        args += values
         if paths is not None:
             sql += " AND c.path IN (SELECT value FROM json_each(?))"
             args.append(json.dumps(sorted(paths)))
@@ -727,15 +736,9 @@ class Catalog:
         total = self.chunk_count()
         if not total:
             return 0.0
-        sql, args = "SELECT COUNT(*) FROM chunks WHERE 1", []
-        if sources:
-            sql += f" AND source IN ({','.join('?' * len(sources))})"
-            args += sources
-        if languages:
-            sql += f" AND language IN ({','.join('?' * len(languages))})"
-            args += languages
+        clause, args = _filters(sources, languages)
         key = ("share", json.dumps([sorted(sources or []), sorted(languages or [])]))
-        return self._counted(key, sql, tuple(args)) / total
+        return self._counted(key, f"SELECT COUNT(*) FROM chunks WHERE 1{clause}", args) / total
 
     def chunk_count(self) -> int:
         return self._counted(("chunks", ""), "SELECT COUNT(*) FROM chunks", ())
@@ -754,18 +757,12 @@ class Catalog:
         """Whether some chunk (of these sources and languages, when given) has a term."""
         if not sources and not languages:
             return self.document_frequency(term) > 0
+        clause, args = _filters(sources, languages, "c.")
         sql = (
             "SELECT 1 FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
-            "WHERE chunks_fts MATCH ?"
+            f"WHERE chunks_fts MATCH ?{clause} LIMIT 1"
         )
-        args: list[str] = [fts_query([term])]
-        if sources:
-            sql += f" AND c.source IN ({','.join('?' * len(sources))})"
-            args += sources
-        if languages:
-            sql += f" AND c.language IN ({','.join('?' * len(languages))})"
-            args += languages
-        return self.db.execute(sql + " LIMIT 1", args).fetchone() is not None
+        return self.db.execute(sql, (fts_query([term]), *args)).fetchone() is not None
 
     def spans(self, source: str, path: str) -> list[tuple[int, int, str]]:
         """(start line, end line, symbol) of each chunk of one file, in file order."""
