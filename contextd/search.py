@@ -61,6 +61,7 @@ TEST_PATH = re.compile(  # pytest's, Go's, and JavaScript's (jest, mocha, vitest
 SECONDARY_PATH = re.compile(
     rf"{TEST_PATH.pattern}|(^|/)(history|changelog|changes|news)(\.[a-z]+)?$", re.IGNORECASE
 )
+RUST_TEST_MODULE = re.compile(r"tests?(?:\.|$)")  # `mod tests` and what it holds
 SECONDARY_TERMS = frozenset(
     {
         "test",
@@ -602,7 +603,7 @@ def _rank(
             score = hit.lexical
         else:
             score = hit.dense + lex_weight * hit.lexical
-        if penalise and SECONDARY_PATH.search(hit.path):
+        if penalise and not is_primary(hit):
             score -= SECONDARY_PENALTY
         groups.setdefault(_key(hit, definitions), []).append((score, cand))
     ranked = []
@@ -667,7 +668,7 @@ def _hit_features(
                 _coverage(weights, names | _tokens(hit.text)),
                 _coverage(weights, names),
                 float(cand.dense_side and cand.lexical_side),
-                float(not asks_secondary and bool(SECONDARY_PATH.search(hit.path))),
+                float(not asks_secondary and not is_primary(hit)),
             ]
         )
     return np.array(rows, dtype=float)
@@ -681,9 +682,12 @@ def _file_order(ranked: list[tuple[_Candidate, Hit]], value: Any) -> list[tuple[
     return sorted(best, key=lambda f: -best[f])
 
 
-def is_primary(path: str) -> bool:
-    """Code or documentation, not a test or a changelog."""
-    return not SECONDARY_PATH.search(path)
+def is_primary(hit: Hit) -> bool:
+    """Code or documentation, not a test or a changelog: by its path, or in Rust by the
+    module it is in (`#[cfg(test)] mod tests` inside the code it tests)."""
+    if SECONDARY_PATH.search(hit.path):
+        return False
+    return not (hit.language == "rust" and RUST_TEST_MODULE.match(hit.symbol or ""))
 
 
 def _orphan_test(app: App, ranked: list[tuple[_Candidate, Hit]]) -> bool:
@@ -733,9 +737,9 @@ def _query_features(
             sum(w for w, df, _ in weights.values() if df > 0) / total_w,
             _coverage(weights, top_tokens),
             math.log1p(len(weights)),
-            float(is_primary(ranked[0][1].path)),
+            float(is_primary(ranked[0][1])),
             min(
-                (scores[0] - h.score for _, h in ranked if is_primary(h.path)),
+                (scores[0] - h.score for _, h in ranked if is_primary(h)),
                 default=SECONDARY_PENALTY * 3,
             ),
             float(_orphan_test(app, ranked)),
@@ -743,7 +747,7 @@ def _query_features(
             max(_coverage(weights, _tokens(h.path, h.symbol)) for _, h in ranked[:ANSWER_K]),
             float(bool(identifiers)),
             sum(map(defined, identifiers)) / len(identifiers) if identifiers else 0.0,
-            sum(not is_primary(h.path) for _, h in ranked[:ANSWER_K]) / ANSWER_K,
+            sum(not is_primary(h) for _, h in ranked[:ANSWER_K]) / ANSWER_K,
         ],
         dtype=float,
     )

@@ -23,7 +23,9 @@ from contextd.records import Chunk
 # cells; a `.h` header in C++ is parsed as C++. 8: JavaScript and TypeScript name
 # functions passed to a call, chained assignments and test suites' blocks; each name in a
 # dotted one is a keyword token whole (`exports.compileETag` holds `compileetag`); a
-# MySQL client's glued password (`mysql -pS3cr3t`) is redacted.
+# MySQL client's glued password (`mysql -pS3cr3t`) is redacted; Rust's constants, statics,
+# type aliases and trait method signatures, trait impls as `Trait for Type`, and Java's
+# enum constants and anonymous-class fields are named.
 CHUNKER_VERSION = 8
 
 CODE_EXTENSIONS: dict[str, str] = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -44,6 +45,7 @@ GRAMMARS: dict[str, tuple[str, str, str]] = {
 LEADING_MARKERS = ("#", "//", "/*", "*", "@", "///", "--")
 # Nodes that hold a definition with what belongs to it: Python's decorators, C++'s
 # `template <typename T>`, TypeScript decorators written before `export`.
+RUST_TYPE_DECOR = re.compile(r"^&\s*(?:'\w+\s+)?(?:mut\s+)?|^(?:dyn|impl)\s+")
 WRAPPERS = frozenset({"decorated_definition", "template_declaration", "export_statement"})
 MAX_NESTING = 48
 # Definitions are looked for this many syntax levels deep at most. Real code nests a few
@@ -108,6 +110,10 @@ def _definitions(root: Node, query: Query) -> list[Definition]:
         if names[0].type in ("string", "template_string"):  # a test's title: its words
             name = name[1:-1] if len(name) > 1 and name[0] == name[-1] else name.strip("'\"`")
             name = name.replace("\\'", "'").replace('\\"', '"')
+        if node.type == "impl_item":  # `&'a mut Map<K, V>` is an impl of Map
+            name = RUST_TYPE_DECOR.sub("", name.split("<", 1)[0]).strip() or name
+        if trait := captures.get("trait"):  # `From<bool> for Value`, as the source says
+            name = f"{_text(trait[0]).strip()} for {name}"
         if receiver := captures.get("receiver"):
             name = f"{_text(receiver[0])}.{name}"
         key = (node.start_byte, node.end_byte)

@@ -125,6 +125,32 @@ def test_tests_rank_below_code_unless_asked_for(app: App, repo: Path) -> None:
     assert set(asked) == {"tests/test_cart.py", "src/shop/cart.test.js"}
 
 
+def test_rust_tests_inside_the_code_rank_below_it_unless_asked_for(
+    app: App, tmp_path: Path
+) -> None:
+    """`#[cfg(test)] mod tests` sits in the file it tests: its path says nothing."""
+    root = tmp_path / "walker"
+    tests = "\n".join(
+        f"    #[test]\n    fn skips_hidden_files_{i}() {{\n"
+        f"        // skip hidden files and directories when walking, case {i}\n"
+        f'        assert!(walk_skipping_hidden("dir{i}").is_empty());\n    }}'
+        for i in range(4)
+    )
+    write(
+        root,
+        "src/walk.rs",
+        "/// Whether hidden files and directories are skipped while walking.\n"
+        "pub fn hidden(&mut self, yes: bool) -> &mut WalkBuilder {\n"
+        "    self.hidden = yes;\n    self\n}\n\n"
+        f"#[cfg(test)]\nmod tests {{\n    use super::*;\n\n{tests}\n}}\n",
+    )
+    app.index(app.catalog.add_source("walker", root, "folder"))
+    first = search(app, "skip hidden files and directories", k=1).hits[0]
+    assert first.symbol == "hidden"
+    asked = search(app, "tests that hidden files are skipped", k=1).hits[0]
+    assert asked.symbol.split(".")[0] == "tests"
+
+
 def test_a_unique_string_is_found_first_whatever_its_meaning(app: App, repo: Path) -> None:
     with open(repo / "src/shop/cart.py", "a") as f:
         f.write("\n# zqxprobe4471 marker\n")

@@ -5,3 +5,8 @@
 (annotation_type_declaration name: (identifier) @name) @definition.interface
 (method_declaration name: (identifier) @name) @definition.method
 (constructor_declaration name: (identifier) @name) @definition.method
+(enum_constant name: (identifier) @name) @definition.constant
+(field_declaration
+  declarator: (variable_declarator
+    name: (identifier) @name
+    value: (object_creation_expression (class_body)))) @definition.field

@@ -105,6 +105,48 @@ def test_a_definition_takes_its_decorators_and_each_form_its_name(
     assert [(d.name, d.start) for d in found] == definitions
 
 
+def test_rust_and_java_definitions_are_named_as_their_source_says(
+    counter: TokenCounter,
+) -> None:
+    rust = (
+        "impl From<bool> for Value {\n    fn from(f: bool) -> Self { Value::Bool(f) }\n}\n"
+        "impl<'a> Entry<'a> {\n    pub fn key(&self) -> &String { todo!() }\n}\n"
+        "impl<'de, R: Read<'de>> Deserializer<'de> for &mut Reader<R> {\n"
+        "    fn deserialize_any(self) {}\n}\n"
+        "static POW10: [f64; 2] = [1e0, 1e1];\nconst MAX: usize = 5;\n"
+        "type Result<T> = std::result::Result<T, Error>;\n"
+        "pub trait Read<'de> {\n    fn next(&mut self) -> Option<u8>;\n}\n"
+    )
+    assert TreeSitterChunker("rust", counter).symbols(rust) == [
+        "From<bool> for Value",
+        "From<bool> for Value.from",
+        "Entry",
+        "Entry.key",
+        "Deserializer<'de> for Reader",
+        "Deserializer<'de> for Reader.deserialize_any",
+        "POW10",
+        "MAX",
+        "Result",
+        "Read",
+        "Read.next",
+    ]
+    java = (
+        "public final class TypeAdapters {\n"
+        "  public static final TypeAdapter<Class> CLASS = new TypeAdapter<Class>() {\n"
+        "    @Override public Class read(JsonReader in) { return null; }\n  };\n}\n"
+        "public enum FieldNamingPolicy {\n  IDENTITY() {\n"
+        "    @Override public String translateName(Field f) { return f.getName(); }\n  };\n}\n"
+    )
+    assert TreeSitterChunker("java", counter).symbols(java) == [
+        "TypeAdapters",
+        "TypeAdapters.CLASS",
+        "TypeAdapters.CLASS.read",
+        "FieldNamingPolicy",
+        "FieldNamingPolicy.IDENTITY",
+        "FieldNamingPolicy.IDENTITY.translateName",
+    ]
+
+
 def test_a_test_suites_blocks_are_named_by_their_titles(counter: TokenCounter) -> None:
     body = "\n".join(f"    expect(res.get('X-{i}')).toBe('{i}');" for i in range(40))
     text = (
