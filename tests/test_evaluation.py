@@ -257,6 +257,13 @@ def test_eval_with_a_queries_file_and_clear_errors(history: Path, tmp_path: Path
     assert "no commit HEAD" in err and len(err.strip().splitlines()) == 1
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C reaches the command, as in a terminal: a test run started in the background
+    (`cmd &` in a script) passes SIGINT on ignored, and contextd leaves an ignored signal
+    ignored (as `nohup` asks)."""
+    signal_module.signal(signal_module.SIGINT, signal_module.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     ("signal", "code", "said"),
     [("SIGTERM", 143, "Stopped (SIGTERM)."), ("SIGINT", 130, "Interrupted."), ("SIGKILL", -9, "")],
@@ -269,7 +276,8 @@ def test_a_stopped_eval_leaves_no_scratch_copy(
     scratch_root = tmp_path / "h" / "scratch"
     env = {**os.environ, "CONTEXTD_HOME": str(tmp_path / "h")}
     proc = subprocess.Popen([sys.executable, "-m", "contextd", "eval", str(history)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)  # fmt: skip
     assert proc.stderr is not None
     for line in proc.stderr:  # the scratch index exists once queries are being asked
         if line.startswith("1/"):
