@@ -250,7 +250,10 @@ class App:
             store.delete(sorted(ids | store.ids(name)))  # and any orphans
             self.catalog.remove_source(name)
             if store.path is not None and not store.count():
-                store.recreate()  # Chroma's index keeps deleted vectors' space; a new one doesn't
+                try:  # Chroma's index keeps deleted vectors' space; a new one does not
+                    store.recreate()
+                except StoreError as exc:  # the source is gone all the same
+                    log.warning("the emptied vector store was not made anew: %s", exc)
         return len(ids)
 
     def reset_index(self, take_over: bool = False) -> None:
