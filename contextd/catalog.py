@@ -670,18 +670,15 @@ class Catalog:
             # Most chunks pass the filter: the best matches of all, filtered, are the best
             # of those that pass (a sort of every match costs ~1.4x on 700k chunks).
             fetch = math.ceil(limit / share * OVERFETCH)
+            clause, values = _filters(sources, languages, "c.")
             sql = (
-                "SELECT c.id, f.score, c.source, c.language FROM (SELECT rowid, "
+                f"SELECT c.id, f.score, 1{clause} FROM (SELECT rowid, "
                 "-bm25(chunks_fts, 3.0, 1.0) AS score FROM chunks_fts WHERE chunks_fts MATCH ? "
                 "ORDER BY score DESC, rowid LIMIT ?) f "
                 "JOIN chunks c ON c.rowid = f.rowid ORDER BY f.score DESC, f.rowid"
             )
-            rows = self.db.execute(sql, [*args, fetch]).fetchall()
-            kept = [
-                (i, float(s))
-                for i, s, source, language in rows
-                if (not sources or source in sources) and (not languages or language in languages)
-            ]
+            rows = self.db.execute(sql, [*values, *args, fetch]).fetchall()
+            kept = [(i, float(s)) for i, s, passes in rows if passes]
             if len(kept) >= limit or len(rows) < fetch:  # enough, or every match was seen
                 return kept[:limit]
         sql = (
@@ -909,22 +906,19 @@ class Catalog:
             if self.db.total_changes - before < 2:
                 return
 
-    def compact(self, merge: bool = False) -> int:
+    def compact(self, merge: bool = False) -> None:
         """Give the disk back the pages a large delete left free (first merging the keyword
         index, which keeps deleted text until then, when `merge`), when they are at least
-        COMPACT_MIN_BYTES and a quarter of the file; returns the bytes freed. VACUUM
-        rewrites the file (it needs that much free space for a moment)."""
+        COMPACT_MIN_BYTES and a quarter of the file. VACUUM rewrites the file (it needs
+        that much free space for a moment)."""
         if merge:
             self.optimize_lexical()
         page = int(self.db.execute("PRAGMA page_size").fetchone()[0])
         free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
         total = int(self.db.execute("PRAGMA page_count").fetchone()[0])
-        if free * page < COMPACT_MIN_BYTES or free * 4 < total:
-            return 0
-        self.db.execute("VACUUM")
-        after = int(self.db.execute("PRAGMA page_count").fetchone()[0])
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rewrite went through the WAL
-        return max(0, (total - after) * page)
+        if free * page >= COMPACT_MIN_BYTES and free * 4 >= total:
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rewrite went via the WAL
 
     def trim_cache(self, model: str) -> int:
         """Keep at most `max(chunks, CACHE_SPARE_MIN)` vectors that `model`'s index does

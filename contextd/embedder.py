@@ -73,7 +73,7 @@ def _in_hub_cache(name: str) -> bool:
     return False
 
 
-def hub_unreachable(timeout_s: float = HUB_CHECK_S) -> str | None:
+def _hub_unreachable(timeout_s: float = HUB_CHECK_S) -> str | None:
     """The hub's host, when a connection to it cannot be opened (through a proxy, if one
     is set, the proxy is asked instead); None when it can."""
     endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
@@ -308,7 +308,7 @@ class SentenceTransformerEmbedder:
                 raise _unloadable(self.model_id, exc) from None
             model = None
         if model is None:
-            host = hub_unreachable()
+            host = _hub_unreachable()
             if host:  # the library would retry for over a minute before saying so
                 raise ModelUnavailable(
                     f"Embedding model '{self.model_id}' is not on this machine, and the "

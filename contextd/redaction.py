@@ -446,6 +446,27 @@ def _private_keys(text: str) -> list[Finding]:
     return found
 
 
+# The MySQL and MariaDB clients take a password glued to `-p`: `mysql -uroot -pS3cr3t db`
+# (`-P3306` is the port). Every `-p` of the command is judged, not only the first.
+_MYSQL_COMMAND = re.compile(
+    r"(?i)\b(?:mysql(?:dump|admin|import|check|sh)?|mariadb(?:-dump|-admin)?)\b[^\n;|&]{0,300}"
+)
+_MYSQL_P = re.compile(
+    r"(?<=[ \t])-p(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]{1,300})(?P=q)|(?P<bare>[^\s\"'`;|&]{1,300}))"
+)
+
+
+def _mysql_passwords(text: str) -> list[Finding]:
+    found = []
+    for command in _MYSQL_COMMAND.finditer(text):
+        for m in _MYSQL_P.finditer(text, command.start(), command.end()):
+            group = "quoted" if m["quoted"] is not None else "bare"
+            after = text[m.end(group) : m.end(group) + 1]
+            if _secret_value(m[group], "strong", group == "bare", after):
+                found.append(Finding(m.start(group), m.end(group), "password"))
+    return found
+
+
 def find(text: str) -> list[Finding]:
     """Every secret in `text`, by position; overlapping evidence becomes one finding."""
     lower = text.lower()
@@ -478,27 +499,6 @@ def find(text: str) -> list[Finding]:
     found.extend(_assignments(text, assigned))
     found.extend(_contexts(text, lower, other))
     return _merge(found)
-
-
-# The MySQL and MariaDB clients take a password glued to `-p`: `mysql -uroot -pS3cr3t db`
-# (`-P3306` is the port). Every `-p` of the command is judged, not only the first.
-_MYSQL_COMMAND = re.compile(
-    r"(?i)\b(?:mysql(?:dump|admin|import|check|sh)?|mariadb(?:-dump|-admin)?)\b[^\n;|&]{0,300}"
-)
-_MYSQL_P = re.compile(
-    r"(?<=[ \t])-p(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]{1,300})(?P=q)|(?P<bare>[^\s\"'`;|&]{1,300}))"
-)
-
-
-def _mysql_passwords(text: str) -> list[Finding]:
-    found = []
-    for command in _MYSQL_COMMAND.finditer(text):
-        for m in _MYSQL_P.finditer(text, command.start(), command.end()):
-            group = "quoted" if m["quoted"] is not None else "bare"
-            after = text[m.end(group) : m.end(group) + 1]
-            if _secret_value(m[group], "strong", group == "bare", after):
-                found.append(Finding(m.start(group), m.end(group), "password"))
-    return found
 
 
 def looks_like_secret(value: str) -> bool:

@@ -105,8 +105,8 @@ def open_client(settings: Settings) -> Any:
         )
 
 
-def sweep_segment_folders(chroma_path: Path) -> int:
-    """Delete the HNSW folders of collections Chroma has deleted, and return their bytes.
+def sweep_segment_folders(chroma_path: Path) -> None:
+    """Delete the HNSW folders of collections Chroma has deleted.
 
     Chroma 1.x drops a deleted collection's rows but leaves its segment folder on disk
     (chroma-core/chroma#5259), so every `reindex` or model switch left the old index
@@ -116,7 +116,7 @@ def sweep_segment_folders(chroma_path: Path) -> int:
     alone. The embedded store is used by the process holding the data dir's lock alone."""
     db_path = chroma_path / "chroma.sqlite3"
     if not db_path.is_file():
-        return 0
+        return
     try:
         db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
@@ -125,20 +125,16 @@ def sweep_segment_folders(chroma_path: Path) -> int:
             db.close()
     except sqlite3.Error as exc:
         log.warning("vector store: segment folders not checked (%s)", exc)
-        return 0
-    freed = 0
+        return
     for folder in chroma_path.iterdir():
         try:
             is_segment = str(uuid.UUID(folder.name)) == folder.name and folder.is_dir()
             if not is_segment or folder.name in listed or folder.is_symlink():
                 continue
-            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
             shutil.rmtree(folder)
         except (ValueError, OSError):
             continue
-        freed += size
-        log.info("vector store: removed %s, a deleted collection's (%d bytes)", folder, size)
-    return freed
+        log.info("vector store: removed %s, a deleted collection's index", folder)
 
 
 def drop_collections(
@@ -421,6 +417,7 @@ class VectorStore:
         return stray, others
 
     def drop_collection(self, name: str) -> None:
+        """Delete a collection, and (embedded) the index folder Chroma leaves of it."""
         with self._calls():
             self.client.delete_collection(name)
         if self.path is not None:
@@ -449,11 +446,9 @@ class VectorStore:
     def recreate(self) -> None:
         """Drop this collection and create it again, empty, with the same settings."""
         name, metadata = self.collection.name, dict(self.collection.metadata or {})
+        self.drop_collection(name)
         with self._calls():
-            self.client.delete_collection(name)
             self.collection = self._get_or_create(name, metadata)
-        if self.path is not None:
-            sweep_segment_folders(self.path)
 
     def nearest(
         self, vector: np.ndarray, k: int, where: dict[str, Any] | None
