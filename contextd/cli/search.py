@@ -83,11 +83,13 @@ def search(
         console.print(
             "[yellow]Keyword results only, without confidence:[/] " + escape(answer["degraded"])
         )
+    incomplete = ", ".join(escape(n) for n in answer.get("incomplete") or [])
     if not hits:
         console.print("No results. Check `contextd status`, or widen --source/--path/--lang.")
-        if answer.get("incomplete"):
-            names = ", ".join(escape(n) for n in answer["incomplete"])
-            console.print(f"[yellow]Not indexed whole yet:[/] {names}: search again when it is.")
+        if incomplete:
+            console.print(
+                f"[yellow]Not indexed whole yet:[/] {incomplete}: search again when it is."
+            )
         if answer.get("pending"):
             console.print(f"{answer['pending']} chunk(s) are still being embedded.")
         return
@@ -95,10 +97,9 @@ def search(
     for rank, hit in enumerate(hits, 1):
         _print_hit(rank, hit, terms)
     console.print(_verdict_line(answer))
-    incomplete = answer.get("incomplete") or []
     if incomplete:
         console.print(
-            f"[yellow]Not indexed whole yet:[/] {', '.join(escape(n) for n in incomplete)}; "
+            f"[yellow]Not indexed whole yet:[/] {incomplete}; "
             "these results, and the verdict, cover only the files read so far (a running "
             "daemon finishes it; else run `contextd index`)."
         )
