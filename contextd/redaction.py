@@ -209,7 +209,13 @@ _NOT_A_VALUE_NAME = _words(
     "policy endpoint version hint message msg text title help description doc docs error "
     "errors char chars sep delimiter enabled required expiry expires ttl timeout lifetime "
     "algorithm alg env location store cache validator validators list set map dict "
-    "placeholder input widget form view handler callback"
+    "placeholder input widget form view handler callback identifier identifiers stdin"
+)
+# A flag's value is read only under a name that ends in what it holds (`--db-password`,
+# not `--password-file`), and not for the tokens of paging and idempotency in CLIs.
+_FLAG_NOUNS = _words("password passwd pwd pass passphrase secret token key apikey credential creds")
+_NOT_SECRET_TOKENS = _words(
+    "next page continuation pagination idempotency request client lock sync resume marker unit"
 )
 _PLACEHOLDER = re.compile(
     r"(?i)^[\W_]*$|^(.)\1*$|xxxx|\*\*\*|\.\.\.|change.?me|your|example|placeholder|dummy|"
@@ -252,6 +258,8 @@ def _name_strength(name: str) -> str | None:
     words = [w.lower() for w in cased]
     if not words or words[-1] in _NOT_A_VALUE_NAME:
         return None
+    if "public" in words:
+        return None  # a public key is not a secret
     if any(w in _STRONG_WORDS for w in words):
         return "strong"
     if any(w.isupper() and _glued(w.lower()) for w in cased):
@@ -262,6 +270,14 @@ def _name_strength(name: str) -> str | None:
     if "key" in words or "auth" in words:
         return "weak"
     return None
+
+
+def _flag_holds_secret(name: str) -> bool:
+    """`--password`, `--api-key`, `--access-token`; not `--device-key`, `--next-token`."""
+    words = [w.lower() for w in _WORD.findall(name)]
+    if _name_strength(name) != "strong" or words[-1] not in _FLAG_NOUNS:
+        return False
+    return not (len(words) > 1 and words[-1] == "token" and words[-2] in _NOT_SECRET_TOKENS)
 
 
 def _glued(word: str) -> bool:
@@ -361,8 +377,10 @@ def _assignments(text: str, hits: list[re.Match[str]]) -> list[Finding]:
 
 # A secret name with no `=` or `:` after it, in other forms: an XML element, a call's name
 # and value (`define('DB_PASSWORD', '...')`, `setdefault("SECRET_KEY", ...)`), a name and
-# value pair (`{"Name": "API_TOKEN", "Value": ...}`, a YAML env list, `<add key= value=>`),
-# and SQL (`WITH PASSWORD '...'`, `IDENTIFIED BY '...'`).
+# value pair either way round (`{"Name": "API_TOKEN", "Value": ...}`, a YAML env list,
+# `<add key= value=>`, `<add value= key=>`), a command's flag and its value (`--password
+# VALUE`), and SQL (`WITH PASSWORD '...'`, `IDENTIFIED BY '...'`, and Oracle's bare
+# `CREATE USER u IDENTIFIED BY pw`).
 _NAME_TAIL = re.compile(r"[\w.\-$@]{0,60}")
 _CONTEXT_AFTER = frozenset(">\"'\n, \t") | {""}
 _XML_OPEN = re.compile(r"<(?:[\w.\-]+:)?$")  # `<password`, `<wsse:Password`
@@ -378,10 +396,21 @@ _PAIR_VALUE = re.compile(  # one way only to read each separator: no backtrackin
     r"(?i)[\"']?[ \t]*(?:[,\n][ \t\n]*)?(?:-[ \t]+)?[\"']?value[\"']?[ \t]*(?:[:=]|=>)[ \t]*"
     r"(?:(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,300})(?P=q)|(?P<bare>[^\s\"',;}{<>/\\]{1,300}))"
 )
+_VALUE_FIRST = re.compile(  # `<add value="..." key="ApiSecret"/>`: the value came first
+    r"(?i)\bvalue[\"']?[ \t]*(?:[:=]|=>)[ \t]*(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,300})(?P=q)"
+    r"[ \t]*,?[ \t\n]*[\"']?(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$"
+)
+_FLAG_VALUE = re.compile(  # a command's flag and its value: `--password VALUE`
+    r"[ \t]+(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>[^\s\"'`;|&<>()]{1,300}))"
+)
 _SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,300})'")  # PASSWORD '...' (SQL)
-_SQL_IDENTIFIED = re.compile(  # MySQL's and Oracle's IDENTIFIED BY, quoted (bare is prose:
-    r"(?i)\bidentified[ \t]+by[ \t]+(?:password[ \t]+)?"  # "the process identified by pid")
+_SQL_IDENTIFIED = re.compile(  # MySQL's and Oracle's IDENTIFIED BY, quoted (bare is prose,
+    r"(?i)\bidentified[ \t]+by[ \t]+(?:password[ \t]+)?"  # "identified by pid", but after USER)
     r"(?:'(?P<v>[^'\n]{1,300})'|\"(?P<dq>[^\"\n]{1,300})\")"
+)
+_SQL_USER_BARE = re.compile(  # Oracle's unquoted `CREATE USER scott IDENTIFIED BY pw`
+    r"(?i)\b(?:create|alter)[ \t]+user[ \t]+[^\s;]{1,130}[ \t]+identified[ \t]+by[ \t]+"
+    r"(?P<bare>[^\s;'\"]{1,300})"
 )
 
 
@@ -410,8 +439,14 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
                 m = _CALL_VALUE.match(text, end)
             if not m and _PAIR_NAME.search(before[:-1]):
                 m = _PAIR_VALUE.match(text, end + 1)
+            if not m and _PAIR_NAME.search(before[:-1]):
+                m = _VALUE_FIRST.search(text, max(0, start - 401), start - 1)
         elif _PAIR_NAME.search(before) and after in ("\n", ",", " ", "\t", ""):
             m = _PAIR_VALUE.match(text, end)
+        elif text[start] == "-" and after in (" ", "\t") and _flag_holds_secret(name):
+            m = _FLAG_VALUE.match(text, end)
+            if m and _ILLUSTRATION.search(m["v"] or m["bare"]):
+                continue  # a CLI's documented example (`--access-token eyJra456EXAMPLE`)
         elif name.lower() in ("password", "passwd"):
             m = _SQL_VALUE.match(text, end)
         if m is None:
@@ -428,6 +463,10 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
             group = "v" if m["v"] else "dq"
             if _secret_value(m[group], "strong", False, ""):
                 found.append(Finding(m.start(group), m.end(group), "password"))
+        for m in _SQL_USER_BARE.finditer(text):
+            after = text[m.end("bare") : m.end("bare") + 1]
+            if _secret_value(m["bare"], "strong", True, after):
+                found.append(Finding(m.start("bare"), m.end("bare"), "password"))
     return found
 
 

@@ -163,7 +163,12 @@ V = "Zk8qW2xR9vLp4TnB7mC3"  # a generated value
         f"<password>{V}</password>",  # XML elements and attributes
         f"<db.Password>{V}</db.Password>",
         f'<add key="ApiSecret" value="{V}" />',  # .NET appSettings
+        f'<add value="{V}" key="ApiSecret" />',  # the value first
+        f'{{"Value": "{V}", "Name": "DB_PASSWORD"}}',
         f"mysql --password={V} -u root",  # a command's flag
+        f"mysqlsh --password {V} -u root",  # a flag, then its value
+        f"gcloud auth --client-secret '{V}' --quiet",
+        f"vault login -token {V}",
         f"mysql -h db -u root -p{V} shop",  # MySQL's glued `-p`
         f"mysql -h 127.0.0.1 -P3306 -uroot -p{V} shop",  # after the port's `-P`
         f"mysqldump -pnotsecret -u root -p{V}",
@@ -175,6 +180,8 @@ V = "Zk8qW2xR9vLp4TnB7mC3"  # a generated value
         f"CREATE ROLE bob WITH LOGIN PASSWORD '{V}';",
         f"CREATE USER bob PASSWORD '{V}';",
         f'CREATE USER bob IDENTIFIED BY "{V}";',  # Oracle's quoted form
+        f"CREATE USER bob IDENTIFIED BY {V};",  # and its bare one
+        f"alter user c##app identified by {V} replace old",
         f"define('DB_PASSWORD', '{V}');",  # a call's name and value: PHP, Python, Java
         f'os.environ.setdefault("SECRET_KEY", "{V}")',
         f'req.setHeader("X-Api-Key", "{V}")',
@@ -209,6 +216,15 @@ def test_a_secret_named_without_an_assignment_is_redacted(text: str) -> None:
         "ALTER ROLE app WITH PASSWORD 'password';",
         "ALTER ROLE app WITH PASSWORD NULL;",
         "Steal a handle from process identified by source_pid.",  # prose
+        "ALTER USER scott IDENTIFIED BY tiger;",
+        "Use --password to give it, or --token $GITHUB_TOKEN, or --password-file pw.txt",
+        "app --password PASSWORD --api-key YOUR_API_KEY --secret-name db_main",
+        '--password "$(cat /run/secrets/db)"',
+        '<add value="mysite.settings" key="SettingsModule" />',
+        "aws logs tail --next-token Ci33ACF6b8Qz2LmX91 --client-token 7b3bcec2563bf47249f0",
+        "aws cognito-idp get-device --device-key us-west-2_a1b2c3d4-5678-90ab-cdef-1x1y1z",
+        "docker login --username AWS --password-stdin registry.internal:5000/app",
+        '"PublicKey": "MIIBojANBgkqhkiG9w0BAQEFAAOCAY8AMIIBigKCAYEA3A3eGMyPrvSn7"',
         'headers.put("X-Api-Key", apiKey);',
     ],
 )
