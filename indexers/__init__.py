@@ -26,7 +26,7 @@ from contextd.records import Chunk
 # MySQL client's glued password (`mysql -pS3cr3t`) is redacted; Rust's constants, statics,
 # type aliases and trait method signatures, trait impls as `Trait for Type`, and Java's
 # enum constants and anonymous-class fields are named.
-CHUNKER_VERSION = 8
+CHUNKER_VERSION = 9
 
 CODE_EXTENSIONS: dict[str, str] = {
     ".py": "python",

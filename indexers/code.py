@@ -52,6 +52,12 @@ MAX_NESTING = 48
 # dozen levels; a query over a file nested 50,000 deep took minutes without this limit
 # (and tree-sitter 0.26 crashes on a progress callback for queries, so none is used).
 MAX_START_DEPTH = 200
+# A licence header is not indexed: the same 15 lines atop every file of a project took a
+# chunk's worth of tokens beside each file's first definition, and came up for nothing.
+LICENCE = re.compile(
+    r"(?i)copyright|spdx-license-identifier|licensed under|general public license|"
+    r"all rights reserved|permission is hereby granted"
+)
 
 
 @dataclass
@@ -140,6 +146,28 @@ def _definitions(root: Node, query: Query) -> list[Definition]:
     return roots
 
 
+def _licence_end(root: Node, data: bytes) -> int:
+    """The line after the licence header that opens the file, or 0. The header is the
+    blocks of comments (each a run of comment lines) before any code that name a
+    copyright or a licence; a comment after them (Go's `// Package x …`) stays."""
+    end = 0
+    block: list[Node] = []
+    for node in [*root.children, None]:
+        if node is not None and "comment" in node.type:
+            if not block or node.start_point.row <= block[-1].end_point.row + 1:
+                block.append(node)  # the same block goes on
+                continue
+        if block:  # a block ended: is it a licence?
+            text = data[block[0].start_byte : block[-1].end_byte].decode("utf-8", "replace")
+            if not LICENCE.search(text):
+                break
+            end = block[-1].end_point.row + 1
+        if node is None or "comment" not in node.type:
+            break
+        block = [node]
+    return end
+
+
 class TreeSitterChunker:
     def __init__(self, language: str, counter: TokenCounter, timeout_s: float = 5.0) -> None:
         self.language = language
@@ -149,13 +177,14 @@ class TreeSitterChunker:
     def chunk(self, path: str, text: str) -> list[Chunk]:
         lines = Lines(text, self.counter)
         try:
-            defs = self._parse(text)
+            parsed = self._parse_with_header(text)
         except Exception as exc:  # a grammar failure must never stop the run
             log.warning("parse of %s failed (%s); falling back to line windows", path, exc)
-            defs = None
-        if defs is None:
+            parsed = None
+        if parsed is None:
             return window_chunks(path, text, self.language, self.counter, lines)
-        segs = self._plan(defs, 0, len(lines), "", lines, 0)
+        defs, header = parsed
+        segs = self._plan(defs, header, len(lines), "", lines, 0)
         return to_chunks(segs, lines, path, self.language, self.counter)
 
     def symbols(self, text: str) -> list[str]:
@@ -172,6 +201,11 @@ class TreeSitterChunker:
         return out
 
     def _parse(self, text: str) -> list[Definition] | None:
+        parsed = self._parse_with_header(text)
+        return parsed[0] if parsed else None
+
+    def _parse_with_header(self, text: str) -> tuple[list[Definition], int] | None:
+        """The file's definitions, and the line its licence header ends on (0: none)."""
         lang, query = _language(self.language)
         parser = Parser(lang)
         deadline = time.monotonic() + self.timeout_s
@@ -184,7 +218,7 @@ class TreeSitterChunker:
         if tree is None:
             log.warning("parse timed out after %.1fs; falling back to line windows", self.timeout_s)
             return None
-        return _definitions(tree.root_node, query)
+        return _definitions(tree.root_node, query), _licence_end(tree.root_node, data)
 
     def _plan(
         self, defs: list[Definition], lo: int, hi: int, parent: str, lines: Lines, depth: int

@@ -10,6 +10,7 @@ opens a line, to the next blank line).
 
 from __future__ import annotations
 
+import html
 import re
 
 from contextd.indexers.segments import Lines, Segment, to_chunks
@@ -36,6 +37,30 @@ HTML_TAG = re.compile(
     rf"^ {{0,3}}</?(?:{BLOCK_TAGS})(?:[\s/>]|$)|^ {{0,3}}</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>\s*$",
     re.IGNORECASE,
 )
+
+# A heading's inline markup, dropped from its title: badges (`[![CI](svg)](url)`) and other
+# images, links (their text stays), HTML tags, entities (`&emsp;`) and emphasis; code spans
+# keep their text as it is (`**kwargs`, `a[0]`).
+CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+IMAGE = re.compile(r"\[?!\[[^\]]*\](?:\([^)]*\)|\[[^\]]*\])?(?:\]\([^)]*\)|\]\[[^\]]*\])?")
+LINK = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\[[^\]]*\])")
+INLINE_TAG = re.compile(r"</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>")
+EMPHASIS = re.compile(r"(\*{1,3})(?=\S)(.+?)(?<=\S)\1")
+
+
+def plain(title: str) -> str:
+    """A heading's text as a reader sees it: `Serde JSON &emsp; [![CI](…)](…)` is `Serde JSON`."""
+    if not any(c in title for c in "[]<>&*`"):
+        return title
+    parts = []
+    for i, part in enumerate(CODE_SPAN.split(title)):
+        if i % 3 == 1:
+            continue  # the backticks of a code span
+        if i % 3 == 0:
+            part = LINK.sub(r"\1", IMAGE.sub(" ", part))
+            part = html.unescape(EMPHASIS.sub(r"\2", INLINE_TAG.sub(" ", part)))
+        parts.append(part)
+    return " ".join("".join(parts).split())
 
 
 class MarkdownChunker:
@@ -103,14 +128,14 @@ def headings(lines: list[str]) -> list[tuple[int, int, str]]:
             continue
         if fence is None:
             if m := HEADING.match(line):
-                out.append((i, len(m.group(1)), (m.group(2) or "").strip()))
+                out.append((i, len(m.group(1)), plain((m.group(2) or "").strip())))
             elif NOT_TITLE.match(line):
                 para = None
             else:
                 para = i if para is None else para
                 if i + 1 < len(lines) and (under := SETEXT.match(lines[i + 1])):
                     # The title is the whole paragraph the underline closes.
-                    title = " ".join(t.strip() for t in lines[para : i + 1])
+                    title = plain(" ".join(t.strip() for t in lines[para : i + 1]))
                     if len(title) > MAX_TITLE_CHARS:  # a long paragraph: its opening words
                         title = title[:MAX_TITLE_CHARS].rsplit(" ", 1)[0] + " …"
                     out.append((para, 1 if under.group(1)[0] == "=" else 2, title))

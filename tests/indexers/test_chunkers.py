@@ -212,6 +212,56 @@ def test_markdown_headings_are_read_as_commonmark_reads_them(counter: TokenCount
         assert not any(wrong in s for s in symbols), (wrong, symbols)
 
 
+def test_a_headings_markup_is_not_in_its_path(counter: TokenCounter) -> None:
+    """A README's title with its badges was the start of every section's path."""
+    body = " ".join(f"word{j}" for j in range(90))
+    text = (
+        "# Serde JSON &emsp; [![Build Status]][actions] [![Latest Version]][crates.io]\n\n"
+        f"{body}\n\n## [Install](#install) with <kbd>cargo</kbd>\n\n{body}\n\n"
+        f"## The `**kwargs` of *every* **call**\n\n{body}\n"
+    )
+    symbols = list(
+        dict.fromkeys(c.symbol for c in MarkdownChunker(counter).chunk("README.md", text))
+    )
+    assert symbols == [
+        "Serde JSON",
+        "Serde JSON > Install with cargo",
+        "Serde JSON > The **kwargs of every call",
+    ], symbols
+
+
+APACHE = """Copyright (C) 2010 Google Inc.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+See the License for the specific language governing permissions and
+limitations under the License."""
+
+
+def test_a_licence_header_is_not_indexed_and_what_follows_it_is(counter: TokenCounter) -> None:
+    """236 of gson's chunks began with the same licence; Go's package comment stays."""
+    block = "/*\n" + "".join(f" * {line}\n".replace(" \n", "\n") for line in APACHE.split("\n"))
+    java = block + " */\n\npackage com.acme;\n\n/** Reads tokens. */\nclass Reader {}\n"
+    go = "".join(f"// {line}\n" for line in APACHE.split("\n")).replace("// \n", "//\n")
+    go += "\n// Package acme reads tokens.\npackage acme\n\nfunc Read() {}\n"
+    py = "#!/usr/bin/env python\n" + "".join(f"# {line}\n" for line in APACHE.split("\n"))
+    py += '"""Reads tokens."""\n\ndef read():\n    pass\n'
+    for path, text, first in (
+        ("Reader.java", java, "package com.acme;"),
+        ("acme.go", go, "// Package acme reads tokens."),
+        ("read.py", py, '"""Reads tokens."""'),
+    ):
+        chunks = ChunkerRegistry(counter).chunk(path, text)
+        joined = "\n".join(c.text for c in chunks)
+        assert "Licensed under" not in joined and "Copyright" not in joined, (path, joined)
+        assert chunks[0].text.startswith(first), (path, chunks[0].text)
+        assert chunks[0].start_line == text.split("\n").index(first) + 1
+    # A comment that is not a licence stays, and so does a licence mentioned later on.
+    text = "// Reads tokens from a stream.\n\n// Copyright 2020 Acme\npackage acme\n"
+    chunks = ChunkerRegistry(counter).chunk("acme.go", text)
+    assert chunks[0].start_line == 1 and "Copyright" in chunks[0].text
+
+
 def test_fixture_markdown_keeps_nested_headings(counter: TokenCounter) -> None:
     chunks = ChunkerRegistry(counter).chunk("sample.md", (FIXTURES / "sample.md").read_text())
     assert any("Guide" in c.symbol for c in chunks)
