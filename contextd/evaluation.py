@@ -49,11 +49,16 @@ from contextd.settings import Settings
 Progress = Callable[[int, int, str], None]
 RANKED = 60  # files kept per answer
 BOT = re.compile(r"\[bot\]|dependabot|renovate|pre-commit-ci|github-actions|\bbot\b", re.I)
+# A version number alone is no bump: "Drop support for Python 3.7" changes code.
 VERSION_BUMP = re.compile(
-    r"^(release|prepare|bump|version|changelog|update changelog)\b|\bv?\d+\.\d+(\.\d+)?\b"
-    r"|\bbump(ed)? (version|to)\b|\brelease (v?\d|notes)\b",
+    r"^(release|prepare|bump|version|changelog|update changelog)\b|^v?\d+(\.\d+)+\S*$"
+    r"|\bbump(ed)? (version|to)\b|\brelease (v?\d|notes)\b|\b(version|release) v?\d+\.\d+",
     re.I,
 )
+# Subjects that say nothing of the change: a revert's (its original is a query of its
+# own), and GitHub's default for an edit in the browser ("Update command.go (#2248)").
+WEAK_SUBJECT = re.compile(r"^revert\b|^(update|create|delete|rename) [\w./-]+\.\w+$", re.I)
+PR_REF = re.compile(r"\s*\((?:#|gh-)\d+\)|\s+#\d+$", re.I)  # "(#745)", "(gh-12)"
 
 CODE_SUFFIXES = {
     ".py", ".js", ".jsx", ".mjs", ".ts", ".tsx", ".go", ".rs", ".java", ".c", ".h",
@@ -144,7 +149,10 @@ def history_queries(git_dir: str, limit: int = 100, rev: str = "HEAD") -> list[d
         commit, parents, date, author, subject, body = parts[:6]
         changes = [p for p in parts[6:] if p.strip()]
         statuses = dict(zip(changes[1::2], (s.strip() for s in changes[0::2]), strict=False))
-        if len(parents.split()) != 1 or BOT.search(author) or VERSION_BUMP.search(subject):
+        bare = PR_REF.sub("", subject).strip()  # "Minor tweak (#745)" is two words
+        if len(parents.split()) != 1 or BOT.search(author) or VERSION_BUMP.search(bare):
+            continue
+        if WEAK_SUBJECT.search(bare) or len(bare.split()) < 3:
             continue
         paths = list(statuses)
         if not paths or all(is_test(p) for p in paths) or all(is_doc(p) for p in paths):
@@ -154,7 +162,7 @@ def history_queries(git_dir: str, limit: int = 100, rev: str = "HEAD") -> list[d
             for p, s in statuses.items()
             if s == "M" and Path(p).suffix in CODE_SUFFIXES and not is_test(p)
         ]
-        if not gold or len(gold) > MAX_GOLD or len(subject.split()) < 3:
+        if not gold or len(gold) > MAX_GOLD:
             continue
         paragraph = body.strip().split("\n\n")[0].strip()
         rows.append(

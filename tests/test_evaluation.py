@@ -440,6 +440,30 @@ def test_a_feature_may_not_push_the_wrong_way_nor_extrapolate() -> None:
     assert np.allclose(held.predict(np.array([[1e6, 0.0]])), edge)
 
 
+def test_history_passes_over_subjects_that_say_nothing_of_the_change(tmp_path: Path) -> None:
+    """Reverts, the browser's "Update file.go", two words behind a PR number and releases
+    are left out; a version number in a real subject is not a release."""
+    root = tmp_path / "subjects"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    write(root, "app/parser.py", "# start\n")
+    _commit(root, "Start the parser project")
+    kept = {"Drop support for Python 3.7 in the parser", "Fix types for TypeScript 4.4 (#812)"}
+    for subject in (
+        *sorted(kept),
+        'Revert "Drop support for Python 3.7 in the parser"',
+        "Update parser.py (#2248)",
+        "Minor tweak (#745)",
+        "Release 2.3.1",
+        "2.3.1",
+        "Prepare version 2.4.0 of the parser",
+    ):
+        with (root / "app/parser.py").open("a") as f:
+            f.write(f"# {subject}\n")
+        _commit(root, subject)
+    assert {r["query"] for r in history_queries(git_dir_of(root), limit=100)} == kept
+
+
 def test_history_tells_tests_and_docs_by_each_languages_conventions(tmp_path: Path) -> None:
     """Go code in a `doc/` package is code, and its `_test.go` a test; `*.test.ts`,
     `*.spec.js` and `__tests__/` are tests; prose under `docs/` is documentation."""
