@@ -153,18 +153,18 @@ def _licence_end(root: Node, data: bytes) -> int:
     end = 0
     block: list[Node] = []
     for node in [*root.children, None]:
-        if node is not None and "comment" in node.type:
-            if not block or node.start_point.row <= block[-1].end_point.row + 1:
-                block.append(node)  # the same block goes on
-                continue
+        comment = node if node is not None and "comment" in node.type else None
+        if comment and (not block or comment.start_point.row <= block[-1].end_point.row + 1):
+            block.append(comment)  # the same block goes on
+            continue
         if block:  # a block ended: is it a licence?
             text = data[block[0].start_byte : block[-1].end_byte].decode("utf-8", "replace")
             if not LICENCE.search(text):
                 break
             end = block[-1].end_point.row + 1
-        if node is None or "comment" not in node.type:
+        if comment is None:
             break
-        block = [node]
+        block = [comment]
     return end
 
 
