@@ -19,6 +19,7 @@ from contextd.connectors.filters import (
     BUILD_DIR_REASON,
     BUILD_DIRS,
     MAX_LINE_CHARS,
+    data_dir_above,
     decode_text,
     is_binary,
     is_temp_file,
@@ -156,7 +157,11 @@ class ScanResult:
     paths: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.paths = list(self.source.scan(self.scope))
+        seen: dict[str, bool] = {}  # folders known to be, or not be, a data dir
+        root = self.source.root
+        self.paths = [
+            rel for rel in self.source.scan(self.scope) if not data_dir_above(root, rel, seen)
+        ]
         self._in_scope = Scope(self.scope) if self.scope is not None else None
 
     def __iter__(self) -> Iterator[Event | None]:

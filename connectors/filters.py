@@ -84,7 +84,41 @@ BUILD_DIR_REASON = (
 def left_out_by_name(name: str, path: str | os.PathLike[str]) -> bool:
     """Is the folder `name` (at `path`) never walked in a plain folder source? The build
     output ones (BUILD_DIRS) are listed as skipped by the caller."""
-    return name in IGNORED_DIRS or name in BUILD_DIRS or (name in ENV_DIRS and is_virtualenv(path))
+    return (
+        name in IGNORED_DIRS
+        or name in BUILD_DIRS
+        or (name in ENV_DIRS and is_virtualenv(path))
+        or is_data_dir(path)
+    )
+
+
+# A contextd data dir (CONTEXTD_HOME) holds the indexed text and the tokens that open the
+# daemon: it is never indexed or read, whoever's it is and wherever it lies (`contextd add
+# ~` holds the default one). It is known by the mark make_home leaves in it, or by its
+# catalog and store side by side (a data dir from before the mark).
+DATA_DIR_MARK = ".contextd-data-dir"
+
+
+def is_data_dir(path: str | os.PathLike[str]) -> bool:
+    return os.path.isfile(os.path.join(path, DATA_DIR_MARK)) or (
+        os.path.isfile(os.path.join(path, "catalog.sqlite3"))
+        and os.path.isdir(os.path.join(path, "chroma"))
+    )
+
+
+def data_dir_above(root: Path, rel: str, seen: dict[str, bool] | None = None) -> str | None:
+    """The folder of `rel` (or `root` itself, or one above it) that is a data dir, if any.
+    `seen` remembers folders already looked at, for one listing's worth of paths."""
+    seen = {} if seen is None else seen
+    folders = [str(p) for p in (root, *root.parents)]
+    parts = rel.split("/")[:-1]
+    folders += [os.path.join(root, *parts[: i + 1]) for i in range(len(parts))]
+    for folder in folders:
+        if folder not in seen:
+            seen[folder] = is_data_dir(folder)
+        if seen[folder]:
+            return folder
+    return None
 
 
 def is_virtualenv(path: str | os.PathLike[str]) -> bool:

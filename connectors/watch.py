@@ -46,7 +46,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from contextd.connectors.filters import is_temp_file
+from contextd.connectors.filters import data_dir_above, is_temp_file
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,8 @@ class _Handler(FileSystemEventHandler):
                 continue  # a folder's own mtime; its files report themselves
             if is_temp_file(rel.rsplit("/", 1)[-1]):
                 continue
+            if data_dir_above(Path(self.root), rel if not event.is_directory else rel + "/x"):
+                continue  # a data dir's own writes (contextd's catalog and logs) go round
             paths.add(rel)
         if paths:
             self.emit(self.source, paths)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from contextd.connectors.filters import DATA_DIR_MARK
 from contextd.errors import ConfigError
 
 
@@ -50,6 +51,15 @@ def make_home(home: Path) -> None:
             f"Cannot create the data dir {home}: {exc.strerror}. Point CONTEXTD_HOME at a "
             "folder you can write, or unset it to use the default."
         ) from None
+    mark = home / DATA_DIR_MARK
+    if not mark.exists():
+        try:  # what tells every source that finds this folder to leave it out
+            mark.write_text(
+                "This folder is a contextd data dir (CONTEXTD_HOME): the index, its logs "
+                "and the daemon's tokens. contextd never indexes or reads it as a source.\n"
+            )
+        except OSError:
+            pass  # a read-only data dir: its catalog and store still tell what it is
     for name, kind in LAYOUT.items():
         entry = home / name
         if (kind == "folder" and entry.is_file()) or (kind == "file" and entry.is_dir()):

@@ -16,7 +16,13 @@ from pathlib import Path, PurePosixPath
 
 from contextd.catalog import Catalog, SourceRow
 from contextd.connectors.base import open_source
-from contextd.connectors.filters import decode_text, is_binary, secret_reason, secret_root
+from contextd.connectors.filters import (
+    data_dir_above,
+    decode_text,
+    is_binary,
+    secret_reason,
+    secret_root,
+)
 from contextd.errors import ContextdError, SourceError
 from contextd.hygiene import clean
 from contextd.redaction import redact
@@ -65,6 +71,8 @@ def confine(root: Path, path: str) -> tuple[str, Path]:
     reason = reason or secret_root(real_root)
     if reason:
         raise ReadRefused(f"'{path}' is on the secrets deny-list and is never shared.")
+    if data_dir_above(real_root, inside.as_posix()):
+        raise ReadRefused(f"'{path}' is inside a contextd data dir, which is never shared.")
     return inside.as_posix(), target
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from contextd import ops
 from contextd.app import App
+from contextd.errors import SourceError
 from contextd.indexers import CHUNKER_VERSION
 from contextd.settings import Settings
 from contextd.store import EF_SEARCH, VectorStore
@@ -610,3 +611,47 @@ def test_a_large_run_leaves_the_keyword_index_merged(app: App, tmp_path: Path) -
     app.catalog.optimize_lexical()
     assert fts_bytes() == merged
     assert len(app.catalog.lexical(["version"], 1000)) == OPTIMIZE_MIN_FILES + 20
+
+
+def test_a_data_dir_inside_a_source_is_never_indexed_read_or_added(
+    app: App, isolated_home: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`contextd add ~` holds the data dir, whose tokens open the daemon: they were
+    indexed, searchable and readable. A second data dir inside a repository, untracked,
+    and one from before the mark (a catalog beside a store) are left out as well."""
+    from contextd.reading import ReadRefused
+
+    token = "sT8Pr5JGYQJH69wLk2Zq"
+    (isolated_home / "store-token").write_text(token + "\n")
+    write(tmp_path, "notes/plan.md", "# Plan\n\nShip the shop.\n")
+    repo = tmp_path_factory.mktemp("shop")
+    git(repo, "init", "-q", "-b", "main")
+    write(repo, "shop/cart.py", "def total(items):\n    return sum(items)\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "start")
+    old = repo / "var/ctx"  # an earlier contextd's data dir: no mark
+    write(old, "catalog.sqlite3", "not text the index may take\n")
+    write(old, "chroma/segment.txt", f"{token}\n")
+    write(old, "http-token", f"{token}\n")
+
+    added = ops.add(app, str(tmp_path), name="everything")  # holds the data dir
+    assert (isolated_home / ".contextd-data-dir").is_file()
+    ops.add(app, str(repo), name="shop", install_hooks=False)
+    ops.index(app)
+    for source in ("everything", "shop"):
+        paths = app.catalog.indexed_paths(source)
+        assert paths and not any("contextd-home/" in p or "var/ctx" in p for p in paths), paths
+    assert "notes/plan.md" in app.catalog.indexed_paths(added["name"])
+    skipped = [s["path"] for s in ops.status(app, skipped=True)["skipped"]]
+    assert not any("contextd-home" in p or "var/ctx" in p for p in skipped), skipped
+    found = ops.search(app, token, k=10)["results"]
+    assert not any(token in r["text"] for r in found), found
+    for source, path in (
+        ("everything", "contextd-home/store-token"),
+        ("shop", "var/ctx/http-token"),
+    ):
+        with pytest.raises(ReadRefused, match="data dir"):
+            ops.read(app, source, path)
+    for inside in (isolated_home, isolated_home / "chroma", old):
+        with pytest.raises(SourceError, match="data dir"):
+            ops.add(app, str(inside), name="home")

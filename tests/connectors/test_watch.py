@@ -55,6 +55,27 @@ def test_events_name_the_final_file_and_never_temp_files(tmp_path: Path) -> None
     assert not {p for p in seen if p.endswith((".swp", ".tmp")) or p.startswith(".git")}
 
 
+def test_a_data_dirs_own_writes_are_no_events(tmp_path: Path) -> None:
+    """With the data dir inside a watched folder, the daemon's own catalog and log writes
+    were events: an index run that never ended."""
+    home = tmp_path / ".local/share/contextd"
+    home.mkdir(parents=True)
+    (home / ".contextd-data-dir").write_text("a data dir\n")
+    q: queue.Queue = queue.Queue()
+    w = Watchers(lambda s, p: q.put((s, p)))
+    w.start()
+    try:
+        assert w.watch("home", tmp_path) == "events"
+        (home / "logs").mkdir()
+        (home / "logs" / "daemon.log").write_text("indexed\n")
+        (home / "catalog.sqlite3").write_text("rows\n")
+        (tmp_path / "plan.md").write_text("# Plan\n")
+        seen = collect(5, q, {"plan.md"}) | drain(q)
+    finally:
+        w.stop()
+    assert seen == {"plan.md"}
+
+
 def test_a_refused_inotify_watch_falls_back_to_polling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
