@@ -78,7 +78,8 @@ class Daemon:
         try:
             self._serve()
         finally:
-            clear_info(self.home)
+            if self.lock.still_ours():  # else the file is a new data dir's daemon's
+                clear_info(self.home)
             self.lock.release()
 
     def stop(self) -> None:
@@ -135,6 +136,13 @@ class Daemon:
             while not self.stop_event.wait(SPOOL_POLL_S):
                 if time.monotonic() - roots_checked > ROOT_CHECK_S:
                     roots_checked = time.monotonic()
+                    if not self.lock.still_ours():
+                        log.error(
+                            "the data dir %s was deleted or replaced under the daemon; "
+                            "stopping (`contextd start` makes a new one)",
+                            self.home,
+                        )
+                        break
                     self._rewatch_replaced_roots()
                 try:
                     self._drain_spool()

@@ -49,6 +49,17 @@ class DataDirLock:
             self._fd = fd
             return True
 
+    def still_ours(self) -> bool:
+        """Is the lock file we hold still the data dir's? Not when the data dir was
+        deleted (and perhaps made anew): then no command can find or stop us."""
+        if self._fd is None:
+            return False
+        try:
+            here, held = os.stat(self.path), os.fstat(self._fd)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -174,6 +174,8 @@ class RpcServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
+        st = os.stat(self.path)
+        self._bound = (st.st_dev, st.st_ino)  # ours to unlink at close, and no other
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="contextd-rpc", daemon=True
         )
@@ -187,7 +189,9 @@ class RpcServer:
             self._thread.join(timeout=5)
         self._server.server_close()
         try:
-            self.path.unlink()
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == self._bound:  # else a new data dir's daemon's
+                self.path.unlink()
         except FileNotFoundError:
             pass
 

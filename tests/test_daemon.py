@@ -275,6 +275,37 @@ def test_stop_never_signals_a_process_a_killed_daemon_left_its_pid_to(tmp_path: 
         bystander.wait()
 
 
+def test_a_daemon_whose_data_dir_is_deleted_stops_and_a_new_one_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    """`rm -rf` of the data dir left a daemon that no `status` or `stop` could find,
+    beside the next one `start` made; stopping late, it must not take the new one's files."""
+    env = start_daemon(tmp_path / "home")
+    first = json.loads(contextd(env, "status", "--json").stdout)["daemon"]["pid"]
+    shutil.rmtree(tmp_path / "home")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(first):
+        time.sleep(0.2)
+    if outlived := _alive(first):
+        os.kill(first, signal.SIGTERM)  # no orphan left running when this fails
+    assert not outlived, "the daemon outlived its data dir"
+    try:
+        contextd(env, "start")
+        second = json.loads(contextd(env, "status", "--json").stdout)["daemon"]
+        assert second["pid"] not in (None, first)
+    finally:
+        stop_daemon(env)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has stopped
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_a_hook_against_a_frozen_daemon_returns_at_once_and_counts_later(daemon, tmp_path) -> None:
     root, g = new_repo(tmp_path, daemon, "frozen")
     pid = json.loads(contextd(daemon, "status", "--json").stdout)["daemon"]["pid"]
