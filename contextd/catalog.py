@@ -229,26 +229,54 @@ def _emptied(path: Path, db: sqlite3.Connection) -> str | None:
     sources: a file truncated to nothing (SQLite takes an empty file for a new database)."""
     if db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
         return None
-    try:
-        rows = json.loads(path.with_name(SOURCES_COPY).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(rows, list) or not rows:
+    rows = read_sources_copy(path)
+    if not rows:
         return None
     return f"it is empty, while {SOURCES_COPY} beside it lists {len(rows)} source(s)"
 
 
-def start_afresh(path: Path) -> tuple[Path, list[str]]:
+def read_sources_copy(path: Path) -> list[dict[str, str]] | None:
+    """The source list saved beside the catalog at `path`: [] when there is none yet, and
+    None when it is there but cannot be read as one (damaged, or not ours)."""
+    copy = path.with_name(SOURCES_COPY)
+    try:
+        rows = json.loads(copy.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):
+        return None
+    fields = ("name", "root", "kind")
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict) and all(isinstance(r.get(f), str) for f in fields) for r in rows
+    ):
+        return None
+    return rows
+
+
+@dataclass
+class Afresh:
+    """What `start_afresh` did: where the damaged catalog went, the sources restored, and
+    where an unreadable copy of the source list went (None if it was sound)."""
+
+    aside: Path
+    restored: list[str]
+    copy_aside: Path | None = None
+
+
+def start_afresh(path: Path) -> Afresh:
     """Move a damaged catalog aside and make a new one holding the sources it had (from
-    the copy beside it). Returns where the old one went and the sources restored."""
-    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    the copy beside it). An unreadable copy is moved aside too, never lost."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
     for suffix in ("-wal", "-shm", ""):
         part = Path(f"{path}{suffix}")
         if part.exists():
             os.replace(part, Path(f"{aside}{suffix}"))
-    try:
-        rows = json.loads(path.with_name(SOURCES_COPY).read_text())
-    except (OSError, ValueError):
+    rows = read_sources_copy(path)
+    copy_aside = None
+    if rows is None:
+        copy_aside = path.with_name(f"{SOURCES_COPY}.damaged-{stamp}")
+        os.replace(path.with_name(SOURCES_COPY), copy_aside)
         rows = []
     catalog = Catalog(path, fresh=True)
     try:
@@ -256,7 +284,7 @@ def start_afresh(path: Path) -> tuple[Path, list[str]]:
             catalog.add_source(row["name"], Path(row["root"]), row["kind"])
     finally:
         catalog.close()
-    return aside, [row["name"] for row in rows]
+    return Afresh(aside, [row["name"] for row in rows], copy_aside)
 
 
 class Catalog:
@@ -278,7 +306,10 @@ class Catalog:
         self._migrate_columns()
         self.db.executescript(SCHEMA)
         self._backfill_fts()
-        if not path.with_name(SOURCES_COPY).exists():
+        copy = read_sources_copy(path)
+        if copy is None:
+            log.warning("%s was unreadable; written anew from the catalog", SOURCES_COPY)
+        if copy is None or not path.with_name(SOURCES_COPY).exists():
             self._save_sources()
 
     def _migrate_columns(self) -> None:

@@ -289,13 +289,28 @@ def _damaged_catalog(repair: bool, as_json: bool) -> bool:
     if not lock.acquire(wait_s=5):
         raise DaemonError(f"Another contextd process is working on {s.home}; wait for it.")
     try:
-        aside, restored = start_afresh(s.catalog_path)
+        done = start_afresh(s.catalog_path)
     finally:
         lock.release()
+    copy_aside = str(done.copy_aside) if done.copy_aside else None
     if as_json:
-        print_json({"damaged": problem, "moved_to": str(aside), "sources": restored})
+        print_json(
+            {
+                "damaged": problem,
+                "moved_to": str(done.aside),
+                "sources": done.restored,
+                "unreadable_source_list": copy_aside,
+            }
+        )
         return True
-    console.print(f"The damaged catalog ({problem}) is now {aside}.")
+    console.print(f"The damaged catalog ({problem}) is now {done.aside}.")
+    if copy_aside:
+        console.print(
+            f"[yellow]The copy of your source list could not be read either; it is now "
+            f"{copy_aside}. Add your sources again with `contextd add PATH`.[/yellow]",
+            highlight=False,
+        )
+    restored = done.restored
     console.print(
         f"A new catalog holds your {len(restored)} source(s): {', '.join(restored) or 'none'}. "
         "Run `contextd reindex` to rebuild the index from your files."

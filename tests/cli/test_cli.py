@@ -195,6 +195,26 @@ def test_a_damaged_catalog_is_named_and_doctor_repair_starts_afresh_with_the_sou
     assert code == 0 and json.loads(out)["results"][0]["path"] == "src/shop/mail.py"
 
 
+def test_an_unreadable_source_list_is_written_anew_or_kept_aside_and_said(
+    repo: Path, capsys
+) -> None:
+    """A damaged sources.json was read as no sources: the next repair said "0 source(s):
+    none" without a word of why, and the list was gone for good."""
+    cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")
+    copy = Path(os.environ["CONTEXTD_HOME"]) / "sources.json"
+    copy.write_text("{{{ garbage")
+    assert cli(capsys, "sources")[0] == 0  # a sound catalog writes its list anew
+    assert json.loads(copy.read_text())[0]["name"] == "shop"
+    copy.write_text("{{{ garbage")
+    catalog = copy.with_name("catalog.sqlite3")
+    for part in catalog.parent.glob("catalog.sqlite3*"):
+        part.write_bytes(b"\x00garbage" * 4096)
+    code, out, _ = cli(capsys, "doctor", "--repair")
+    assert code == 0 and "could not be read either" in out and "contextd add" in out, out
+    kept = list(copy.parent.glob("sources.json.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_text() == "{{{ garbage"
+
+
 def test_a_catalog_emptied_to_nothing_is_damage_not_a_new_catalog(repo: Path, capsys) -> None:
     """SQLite takes a 0-byte file for a new database: the sources were gone without a
     word, the next `add` overwrote the list `doctor --repair` restores from, and the
