@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from contextd import rpc
 from contextd.errors import DaemonError
 from contextd.home import make_home
-from contextd.lock import held
+from contextd.lock import held, holder
 
 if TYPE_CHECKING:
     from contextd.settings import Settings
@@ -73,9 +73,9 @@ def ensure_daemon(settings: Settings, timeout: float = START_TIMEOUT_S) -> dict[
                 )
         time.sleep(0.05)
     if proc is None:
+        who = holder(settings.home) or "a command indexing without the daemon?"
         raise DaemonError(
-            f"Another contextd process holds the lock on {settings.home} and no daemon "
-            f"answered within {timeout:.0f}s (a command indexing without the daemon?). "
-            "Wait for it to finish, then try again; `contextd status` shows what runs."
+            f"Another contextd process ({who}) holds the lock on {settings.home} and no "
+            f"daemon answered within {timeout:.0f}s. Wait for it to finish, then try again."
         )
     raise DaemonError(f"The daemon did not answer within {timeout:.0f}s. See `contextd logs`.")

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ class DataDirLock:
                 time.sleep(0.05)
                 continue
             self._fd = fd
+            with contextlib.suppress(OSError):  # who holds it, for the others' messages
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(_me()).encode(), 0)
             return True
 
     def still_ours(self) -> bool:
@@ -65,6 +69,23 @@ class DataDirLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _me() -> dict[str, Any]:
+    args = [os.path.basename(sys.argv[0]) or "python", *sys.argv[1:]]
+    if args[0] in ("__main__.py", "-c"):
+        args[0] = "contextd"
+    return {"pid": os.getpid(), "command": " ".join(args)[:200]}
+
+
+def holder(home: Path) -> str:
+    """Who holds the data dir's lock, as a message names it: "pid 1234, `contextd
+    index`" (or "" when an earlier contextd took it, which wrote no name)."""
+    try:
+        held_by = json.loads((home / LOCK_NAME).read_text() or "{}")
+        return f"pid {int(held_by['pid'])}, `{held_by['command']}`"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def write_info(home: Path, **info: Any) -> None:

@@ -23,7 +23,7 @@ from contextd import rpc
 from contextd.errors import DaemonError
 from contextd.home import home_from_env
 from contextd.hygiene import clean
-from contextd.lock import DataDirLock, read_info
+from contextd.lock import DataDirLock, holder, read_info
 
 if TYPE_CHECKING:
     from contextd.settings import Settings
@@ -132,8 +132,10 @@ def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | No
                 f"The contextd daemon (pid {info['pid']}) is not answering. Wait for it to "
                 "finish starting, check `contextd logs`, or run `contextd stop`."
             )
+        who = holder(s.home)
         raise DaemonError(
-            f"Another contextd command is working on {s.home}. Wait for it, then try again."
+            f"Another contextd command{f' ({who})' if who else ''} is working on {s.home}. "
+            "Wait for it to finish (it shows its own progress), then try again."
         )
     try:
         from contextd import ops

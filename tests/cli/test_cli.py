@@ -85,6 +85,28 @@ def test_known_errors_are_one_line_with_the_next_step_and_exit_1(tmp_path: Path,
     assert code == 1 and "missing does not exist" in err
 
 
+def test_a_command_kept_waiting_is_told_which_process_holds_the_data_dir(
+    tmp_path: Path, capsys
+) -> None:
+    """With a command indexing without the daemon, `status` and `search` said "another
+    command is working" and `start` sent the user to `status`: none said which."""
+    home = os.environ["CONTEXTD_HOME"]
+    probe = (
+        "import sys, time\nfrom pathlib import Path\nfrom contextd.lock import DataDirLock\n"
+        f"assert DataDirLock(Path({home!r})).acquire()\nprint('held', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        code, _, err = cli(capsys, "status")
+        assert code == 1 and f"(pid {holder.pid}, `contextd`)" in err, err
+        assert "Wait for it to finish" in err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_data_dir_that_is_a_file_is_named_not_a_traceback(tmp_path: Path, monkeypatch, capsys):
     (tmp_path / "f").write_text("")
     from contextd.cli.common import reset
