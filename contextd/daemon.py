@@ -69,6 +69,7 @@ class Daemon:
         self.started_at = time.time()
         self.lock = DataDirLock(self.home)
         self.http: Any = None
+        self._missing: set[str] = set()  # sources whose folder is gone, until it is back
 
     def run(self) -> None:
         make_home(self.home)
@@ -227,15 +228,29 @@ class Daemon:
     def _rewatch_replaced_roots(self) -> None:
         """A source folder deleted and made again (or cloned afresh) has lost its watch:
         watch the new folder and read it whole."""
-        for name in self.watchers.replaced_roots():
+        for name in [*self.watchers.replaced_roots(), *self._missing]:
             try:
                 root = self.app.catalog.source(name).root
             except ContextdError:
+                self._missing.discard(name)  # removed meanwhile
                 continue
             if root.is_dir():
-                log.info("%s: its folder %s was replaced; watching it again", name, root)
+                if name in self._missing:
+                    log.info("%s: its folder %s is back; watching it again", name, root)
+                else:
+                    log.info("%s: its folder %s was replaced; watching it again", name, root)
+                self._missing.discard(name)
                 self._watch(name, root)
                 self.worker.submit(Reconcile(name))
+            elif name not in self._missing:
+                # Its watch follows the folder to wherever it was moved: stop it, and say so.
+                self._missing.add(name)
+                self.watchers.unwatch(name)
+                self.worker.state(name).watch_error = (
+                    f"its folder {root} is gone (moved or deleted): it is watched and read "
+                    f"again when it is back there, or run `contextd remove {name}`"
+                )
+                log.warning("%s: its folder %s is gone; waiting for it to come back", name, root)
 
     def _drain_spool(self) -> None:
         """Handle the notes git hooks left (`<time>-<pid>.note`: hook name, then root)."""

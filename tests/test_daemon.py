@@ -19,6 +19,7 @@ from tests.conftest import write
 from tests.daemon_helpers import (
     CONTEXTD,
     contextd,
+    indexed,
     start_daemon,
     stop_daemon,
     wait_converged,
@@ -145,6 +146,43 @@ def test_a_source_folder_replaced_by_a_fresh_copy_is_watched_again(daemon, tmp_p
     wait_converged(daemon, "replaced", root)  # events again, not the hourly reconcile
     rows = json.loads(contextd(daemon, "status", "--json").stdout)["sources"]
     assert next(r for r in rows if r["name"] == "replaced")["errors"] == []
+
+
+def test_a_folder_moved_away_is_said_unwatched_and_read_again_when_back(
+    daemon, tmp_path: Path
+) -> None:
+    """`mv notes notes-moved` showed a healthy source, its watch went on reporting edits
+    in notes-moved as notes' own, and a file made meanwhile was missed until a restart."""
+    home = Path(daemon["CONTEXTD_HOME"])
+    root = tmp_path / "notes"
+    write(root, "plan.md", "# Plan\n\nShip it.\n")
+    contextd(daemon, "add", str(root), "--name", "notes")
+
+    def wait_for(check, what: str, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        while not (found := check()):
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+        return found
+
+    def errors() -> list[str]:
+        rows = json.loads(contextd(daemon, "status", "--json").stdout)["sources"]
+        return next(r for r in rows if r["name"] == "notes")["errors"]
+
+    wait_for(lambda: "plan.md" in indexed(home, "notes"), "plan.md never indexed")
+    moved = tmp_path / "notes-moved"
+    root.rename(moved)
+    gone = wait_for(lambda: errors(), "no error while the folder was away")
+    assert "is gone" in gone[0] and "contextd remove notes" in gone[0], gone
+    write(moved, "plan.md", "# Plan\n\nShip it, from elsewhere.\n")
+    write(moved, "capy.md", "# Capybaras\n\nMade while the folder was away.\n")
+    time.sleep(1.5)
+    assert "capy.md" not in indexed(home, "notes")  # not the watch of another folder
+    moved.rename(root)
+    wait_for(lambda: "capy.md" in indexed(home, "notes"), "capy.md missed after the return")
+    wait_for(lambda: errors() == [], "the error outlived the folder's return")
+    write(root, "later.md", "# Later\n")
+    wait_for(lambda: "later.md" in indexed(home, "notes"), "no watch after the return")
 
 
 def test_an_ignore_file_change_takes_effect_at_once(daemon, tmp_path: Path) -> None:
