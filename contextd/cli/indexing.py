@@ -117,6 +117,8 @@ def status(
         print_json(data)
         return
     d = data["daemon"]
+    # This shell's settings, read before anything is printed: a bad one is an error alone.
+    shell_store = settings().store if d else None
     if d:
         console.print(
             f"daemon: running, pid {d['pid']}, up {d['uptime_s']:.0f}s, "
@@ -133,7 +135,7 @@ def status(
         console.print(f"[red]degraded[/]: {reason} (free space there; contextd then catches up)")
     console.print(f"home: {data['home']}\nmodel: {data['model']}")
     print_store(data["store"])
-    if d and settings().store != data["store"].get("url"):
+    if d and shell_store != data["store"].get("url"):
         console.print(
             "[yellow]This shell's CONTEXTD_STORE differs from the daemon's: run "
             "`contextd stop`, then `contextd start`, to switch.[/]"
