@@ -3,7 +3,8 @@
 Pass 1 (`Indexer.index`): what changed -> chunks (on a small thread pool) -> one catalog
 transaction per batch replaces the batch's file rows, chunk rows and lexical entries.
 From then on the chunks are searchable lexically; new ones are marked `embedded = 0`.
-Chunk ids that no longer exist are then deleted from the vector store.
+Chunk ids that no longer exist are then deleted from the vector store, and new chunks
+whose text the embedding cache knows (a branch switched back) are stored at once.
 
 Pass 2 (`Indexer.embed_pending`): the backlog of unembedded chunks, files someone just
 changed first, then the longest waiting. Texts the embedding cache has never seen are
@@ -308,6 +309,7 @@ class Indexer:
         if not batch:
             return True
         in_step = True
+        new: list[tuple[str, Chunk]] = []  # chunks with no vector in the store yet
         with self.write_lock:
             old: dict[str, tuple[int, int, bool]] = {}
             for path in (
@@ -325,6 +327,7 @@ class Indexer:
                         for cid, ch in p.chunks
                         if old.get(cid) == (ch.start_line, ch.end_line, True)
                     }
+                    new += [(cid, ch) for cid, ch in p.chunks if cid not in stored]
                     self.catalog.put_file(
                         db,
                         src,
@@ -349,11 +352,34 @@ class Indexer:
                     self.store.delete(stale)
                 except STORE_NOT_NOW:
                     in_step = False
+            if in_step and new:
+                stats.cached += self._store_cached(src, new)
         stats.changed += len(batch.files)
         stats.deleted += len(batch.deletes)
         if progress:
             progress(stats)
         return in_step
+
+    def _store_cached(self, src: str, chunks: list[tuple[str, Chunk]]) -> int:
+        """Store at once the new chunks whose text the cache holds a vector for: a branch
+        switched back, a file restored. They cost no model time, and in the backlog they
+        waited behind whatever slice the model was working on (80 s seen). Returns how
+        many; a store that cannot take them now leaves them to the backlog."""
+        model = self.embedder.model_id
+        cache = self.catalog.cached_vectors(model, (ch.hash for _, ch in chunks), reuse=True)
+        hits = [(cid, ch) for cid, ch in chunks if ch.hash in cache]
+        if not hits:
+            return 0
+        try:
+            self.store.upsert(
+                [cid for cid, _ in hits],
+                np.stack([cache[ch.hash] for _, ch in hits]),
+                [metadata(src, ch) for _, ch in hits],
+            )
+        except STORE_NOT_NOW:
+            return 0
+        self.catalog.mark_embedded([cid for cid, _ in hits])
+        return len(hits)
 
     # -- pass 2: the embedding backlog ----------------------------------------------------
 

@@ -41,6 +41,25 @@ def test_a_first_index_embeds_everything_and_a_second_nothing(app: App, repo: Pa
     assert consistent(app, "shop") == (0, 0, 0)
 
 
+def test_a_restored_files_cached_vectors_are_stored_by_the_first_pass(app: App, repo: Path) -> None:
+    """Switching back to a branch brings chunks whose vectors the cache holds: they waited
+    in the backlog behind the model's slice in flight (80 s seen), searchable by keyword
+    only. The first pass stores them itself; no model is needed."""
+    row = add(app, repo)
+    app.index(row)
+    mail = repo / "src/shop/mail.py"
+    text = mail.read_text()
+    mail.unlink()
+    app.index(app.catalog.source("shop"))
+    mail.write_text(text)  # back, as a checkout puts it back
+    first_pass = app.index(app.catalog.source("shop"), embed=False)
+    assert first_pass.changed == 1 and first_pass.cached >= 1 and first_pass.embedded == 0
+    assert app.catalog.pending_count() == 0
+    assert consistent(app, "shop") == (0, 0, 0)
+    answer = ops.search(app, "email the receipt", k=1)
+    assert answer["pending"] == 0 and answer["results"][0]["path"] == "src/shop/mail.py"
+
+
 def test_the_vector_store_holds_vectors_and_metadata_but_no_chunk_text(
     app: App, repo: Path
 ) -> None:
