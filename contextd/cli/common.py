@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -187,12 +188,47 @@ def eta(seconds: float | None) -> str:
     return f"ETA {seconds / 60:.0f} min" if seconds < 5400 else f"ETA {seconds / 3600:.1f} h"
 
 
+PLAIN_EVERY_S = 15.0  # a progress line this often when output is not a terminal
+
+
+def _progress_view(p: dict) -> tuple[str, int, int | None, str]:
+    """(what, done, out of, detail) of a progress report from the index."""
+    if p.get("phase") == "embedding":
+        done = int(p.get("embedded", 0)) + int(p.get("cached", 0))
+        rate = float(p.get("embed_rate") or 0.0)
+        pending = int(p.get("pending", 0))
+        left = p.get("eta_s", pending / rate if rate and pending else None)
+        detail = (
+            f"chunks · {p.get('embedded', 0)} embedded, {p.get('cached', 0)} cached, "
+            f"{pending} pending · {rate:.0f}/s · {eta(left)} · searchable by keyword already"
+        )
+        return "embedding", done, done + pending, detail
+    detail = f"files · {p.get('changed', 0)} changed, {p.get('deleted', 0)} deleted"
+    return f"chunking {p.get('source', '')}", p.get("scanned", 0), p.get("total_files"), detail
+
+
 @contextmanager
 def index_progress(enabled: bool) -> Iterator[Callable[[dict], None] | None]:
     """A live progress bar on a terminal: files while chunking, then chunks while
-    embedding, with the rate and an ETA. Nothing when output is not a terminal."""
-    if not enabled or not err_console.is_terminal:
+    embedding, with the rate and an ETA. Output to a file or pipe gets a plain line
+    every 15 seconds (and at each change of phase) instead."""
+    if not enabled:
         yield None
+        return
+    if not err_console.is_terminal:
+        last: list[Any] = [0.0, ""]  # when the last line was written, and its phase
+
+        def plain(p: dict) -> None:
+            what, done, total, detail = _progress_view(p)
+            phase = what.split()[0]
+            if time.monotonic() - last[0] < PLAIN_EVERY_S and phase == last[1]:
+                return
+            last[:] = [time.monotonic(), phase]
+            out_of = f"{done}/{total}" if total else f"{done}"
+            sys.stderr.write(f"{what}: {out_of} {detail}\n")
+            sys.stderr.flush()
+
+        yield plain
         return
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -206,27 +242,7 @@ def index_progress(enabled: bool) -> Iterator[Callable[[dict], None] | None]:
         task = bar.add_task("indexing", total=None, detail="scanning")
 
         def update(p: dict) -> None:
-            if p.get("phase") == "embedding":
-                done = int(p.get("embedded", 0)) + int(p.get("cached", 0))
-                rate = float(p.get("embed_rate") or 0.0)
-                pending = int(p.get("pending", 0))
-                left = p.get("eta_s", pending / rate if rate and pending else None)
-                bar.update(
-                    task,
-                    total=done + pending,
-                    completed=done,
-                    description="embedding",
-                    detail=f"chunks · {p.get('embedded', 0)} embedded, "
-                    f"{p.get('cached', 0)} cached, {pending} pending · {rate:.0f}/s · "
-                    f"{eta(left)} · searchable by keyword already",
-                )
-                return
-            bar.update(
-                task,
-                total=p.get("total_files") or None,
-                completed=p.get("scanned", 0),
-                description=f"chunking {p.get('source', '')}",
-                detail=f"files · {p.get('changed', 0)} changed, {p.get('deleted', 0)} deleted",
-            )
+            what, done, total, detail = _progress_view(p)
+            bar.update(task, total=total or None, completed=done, description=what, detail=detail)
 
         yield update

@@ -120,6 +120,17 @@ def test_a_data_dir_that_is_a_file_is_named_not_a_traceback(tmp_path: Path, monk
             assert "CONTEXTD_HOME" in err and "Traceback" not in err
 
 
+def test_index_into_a_file_or_pipe_prints_progress_lines(repo: Path, capsys) -> None:
+    """Output redirected to a log: nothing at all until the end (160 s seen)."""
+    cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")
+    code, out, err = cli(capsys, "index")
+    lines = err.splitlines()
+    assert code == 0 and "shop: 4 files" in out, out
+    assert any(line.startswith("chunking shop: ") and " files · " in line for line in lines), err
+    assert any(line.startswith("embedding: ") and " pending · " in line for line in lines), err
+    assert cli(capsys, "index", "--json")[2] == ""  # JSON output stays alone
+
+
 def test_a_vanished_source_neither_stops_index_nor_lets_reindex_drop_the_rest(
     repo: Path, tmp_path: Path, capsys
 ) -> None:
