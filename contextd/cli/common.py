@@ -33,6 +33,7 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 LOCK_WAIT_S = 5.0
+STARTING_S = 120.0  # a daemon up for less than this that does not answer may be starting
 CLI_CATALOG_TIMEOUT_S = 2.5  # a catalog held by another process: a clear error within 5 s
 LONG_OPS = frozenset({"index", "reindex", "add", "remove"})
 # Not done again here when the daemon dies during it: it may be done (a second `remove`
@@ -129,9 +130,16 @@ def execute(op: str, args: dict[str, Any], progress: Callable[[dict], None] | No
     if not lock.acquire(wait_s=LOCK_WAIT_S):
         info = read_info(s.home)
         if info:
+            up = time.time() - float(info.get("started_at") or time.time())
+            if up < STARTING_S:
+                raise DaemonError(
+                    f"The contextd daemon (pid {info['pid']}) is not answering yet. Wait for "
+                    "it to finish starting, check `contextd logs`, or run `contextd stop`."
+                )
             raise DaemonError(
-                f"The contextd daemon (pid {info['pid']}) is not answering. Wait for it to "
-                "finish starting, check `contextd logs`, or run `contextd stop`."
+                f"The contextd daemon (pid {info['pid']}, up {up / 60:.0f} min) is not "
+                "answering: it may be stuck or stopped (`kill -STOP`?). `contextd logs` shows "
+                "its last work; `contextd stop` ends it, and `contextd start` starts afresh."
             )
         who = holder(s.home)
         raise DaemonError(

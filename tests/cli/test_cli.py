@@ -102,6 +102,11 @@ def test_a_command_kept_waiting_is_told_which_process_holds_the_data_dir(
         code, _, err = cli(capsys, "status")
         assert code == 1 and f"(pid {holder.pid}, `contextd`)" in err, err
         assert "Wait for it to finish" in err
+        # A daemon up for ten minutes that does not answer is not "starting": stuck.
+        info = {"pid": holder.pid, "started_at": time.time() - 600, "socket": "gone.sock"}
+        (Path(home) / "daemon.json").write_text(json.dumps(info))
+        code, _, err = cli(capsys, "status")
+        assert code == 1 and "up 10 min" in err and "stuck or stopped" in err, err
     finally:
         holder.kill()
         holder.wait()
