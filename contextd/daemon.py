@@ -375,11 +375,14 @@ class Daemon:
                 "error": self.backlog.state.error,
             },
         }
+        # The backlog embeds by age and recent edits, not source by source: a source's
+        # few chunks may wait behind another's thousands. Each is done by the end at most.
+        backlog = sum(row["pending"] for row in data["sources"])
         for row in data["sources"]:
             state = self.worker.state(row["name"])
             row |= {
                 "queued": len(state.pending),
-                "eta_s": self.backlog.eta_s(row["pending"]),
+                "eta_s": self.backlog.eta_s(backlog if row["pending"] else 0),
                 "busy": state.busy or state.rescan,  # being indexed, or about to be looked at
                 "last_event": state.last_event,
                 "errors": ([state.watch_error] if state.watch_error else []) + list(state.errors),
