@@ -107,12 +107,13 @@ def is_data_dir(path: str | os.PathLike[str]) -> bool:
 
 
 def data_dir_above(root: Path, rel: str, seen: dict[str, bool] | None = None) -> str | None:
-    """The folder of `rel` (or `root` itself, or one above it) that is a data dir, if any.
-    `seen` remembers folders already looked at, for one listing's worth of paths."""
+    """The folder from `root` down to `rel`'s that is a data dir, if any. (Folders above
+    the root are not looked at: `add` refuses a root inside a data dir, and eval's scratch
+    trees lie in one on purpose.) `seen` remembers folders already looked at, for one
+    listing's worth of paths."""
     seen = {} if seen is None else seen
-    folders = [str(p) for p in (root, *root.parents)]
     parts = rel.split("/")[:-1]
-    folders += [os.path.join(root, *parts[: i + 1]) for i in range(len(parts))]
+    folders = [str(root)] + [os.path.join(root, *parts[: i + 1]) for i in range(len(parts))]
     for folder in folders:
         if folder not in seen:
             seen[folder] = is_data_dir(folder)

@@ -21,7 +21,7 @@ from contextd import hooks, remote
 from contextd.app import App, resolve_root
 from contextd.confidence import source_path
 from contextd.connectors.base import detect_kind, open_source
-from contextd.connectors.filters import data_dir_above, secret_root
+from contextd.connectors.filters import is_data_dir, secret_root
 from contextd.errors import ContextdError, SourceError, StoreError, StoreUnavailable
 from contextd.health import low_space
 from contextd.pipeline import IndexStats
@@ -52,9 +52,9 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
             f"{root} is a folder that holds secrets ({why}): "
             "contextd never indexes it or shares its files. Add the project's own folder."
         )
-    if data_dir := data_dir_above(root, "x"):
+    if data_dir := next((p for p in (root, *root.parents) if is_data_dir(p)), None):
         raise SourceError(
-            f"{root} is {'' if Path(data_dir) == root else 'inside '}a contextd data dir "
+            f"{root} is {'' if data_dir == root else 'inside '}a contextd data dir "
             f"({data_dir}), which holds the index and the daemon's tokens and is never "
             "indexed. Add the project's own folder."
         )
