@@ -55,9 +55,13 @@ MAX_START_DEPTH = 200
 # A licence header is not indexed: the same 15 lines atop every file of a project took a
 # chunk's worth of tokens beside each file's first definition, and came up for nothing.
 LICENCE = re.compile(
-    r"(?i)copyright|spdx-license-identifier|licensed under|general public license|"
-    r"all rights reserved|permission is hereby granted"
+    r"(?i)copyright\s*(?:\(c\)|©|\d{4})|spdx-license-identifier|licensed under|"
+    r"licensed to the apache|general public license|all rights reserved|"
+    r"permission is hereby granted|\b(?:mit|bsd|apache|isc|mozilla|gnu)\b.{0,40}\blicen[cs]e\b"
 )
+LINE_COMMENTS = (b"//", b"#", b"--")
+NOT_WORDS = re.compile(r"^#!|coding[:=]|-\*-")  # a shebang, an encoding line
+COMMENT_MARK = re.compile(r"^\s*(?:/\*+!?|\*+/?|//[/!]?|#!?|--)?\s*")
 
 
 @dataclass
@@ -147,24 +151,44 @@ def _definitions(root: Node, query: Query) -> list[Definition]:
 
 
 def _licence_end(root: Node, data: bytes) -> int:
-    """The line after the licence header that opens the file, or 0. The header is the
-    blocks of comments (each a run of comment lines) before any code that name a
-    copyright or a licence; a comment after them (Go's `// Package x …`) stays."""
-    end = 0
-    block: list[Node] = []
-    for node in [*root.children, None]:
-        comment = node if node is not None and "comment" in node.type else None
-        if comment and (not block or comment.start_point.row <= block[-1].end_point.row + 1):
-            block.append(comment)  # the same block goes on
-            continue
-        if block:  # a block ended: is it a licence?
-            text = data[block[0].start_byte : block[-1].end_byte].decode("utf-8", "replace")
-            if not LICENCE.search(text):
-                break
-            end = block[-1].end_point.row + 1
-        if comment is None:
+    """The line after the licence header that opens the file, or 0.
+
+    The header is the comments before any code, taken a unit at a time while each opens
+    with a copyright or licence: a block comment (`/* … */`) is a unit of its own, a run
+    of line comments on adjacent lines (`//`, `#`) is one. The first unit that is not a
+    licence stays, with all after it (Go's `// Package x …`, a Javadoc, a `//!` crate
+    doc), and so does a line the header shares with code (`/*! … */ !function(){…}`)."""
+    nodes = root.children
+    units: list[list[Node]] = []
+    for node in nodes:
+        if "comment" not in node.type:
             break
-        block = [comment]
+        line = data[node.start_byte : node.end_byte].lstrip().startswith(LINE_COMMENTS)
+        last = units[-1][-1] if units else None
+        if (
+            last is not None
+            and line
+            and node.start_point.row == last.end_point.row + 1
+            and data[last.start_byte : last.end_byte].lstrip().startswith(LINE_COMMENTS)
+        ):
+            units[-1].append(node)
+        else:
+            units.append([node])
+    end = 0
+    for unit in units:
+        text = data[unit[0].start_byte : unit[-1].end_byte].decode("utf-8", "replace")
+        lines = (
+            COMMENT_MARK.sub("", line, count=1)
+            for line in text.splitlines()
+            if not NOT_WORDS.search(line)
+        )
+        first = next((line for line in lines if any(c.isalnum() for c in line)), "")
+        if not LICENCE.search(first):  # its first words: one that cites a licence stays
+            break
+        end = unit[-1].end_point.row + 1
+    following = next((n for n in nodes if "comment" not in n.type), None)
+    if end and following is not None and following.start_point.row < end:
+        end = following.start_point.row  # code on the header's last line keeps that line
     return end
 
 

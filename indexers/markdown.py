@@ -41,15 +41,20 @@ HTML_TAG = re.compile(
 # A heading's inline markup, dropped from its title: badges (`[![CI](svg)](url)`) and other
 # images, links (their text stays), HTML tags, entities (`&emsp;`) and emphasis; code spans
 # keep their text as it is (`**kwargs`, `a[0]`).
-CODE_SPAN = re.compile(r"(`+)(.+?)\1")
-IMAGE = re.compile(r"\[?!\[[^\]]*\](?:\([^)]*\)|\[[^\]]*\])?(?:\]\([^)]*\)|\]\[[^\]]*\])?")
-LINK = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\[[^\]]*\])")
-INLINE_TAG = re.compile(r"</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>")
-EMPHASIS = re.compile(r"(\*{1,3})(?=\S)(.+?)(?<=\S)\1")
+CODE_SPAN = re.compile(r"(`+)([^`]{1,300}?)\1")
+IMAGE = re.compile(
+    r"\[?!\[[^\[\]]{0,200}\](?:\([^()\s]{0,500}\)|\[[^\[\]]{0,100}\])?"
+    r"(?:\]\([^()\s]{0,500}\)|\]\[[^\[\]]{0,100}\])?"
+)
+LINK = re.compile(r"\[([^\[\]]{0,200})\]\([^()\s]{0,500}\)")  # `[i][j]` is code, not a link
+INLINE_TAG = re.compile(r"</?[A-Za-z][\w-]{0,50}(?:\s[^<>]{0,300})?/?>")
+EMPHASIS = re.compile(r"(?<![\w*])(\*{1,3})(?=[^\s*])([^*]{1,200}?)(?<=[^\s*])\1(?![\w*])")
+MAX_MARKUP_CHARS = 1000  # a title is read this far: a paragraph can be a megabyte
 
 
 def plain(title: str) -> str:
     """A heading's text as a reader sees it: `Serde JSON &emsp; [![CI](…)](…)` is `Serde JSON`."""
+    title = title[:MAX_MARKUP_CHARS]
     if not any(c in title for c in "[]<>&*`"):
         return title
     parts = []

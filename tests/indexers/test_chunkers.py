@@ -260,6 +260,17 @@ def test_a_licence_header_is_not_indexed_and_what_follows_it_is(counter: TokenCo
     text = "// Reads tokens from a stream.\n\n// Copyright 2020 Acme\npackage acme\n"
     chunks = ChunkerRegistry(counter).chunk("acme.go", text)
     assert chunks[0].start_line == 1 and "Copyright" in chunks[0].text
+    # Only what opens with licence words goes (the diff review's cases): a description
+    # that cites a copyright, a doc below the licence, code on the banner's line.
+    for path, text, first_kept in (
+        ("drv.c", "// SPDX-License-Identifier: GPL-2.0\n/*\n * Driver for the Foo USB "
+         "adapter.\n *\n * Copyright (C) 2020 Foo\n */\nint probe(void) { return 0; }\n", 2),
+        ("year.py", "# Computes the copyright year of a file.\n\ndef year():\n    return 1\n", 1),
+        ("lib.js", "/*! lib | Copyright (c) 2020 Acme | MIT */!function(){var a=1;}();\n", 1),
+    ):  # fmt: skip
+        chunks = ChunkerRegistry(counter).chunk(path, text)
+        assert chunks[0].start_line == first_kept, (path, chunks[0].text)
+        assert "probe" in text or "year" in text or "function" in chunks[0].text
 
 
 def test_fixture_markdown_keeps_nested_headings(counter: TokenCounter) -> None:
