@@ -258,8 +258,8 @@ def _name_strength(name: str) -> str | None:
     words = [w.lower() for w in cased]
     if not words or words[-1] in _NOT_A_VALUE_NAME:
         return None
-    if "public" in words:
-        return None  # a public key is not a secret
+    if "public" in words and "key" in words and not _STRONG_WORDS.intersection(words) - {"token"}:
+        return None  # a public key (or its token, .NET's hash of one) is not a secret
     if any(w in _STRONG_WORDS for w in words):
         return "strong"
     if any(w.isupper() and _glued(w.lower()) for w in cased):
@@ -275,8 +275,8 @@ def _name_strength(name: str) -> str | None:
 def _flag_holds_secret(name: str) -> bool:
     """`--password`, `--api-key`, `--access-token`; not `--device-key`, `--next-token`."""
     words = [w.lower() for w in _WORD.findall(name)]
-    if _name_strength(name) != "strong" or words[-1] not in _FLAG_NOUNS:
-        return False
+    if _name_strength(name) != "strong" or words[-1] not in _FLAG_NOUNS or words[0] == "no":
+        return False  # `--no-password` says there is none
     return not (len(words) > 1 and words[-1] == "token" and words[-2] in _NOT_SECRET_TOKENS)
 
 
@@ -401,7 +401,7 @@ _VALUE_FIRST = re.compile(  # `<add value="..." key="ApiSecret"/>`: the value ca
     r"[ \t]*,?[ \t\n]*[\"']?(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$"
 )
 _FLAG_VALUE = re.compile(  # a command's flag and its value: `--password VALUE`
-    r"[ \t]+(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>[^\s\"'`;|&<>()]{1,300}))"
+    r"[ \t]+(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>(?!-)[^\s\"'`;|&<>()]{1,300}))"
 )
 _SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,300})'")  # PASSWORD '...' (SQL)
 _SQL_IDENTIFIED = re.compile(  # MySQL's and Oracle's IDENTIFIED BY, quoted (bare is prose,
@@ -409,7 +409,7 @@ _SQL_IDENTIFIED = re.compile(  # MySQL's and Oracle's IDENTIFIED BY, quoted (bar
     r"(?:'(?P<v>[^'\n]{1,300})'|\"(?P<dq>[^\"\n]{1,300})\")"
 )
 _SQL_USER_BARE = re.compile(  # Oracle's unquoted `CREATE USER scott IDENTIFIED BY pw`
-    r"(?i)\b(?:create|alter)[ \t]+user[ \t]+[^\s;]{1,130}[ \t]+identified[ \t]+by[ \t]+"
+    r"(?i)\b(?:create|alter)[ \t]+user[ \t]+[^\s;]{1,130}\s{1,20}identified[ \t]+by[ \t]+"
     r"(?P<bare>[^\s;'\"]{1,300})"
 )
 

@@ -182,6 +182,9 @@ V = "Zk8qW2xR9vLp4TnB7mC3"  # a generated value
         f'CREATE USER bob IDENTIFIED BY "{V}";',  # Oracle's quoted form
         f"CREATE USER bob IDENTIFIED BY {V};",  # and its bare one
         f"alter user c##app identified by {V} replace old",
+        f"CREATE USER scott\n  IDENTIFIED BY {V}\n  DEFAULT TABLESPACE users;",
+        f"NEXT_PUBLIC_API_SECRET={V}",  # "public" in a secret's name
+        f"non_public_password = '{V}'",
         f"define('DB_PASSWORD', '{V}');",  # a call's name and value: PHP, Python, Java
         f'os.environ.setdefault("SECRET_KEY", "{V}")',
         f'req.setHeader("X-Api-Key", "{V}")',
@@ -225,6 +228,9 @@ def test_a_secret_named_without_an_assignment_is_redacted(text: str) -> None:
         "aws cognito-idp get-device --device-key us-west-2_a1b2c3d4-5678-90ab-cdef-1x1y1z",
         "docker login --username AWS --password-stdin registry.internal:5000/app",
         '"PublicKey": "MIIBojANBgkqhkiG9w0BAQEFAAOCAY8AMIIBigKCAYEA3A3eGMyPrvSn7"',
+        'publicKeyToken="1fc8b3b9a1e18e3b"',
+        "pg_dump --no-password --verbose shop",
+        "psql --password --no-align -c 'select 1'",
         'headers.put("X-Api-Key", apiKey);',
     ],
 )
