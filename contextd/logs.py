@@ -30,6 +30,18 @@ def rotate_log(path: Path) -> None:
         pass
 
 
+class _SafeWatchedFileHandler(logging.handlers.WatchedFileHandler):
+    """A log whose folder was deleted (the data dir with it) is a lost line, not an
+    exception out of the `log.error` that was to say so."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.reopenIfNeeded()
+            logging.FileHandler.emit(self, record)  # which opens the file again if closed
+        except OSError:
+            pass  # the log's folder is gone: the line is lost, and the caller goes on
+
+
 def configure_logging(s: Settings, stderr: bool = False) -> None:
     # A log line that cannot be written (a full disk) is lost, not a traceback on stderr.
     logging.raiseExceptions = False
@@ -43,7 +55,7 @@ def configure_logging(s: Settings, stderr: bool = False) -> None:
         s.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Reopened when logrotate (or `rotate_log`) moves it away: lines never go to a
         # file no one reads.
-        handlers.append(logging.handlers.WatchedFileHandler(s.log_path, encoding="utf-8"))
+        handlers.append(_SafeWatchedFileHandler(s.log_path, encoding="utf-8"))
     except OSError:
         stderr = True
     if stderr:

@@ -313,20 +313,28 @@ def test_stop_never_signals_a_process_a_killed_daemon_left_its_pid_to(tmp_path: 
         bystander.wait()
 
 
+@pytest.mark.parametrize("gone", ["deleted", "moved"])
 def test_a_daemon_whose_data_dir_is_deleted_stops_and_a_new_one_is_left_alone(
-    tmp_path: Path,
+    tmp_path: Path, gone: str
 ) -> None:
     """`rm -rf` of the data dir left a daemon that no `status` or `stop` could find,
-    beside the next one `start` made; stopping late, it must not take the new one's files."""
+    beside the next one `start` made; stopping late, it must not take the new one's files.
+    Moved, its log's reopening raised out of `log.error`, and the daemon died unclean."""
     env = start_daemon(tmp_path / "home")
     first = json.loads(contextd(env, "status", "--json").stdout)["daemon"]["pid"]
-    shutil.rmtree(tmp_path / "home")
+    if gone == "deleted":
+        shutil.rmtree(tmp_path / "home")
+    else:
+        (tmp_path / "home").rename(tmp_path / "home.old")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and _alive(first):
         time.sleep(0.2)
     if outlived := _alive(first):
         os.kill(first, signal.SIGTERM)  # no orphan left running when this fails
     assert not outlived, "the daemon outlived its data dir"
+    if gone == "moved":
+        stderr = (tmp_path / "home.old/logs/daemon.stderr").read_text(errors="replace")
+        assert "Traceback" not in stderr, stderr[-3000:]
     try:
         contextd(env, "start")
         second = json.loads(contextd(env, "status", "--json").stdout)["daemon"]
