@@ -7,6 +7,7 @@ with itself, and `Indexer.sweep` makes the vector store agree with it after a cr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -235,6 +236,16 @@ def _emptied(path: Path, db: sqlite3.Connection) -> str | None:
     return f"it is empty, while {SOURCES_COPY} beside it lists {len(rows)} source(s)"
 
 
+def _aside(path: Path) -> Path:
+    """A free name beside `path` to keep a damaged file under: `name.damaged-<time>`."""
+    base = f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside, n = path.with_name(base), 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{base}-{n}")
+    return aside
+
+
 def read_sources_copy(path: Path) -> list[dict[str, str]] | None:
     """The source list saved beside the catalog at `path`: [] when there is none yet, and
     None when it is there but cannot be read as one (damaged, or not ours)."""
@@ -275,7 +286,7 @@ def start_afresh(path: Path) -> Afresh:
     rows = read_sources_copy(path)
     copy_aside = None
     if rows is None:
-        copy_aside = path.with_name(f"{SOURCES_COPY}.damaged-{stamp}")
+        copy_aside = _aside(path.with_name(SOURCES_COPY))
         os.replace(path.with_name(SOURCES_COPY), copy_aside)
         rows = []
     catalog = Catalog(path, fresh=True)
@@ -307,8 +318,11 @@ class Catalog:
         self.db.executescript(SCHEMA)
         self._backfill_fts()
         copy = read_sources_copy(path)
-        if copy is None:
-            log.warning("%s was unreadable; written anew from the catalog", SOURCES_COPY)
+        if copy is None:  # kept aside, never overwritten: it may be all that names them
+            aside = _aside(path.with_name(SOURCES_COPY))
+            with contextlib.suppress(OSError):
+                os.replace(path.with_name(SOURCES_COPY), aside)
+            log.warning("%s was unreadable: kept as %s, written anew", SOURCES_COPY, aside.name)
         if copy is None or not path.with_name(SOURCES_COPY).exists():
             self._save_sources()
 

@@ -240,17 +240,21 @@ def test_an_unreadable_source_list_is_written_anew_or_kept_aside_and_said(
     none" without a word of why, and the list was gone for good."""
     cli(capsys, "add", str(repo), "--name", "shop", "--no-hooks")
     copy = Path(os.environ["CONTEXTD_HOME"]) / "sources.json"
-    copy.write_text("{{{ garbage")
+    copy.write_text("{{{ first garbage")
     assert cli(capsys, "sources")[0] == 0  # a sound catalog writes its list anew
     assert json.loads(copy.read_text())[0]["name"] == "shop"
-    copy.write_text("{{{ garbage")
+    copy.write_text("{{{ second garbage")
     catalog = copy.with_name("catalog.sqlite3")
     for part in catalog.parent.glob("catalog.sqlite3*"):
         part.write_bytes(b"\x00garbage" * 4096)
     code, out, _ = cli(capsys, "doctor", "--repair")
     assert code == 0 and "could not be read either" in out and "contextd add" in out, out
-    kept = list(copy.parent.glob("sources.json.damaged-*"))
-    assert len(kept) == 1 and kept[0].read_text() == "{{{ garbage"
+    copy.write_text("{{{ third garbage")  # and a catalog emptied to nothing beside it
+    for part in catalog.parent.glob("catalog.sqlite3*"):
+        part.write_bytes(b"")
+    assert cli(capsys, "sources")[0] == 0
+    kept = {p.read_text() for p in copy.parent.glob("sources.json.damaged-*")}
+    assert kept == {f"{{{{{{ {n} garbage" for n in ("first", "second", "third")}, kept
 
 
 def test_a_catalog_emptied_to_nothing_is_damage_not_a_new_catalog(repo: Path, capsys) -> None:
