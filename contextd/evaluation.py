@@ -52,7 +52,8 @@ BOT = re.compile(r"\[bot\]|dependabot|renovate|pre-commit-ci|github-actions|\bbo
 # A version number alone is no bump: "Drop support for Python 3.7" changes code.
 VERSION_BUMP = re.compile(
     r"^(release|prepare|bump|version|changelog|update changelog)\b|^v?\d+(\.\d+)+\S*$"
-    r"|\bbump(ed)? (version|to)\b|\brelease (v?\d|notes)\b|\b(version|release) v?\d+\.\d+",
+    r"|\bbump(ed)? (version|to)\b|\brelease (v?\d|notes)\b"
+    r"|^(update|set|change|increment) (the )?(package )?version\b",
     re.I,
 )
 # Subjects that say nothing of the change: a revert's (its original is a query of its

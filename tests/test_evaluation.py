@@ -448,7 +448,11 @@ def test_history_passes_over_subjects_that_say_nothing_of_the_change(tmp_path: P
     git(root, "init", "-q", "-b", "main")
     write(root, "app/parser.py", "# start\n")
     _commit(root, "Start the parser project")
-    kept = {"Drop support for Python 3.7 in the parser", "Fix types for TypeScript 4.4 (#812)"}
+    kept = {
+        "Drop support for Python 3.7 in the parser",
+        "Fix types for TypeScript 4.4 (#812)",
+        "Fix handling of version 2.0 files",
+    }
     for subject in (
         *sorted(kept),
         'Revert "Drop support for Python 3.7 in the parser"',
@@ -457,6 +461,7 @@ def test_history_passes_over_subjects_that_say_nothing_of_the_change(tmp_path: P
         "Release 2.3.1",
         "2.3.1",
         "Prepare version 2.4.0 of the parser",
+        "Update version to 3.1",
     ):
         with (root / "app/parser.py").open("a") as f:
             f.write(f"# {subject}\n")
