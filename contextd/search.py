@@ -59,7 +59,9 @@ TEST_PATH = re.compile(  # pytest's, Go's, and JavaScript's (jest, mocha, vitest
     re.IGNORECASE,
 )
 SECONDARY_PATH = re.compile(
-    rf"{TEST_PATH.pattern}|(^|/)(history|changelog|changes|news)(\.[a-z]+)?$", re.IGNORECASE
+    rf"{TEST_PATH.pattern}|(^|/)(history|changelog|changes|news|release[-_]?notes"
+    r"|releases|whats[-_]?new)(\.[a-z]+)?$",
+    re.IGNORECASE,
 )
 RUST_TEST_MODULE = re.compile(r"tests?(?:\.|$)")  # `mod tests` and what it holds
 SECONDARY_TERMS = frozenset(

@@ -123,6 +123,15 @@ def test_tests_rank_below_code_unless_asked_for(app: App, repo: Path) -> None:
     assert first[0] == "src/shop/cart.py" and "src/shop/cart.test.js" not in first
     asked = [h.path for h in search(app, "test for the total price", k=2).hits]
     assert set(asked) == {"tests/test_cart.py", "src/shop/cart.test.js"}
+    write(  # starlette's changelog is docs/release-notes.md: it outranked the code
+        repo,
+        "docs/release-notes.md",
+        "## 0.30.0\n\n* The total price of the cart items now sums every item price "
+        "in the cart: total price of the cart items.\n",
+    )
+    app.index(app.catalog.source("shop"))
+    first = [h.path for h in search(app, "total price of the cart items", k=2).hits]
+    assert first[0] == "src/shop/cart.py" and "docs/release-notes.md" not in first, first
 
 
 def test_rust_tests_inside_the_code_rank_below_it_unless_asked_for(
