@@ -155,7 +155,7 @@ def test_a_folder_moved_away_is_said_unwatched_and_read_again_when_back(
     in notes-moved as notes' own, and a file made meanwhile was missed until a restart."""
     home = Path(daemon["CONTEXTD_HOME"])
     root = tmp_path / "notes"
-    write(root, "plan.md", "# Plan\n\nShip it.\n")
+    write(root, "plan.md", "# Plan\n\nWrite it down.\n")
     contextd(daemon, "add", str(root), "--name", "notes")
 
     def wait_for(check, what: str, timeout: float = 30.0):
@@ -174,7 +174,7 @@ def test_a_folder_moved_away_is_said_unwatched_and_read_again_when_back(
     root.rename(moved)
     gone = wait_for(lambda: errors(), "no error while the folder was away")
     assert "is gone" in gone[0] and "contextd remove notes" in gone[0], gone
-    write(moved, "plan.md", "# Plan\n\nShip it, from elsewhere.\n")
+    write(moved, "plan.md", "# Plan\n\nWrite it down, from elsewhere.\n")
     write(moved, "capy.md", "# Capybaras\n\nMade while the folder was away.\n")
     time.sleep(1.5)
     assert "capy.md" not in indexed(home, "notes")  # not the watch of another folder
@@ -183,6 +183,7 @@ def test_a_folder_moved_away_is_said_unwatched_and_read_again_when_back(
     wait_for(lambda: errors() == [], "the error outlived the folder's return")
     write(root, "later.md", "# Later\n")
     wait_for(lambda: "later.md" in indexed(home, "notes"), "no watch after the return")
+    contextd(daemon, "remove", "notes")  # the daemon is shared: leave no source behind
 
 
 def test_an_ignore_file_change_takes_effect_at_once(daemon, tmp_path: Path) -> None:
