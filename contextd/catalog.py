@@ -277,8 +277,7 @@ class Afresh:
 def start_afresh(path: Path) -> Afresh:
     """Move a damaged catalog aside and make a new one holding the sources it had (from
     the copy beside it). An unreadable copy is moved aside too, never lost."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    aside = _aside(path)
     for suffix in ("-wal", "-shm", ""):
         part = Path(f"{path}{suffix}")
         if part.exists():

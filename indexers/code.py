@@ -160,20 +160,16 @@ def _licence_end(root: Node, data: bytes) -> int:
     doc), and so does a line the header shares with code (`/*! … */ !function(){…}`)."""
     nodes = root.children
     units: list[list[Node]] = []
+    last_was_line = False  # the unit so far is a run of line comments
     for node in nodes:
         if "comment" not in node.type:
             break
         line = data[node.start_byte : node.end_byte].lstrip().startswith(LINE_COMMENTS)
-        last = units[-1][-1] if units else None
-        if (
-            last is not None
-            and line
-            and node.start_point.row == last.end_point.row + 1
-            and data[last.start_byte : last.end_byte].lstrip().startswith(LINE_COMMENTS)
-        ):
+        if line and last_was_line and node.start_point.row == units[-1][-1].end_point.row + 1:
             units[-1].append(node)
         else:
             units.append([node])
+        last_was_line = line
     end = 0
     for unit in units:
         text = data[unit[0].start_byte : unit[-1].end_byte].decode("utf-8", "replace")
