@@ -6,10 +6,11 @@ Three kinds of evidence, in the manner of gitleaks and detect-secrets:
 - private key blocks (`-----BEGIN … PRIVATE KEY-----` to its END line, any flavour);
 - a value assigned to a name that says it is secret (`password`, `api_key`, `token`,
   `client_secret`, `key`…) in code, JSON, YAML, .ini or .env form, or given with such a
-  name in other forms (an XML element, a command's flag, a call such as `define(NAME,
-  VALUE)`, a `name`/`value` pair, SQL's `WITH PASSWORD`), and a password in a
-  URL (`postgres://user:pass@host`), when the value is not a placeholder, a variable or
-  a call, and its Shannon entropy is high enough.
+  name in other forms (an XML element, a command's flag, also as one item of a list of
+  arguments such as Docker's `CMD [...]` or a Kubernetes `args:`, a call such as
+  `define(NAME, VALUE)`, a `name`/`value` pair, SQL's `WITH PASSWORD` and `IDENTIFIED
+  [WITH plugin] BY`), and a password in a URL (`postgres://user:pass@host`), when the
+  value is not a placeholder, a variable or a call, and its Shannon entropy is high enough.
 
 `redact(text)` returns the text with each secret replaced by `[REDACTED:kind]`, and the
 kinds it found. Line structure is kept: a multi-line secret keeps its newlines, so the
@@ -192,7 +193,9 @@ def _words(names: str) -> frozenset[str]:
     return frozenset(names.split())
 
 
-_STRONG_WORDS = _words(
+# keytool's and jarsigner's flags (`-storepass`, `-srckeypass`) take the password itself.
+_KEYTOOL_PASSWORDS = _words("storepass keypass srcstorepass deststorepass srckeypass destkeypass")
+_STRONG_WORDS = _KEYTOOL_PASSWORDS | _words(
     "password passwd pwd pass passphrase passcode passkey secret secrets token credential "
     "credentials creds apikey authkey privatekey secretkey accesskey clientsecret"
 )
@@ -213,7 +216,9 @@ _NOT_A_VALUE_NAME = _words(
 )
 # A flag's value is read only under a name that ends in what it holds (`--db-password`,
 # not `--password-file`), and not for the tokens of paging and idempotency in CLIs.
-_FLAG_NOUNS = _words("password passwd pwd pass passphrase secret token key apikey credential creds")
+_FLAG_NOUNS = _KEYTOOL_PASSWORDS | _words(
+    "password passwd pwd pass passphrase secret token key apikey credential creds"
+)
 _NOT_SECRET_TOKENS = _words(
     "next page continuation pagination idempotency request client lock sync resume marker unit"
 )
@@ -356,6 +361,7 @@ def _assignments(text: str, hits: list[re.Match[str]]) -> list[Finding]:
         start = hit.start()
         while start > 0 and text[start - 1] in _NAME_CHARS and hit.start() - start < 60:
             start -= 1
+        flag = start
         while start < hit.start() and text[start] == "-":
             start += 1  # a command's flag: `--password=...`
         if start in starts or start < value_end:
@@ -369,7 +375,10 @@ def _assignments(text: str, hits: list[re.Match[str]]) -> list[Finding]:
         if m["paren"] and not _PAREN_CLOSE.match(text, value_end):
             continue  # `= (` then an expression, not one wrapped literal
         after = text[m.end(group) : m.end(group) + 1]
-        if _secret_value(m[group], strength, group == "bare", after):
+        # `"--password=..."`, one item of a list of arguments: the value is no variable
+        quoted = flag < start and after in ('"', "'") and text[flag - 1 : flag] == after
+        bare = group == "bare" and not (quoted and _flag_holds_secret(m["name"]))
+        if _secret_value(m[group], strength, bare, after):
             kind = "key" if strength == "weak" else _assigned_kind(m["name"])
             found.append(Finding(m.start(group), m.end(group), kind))
     return found
@@ -403,15 +412,43 @@ _VALUE_FIRST = re.compile(  # `<add value="..." key="ApiSecret"/>`: the value ca
 _FLAG_VALUE = re.compile(  # a command's flag and its value: `--password VALUE`
     r"[ \t]+(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>(?!-)[^\s\"'`;|&<>()]{1,300}))"
 )
+# A flag that is one item of a list of arguments, its value the next item: Docker's
+# `CMD ["app", "--password", "..."]`, a Kubernetes `args: ["--token", "..."]` or the same
+# list in YAML's block form, one `- item` a line at the flag's indent.
+_LIST_NEXT = re.compile(r"[ \t]*,\s{0,200}(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,300})(?P=q)")
+_YAML_ITEM = re.compile(r"(?P<indent>[ \t]{0,80})-[ \t]+")
+_YAML_NEXT = re.compile(
+    r"[ \t]*\n(?P<indent>[ \t]{0,80})-[ \t]+"
+    r"(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>(?![-\"'])[^\s#]{1,300}))"
+)
 _SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,300})'")  # PASSWORD '...' (SQL)
 _SQL_IDENTIFIED = re.compile(  # MySQL's and Oracle's IDENTIFIED BY, quoted (bare is prose,
-    r"(?i)\bidentified[ \t]+by[ \t]+(?:password[ \t]+)?"  # "identified by pid", but after USER)
-    r"(?:'(?P<v>[^'\n]{1,300})'|\"(?P<dq>[^\"\n]{1,300})\")"
+    r"(?i)\bidentified[ \t]+"  # "identified by pid", but after USER), and MySQL 8's
+    r"(?:with\s{1,20}[\"'`]?\w{1,64}[\"'`]?\s{1,20})?"  # IDENTIFIED WITH <plugin> BY
+    r"by[ \t]+(?:password[ \t]+)?(?:'(?P<v>[^'\n]{1,300})'|\"(?P<dq>[^\"\n]{1,300})\")"
 )
 _SQL_USER_BARE = re.compile(  # Oracle's unquoted `CREATE USER scott IDENTIFIED BY pw`
     r"(?i)\b(?:create|alter)[ \t]+user[ \t]+[^\s;]{1,130}\s{1,20}identified[ \t]+by[ \t]+"
     r"(?P<bare>[^\s;'\"]{1,300})"
 )
+
+
+def _flag_value(text: str, start: int, end: int) -> re.Match[str] | None:
+    """The value given to the flag `text[start:end]` (with its quote marks, if it has
+    them): the next word of its command line, or the next item of its list."""
+    if text[end : end + 1] in (" ", "\t"):
+        m = _FLAG_VALUE.match(text, end)
+    elif text[max(0, start - 80) : start].rstrip()[-1:] in ("[", "(", ","):
+        m = _LIST_NEXT.match(text, end)
+    else:  # a YAML block list: `- --token` alone on its line, the value the next item
+        line = text.rfind("\n", max(0, start - 90), start) + 1
+        item = _YAML_ITEM.fullmatch(text, line, start)
+        m = _YAML_NEXT.match(text, end) if item else None
+        if item is None or m is None or m["indent"] != item["indent"]:
+            return None
+    if m and _ILLUSTRATION.search(m["v"] or m["bare"]):
+        return None  # a CLI's documented example (`--access-token eyJra456EXAMPLE`)
+    return m
 
 
 def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]:
@@ -441,12 +478,12 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
                 m = _PAIR_VALUE.match(text, end + 1)
             if not m and _PAIR_NAME.search(before[:-1]):
                 m = _VALUE_FIRST.search(text, max(0, start - 401), start - 1)
+            if not m and text[start] == "-" and _flag_holds_secret(name):
+                m = _flag_value(text, start - 1, end + 1)  # `"--password", "..."`
         elif _PAIR_NAME.search(before) and after in ("\n", ",", " ", "\t", ""):
             m = _PAIR_VALUE.match(text, end)
-        elif text[start] == "-" and after in (" ", "\t") and _flag_holds_secret(name):
-            m = _FLAG_VALUE.match(text, end)
-            if m and _ILLUSTRATION.search(m["v"] or m["bare"]):
-                continue  # a CLI's documented example (`--access-token eyJra456EXAMPLE`)
+        elif text[start] == "-" and after in (" ", "\t", "\n") and _flag_holds_secret(name):
+            m = _flag_value(text, start, end)
         elif name.lower() in ("password", "passwd"):
             m = _SQL_VALUE.match(text, end)
         if m is None:
@@ -454,7 +491,10 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
         group = "bare" if m.groupdict().get("bare") else "v"
         value = m[group]
         after_value = text[m.end(group) : m.end(group) + 1]
-        if _secret_value(value, strength, group == "bare", after_value):
+        # keytool's `-storepass VALUE` is a command's argument, never a name in code
+        literal = name.lower() in _KEYTOOL_PASSWORDS
+        bare = group == "bare" and not literal
+        if _secret_value(value, strength, bare, after_value) and not (literal and _sample(value)):
             kind = "key" if strength == "weak" else _assigned_kind(name)
             found.append(Finding(m.start(group), m.end(group), kind))
         done = m.end(group)

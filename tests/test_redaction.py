@@ -232,10 +232,109 @@ def test_a_secret_named_without_an_assignment_is_redacted(text: str) -> None:
         "pg_dump --no-password --verbose shop",
         "psql --password --no-align -c 'select 1'",
         'headers.put("X-Api-Key", apiKey);',
+        "CREATE USER 'app'@'localhost' IDENTIFIED WITH auth_socket;",  # no password at all
+        "ALTER USER 'app'@'%' IDENTIFIED WITH caching_sha2_password BY RANDOM PASSWORD;",
+        "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY 'changeme';",
+        "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY '${DB_PASSWORD}';",
+        'CMD ["server", "--password-file", "/run/secrets/db_password"]',  # lists of arguments
+        'RUN ["docker", "login", "--password-stdin", "registry.internal:5000"]',
+        'CMD ["server", "--password", "$PASSWORD"]',
+        'CMD ["server", "--api-key", "${TOKEN}"]',
+        'CMD ["server", "--password", "<password>"]',
+        'CMD ["psql", "--password", "--no-align"]',  # asks for it
+        'args: ["--token", "$(API_TOKEN)"]',
+        'args: ["--next-token", "Ci33ACF6b8Qz2LmX91"]',
+        'command: ["vault", "login", "-token", "${VAULT_TOKEN}"]',
+        "args:\n  - --client-secret-file\n  - /etc/secret/x9\n",
+        "args:\n  - --client-secret\n  - $(CLIENT_SECRET)\n",
+        "args:\n  - --password\n  - --verbose\n",
+        "args:\n  - --token\nimage:\n  - Ci33ACF6b8Qz2LmX91\n",  # not the next item
+        'parser.add_argument("--password", "-p", help="the password")',
+        'cmd = ["mysql", "--password", password]',
+        "keytool -list -keystore cacerts -storepass changeit",  # keytool's own default
+        "keytool -genkey -storepass $STORE_PASS -keypass ${KEY_PASS}",
+        "keytool -genkey -storepass:env STOREPASS -keypass:file /run/secrets/kp",
+        "keytool -genkey -storepass <password> -keypass MyKeyPass",
+        "jarsigner -storepass EXAMPLEpass123 app.jar alias",
     ],
 )
 def test_names_without_an_assignment_and_no_generated_value_are_left_alone(line: str) -> None:
     assert redact(line) == (line, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY 'S3cr3t!pw';",
+            "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY '[REDACTED:password]';",
+        ),
+        (
+            f"ALTER USER 'app'@'localhost' IDENTIFIED WITH caching_sha2_password BY '{V}';",
+            "ALTER USER 'app'@'localhost' IDENTIFIED WITH caching_sha2_password"
+            " BY '[REDACTED:password]';",
+        ),
+        (
+            f"ALTER USER app IDENTIFIED WITH 'caching_sha2_password'\n  BY \"{V}\";",
+            "ALTER USER app IDENTIFIED WITH 'caching_sha2_password'\n  BY \"[REDACTED:password]\";",
+        ),
+    ],
+)
+def test_mysql_identified_with_a_plugin_by_a_password_is_redacted(text: str, clean: str) -> None:
+    assert redact(text).text == clean
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (f'CMD ["server", "--password", "{V}"]', V),
+        ('ENTRYPOINT ["app", "--api-key", "abc123def456"]', "abc123def456"),
+        (f'ENTRYPOINT [\n  "/bin/app",\n  "--api-key",\n  "{V}"\n]', V),
+        ('CMD ["server", "--password=Sup3rSecure"]', "Sup3rSecure"),  # no variable in quotes
+        (f'exec.Command("mysql", "--password", "{V}")', V),  # Go's arguments
+    ],
+)
+def test_a_flag_and_its_value_in_a_docker_exec_form_list_are_redacted(
+    text: str, secret: str
+) -> None:
+    clean, kinds = redact(text)
+    assert secret not in clean and kinds
+    assert clean.count("\n") == text.count("\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('args: ["--token", "abc123def456ghi"]', "abc123def456ghi"),
+        ("args:\n  - --client-secret\n  - s3cr3tvalue99\n", "s3cr3tvalue99"),
+        (f"args:\n  - '--client-secret'\n  - '{V}'\n", V),
+        (f'containers:\n  - args:\n      - "--token"\n      - "{V}"\n', V),
+        (f'command: ["vault", "login", "-token", "s.{V}"]', V),  # a Vault token of before 1.10
+    ],
+)
+def test_a_flag_and_its_value_in_a_kubernetes_args_list_are_redacted(
+    text: str, secret: str
+) -> None:
+    clean, kinds = redact(text)
+    assert secret not in clean and kinds
+    assert clean.count("\n") == text.count("\n")
+
+
+def test_keytool_store_and_key_passwords_are_redacted() -> None:
+    text = (
+        "keytool -genkey -alias app -keystore app.jks -storepass changeit2024 -keypass Secr3tKey\n"
+        "keytool -importkeystore -srckeystore a.p12 -srcstorepass Zk8qW2xR9vLp"
+        " -deststorepass Qw8Er5Ty2Ui9 -srckeypass Hq7vLm2Xk9Pw -destkeypass Xk9mPq2vL8nR\n"
+    )
+    clean, kinds = redact(text)
+    assert clean == (
+        "keytool -genkey -alias app -keystore app.jks -storepass [REDACTED:password]"
+        " -keypass [REDACTED:password]\n"
+        "keytool -importkeystore -srckeystore a.p12 -srcstorepass [REDACTED:password]"
+        " -deststorepass [REDACTED:password] -srckeypass [REDACTED:password]"
+        " -destkeypass [REDACTED:password]\n"
+    )
+    assert kinds == ["password"] * 6
 
 
 @pytest.mark.parametrize(
@@ -267,6 +366,10 @@ def test_redact_leaves_clean_text_identical() -> None:
         "key " * 250_000,
         "name: password" + " " * 40_000 + "x",  # 23 s when a separator read two ways
         "name: password" + " " * 5_000 + "\n" * 200_000,
+        '["--token",' + " " * 1_000_000,  # a flag in a list, then no next item
+        "  - --token\n" + " " * 1_000_000,
+        " " * 1_000_000 + "- --token\n" + " " * 1_000_000 + "- Zk8qW2xR9vLp4TnB7mC3",
+        "identified with" + " " * 1_000_000 + "x",
     ],
 )
 def test_a_megabyte_of_pathological_text_takes_well_under_a_few_seconds(text: str) -> None:
