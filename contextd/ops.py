@@ -297,6 +297,7 @@ def search(
         "verdict": answer.verdict,
         "calibration": answer.calibration,
         "unknown_words": answer.unknown_words,
+        "lookup": answer.lookup,
         # Sources not read whole (a first index or reindex under way, or stopped before
         # its end): results, unknown words and the verdict cover only the files read.
         "incomplete": sorted(n for n in (sources or rows) if n in rows and not rows[n].indexed_at),

@@ -4,7 +4,8 @@ Candidates come from both sides: the nearest chunks in Chroma and the best BM25 
 in the catalog's FTS5 index. Each candidate gets both signals (its exact cosine comes
 from the embedding cache), windows of one definition become one result, and results are
 ranked by a fused score: the cosine plus a bounded lexical bonus, weighted up when the
-query is identifier-like or names something rare.
+query is identifier-like or names something rare. A query of one word is a lookup: the
+word's definitions first, then what holds it, and `found` when the top results hold it.
 
 With a calibration for the embedding model (see `contextd.confidence`), every result
 also carries `confidence`, the probability that it is relevant, and the answer carries
@@ -51,6 +52,9 @@ LEX_WEIGHT = 0.15
 # says what the user wants better than meaning does: lexical evidence then weighs more.
 RARE_DF = 3
 RARE_LEX_WEIGHT = 0.6
+# A query of one word is a lookup: the results that hold it come first (a fused score
+# is a cosine plus at most RARE_LEX_WEIGHT, so this puts them above all the rest).
+LOOKUP_BONUS = 2.0
 # Implementation before tests and changelogs, unless the query asks for those: they
 # mention everything the code does, and an agent asking "how does X work" wants the code.
 TEST_PATH = re.compile(  # pytest's, Go's, and JavaScript's (jest, mocha, vitest) ways
@@ -101,6 +105,7 @@ class Answer:
     verdict: str = "uncertain"  # found | uncertain | not_found
     calibration: str = ""  # what the calibration was fitted on
     unknown_words: list[str] = field(default_factory=list)  # in no indexed chunk at all
+    lookup: str | None = None  # the one word asked, held by the top results: found
     degraded: str | None = None  # the vector store could not be asked: keyword results only
     # (size, mtime_ns) of each hit's file as indexed, read with the hits: what `stale` checks
     indexed_as: dict[tuple[str, str], tuple[int, int] | None] = field(default_factory=dict)
@@ -223,19 +228,23 @@ def search(
             candidates = kept
         elif named := _named_files(app, query, sources or known):
             candidates = draw(named)  # a file asked for by its path: that file's chunks
-        # A lone word found in very few chunks is looked up, whatever its shape ("zqkkdj",
-        # "marmoset"); in a question, a rare English word is no name the user knows is there.
-        lone = WORD.findall(query)
+        # A query of one word or name is looked up, whatever its shape ("pathsend",
+        # "zqkkdj"), where the index has it; in a question, only a word found in very few
+        # chunks is: a rare English word is no name the user knows is there.
+        word = _looked_up(query)
+        holds = _holder(word) if word else None
         exact = looks_like_identifier(query) or any(
-            0 < app.catalog.document_frequency(t) <= RARE_DF
-            for t in (_code_terms(query)[:8] if len(lone) > 1 else query_terms(query)[:8])
+            0 < app.catalog.document_frequency(t) <= (math.inf if word else RARE_DF)
+            for t in (query_terms(query)[:8] if word else _code_terms(query)[:8])
         )
         weight = RARE_LEX_WEIGHT if exact else LEX_WEIGHT
         # The featured results (and so confidence and `answerable`) always come from the
         # same draw, whatever -k or --files asked for; a deeper draw only adds results.
         definitions = _definitions(app, candidates)
-        ranked = _rank(_within(candidates, POOL), terms, mode, weight, definitions)
-        deeper = _rank(candidates, terms, mode, weight, definitions) if pool > POOL else []
+        ranked = _rank(_within(candidates, POOL), terms, mode, weight, definitions, word, holds)
+        deeper = (
+            _rank(candidates, terms, mode, weight, definitions, word, holds) if pool > POOL else []
+        )
 
         # Without the store's nearest chunks the features are not what was calibrated.
         calibrate = confidence and degraded is None
@@ -243,6 +252,9 @@ def search(
         answer = Answer(query, [], calibrated=cal is not None, degraded=degraded)
         answer.unknown_words = unknown_words(app, query, sources, languages)
         top = ranked[:FEATURED]
+        # A word looked up that the top results hold is found: a fact, not an estimate.
+        if holds and any(holds(h) for _, h in top[:ANSWER_K]):
+            answer.lookup = word
         if top and confidence:
             weights = _term_weights(app, terms)
             asks_secondary = bool(SECONDARY_TERMS & set(terms))
@@ -252,6 +264,7 @@ def search(
             answer.query_features = _query_features(app, query, top, weights, hit)
         if cal is not None:
             p = float(cal.answerable.predict(answer.query_features[None, :])[0]) if top else 0.0
+            p = 1.0 if answer.lookup else p
             answer.answerable = round(p, 4)
             answer.verdict = cal.verdict(p)
             answer.calibration = cal.origin
@@ -273,6 +286,10 @@ def search(
         hits = [h for _, h in top] + [h for _, h in ranked[FEATURED:]]
         shown = {_key(h, definitions) for h in hits}
         hits += [h for _, h in deeper if _key(h, definitions) not in shown]
+        if word and holds:  # a word looked up: its definitions, then its other mentions
+            hits.sort(key=lambda h: (not _defines(h.symbol, word), not holds(h)))
+        if answer.lookup and cal is None:
+            answer.answerable, answer.verdict = 1.0, "found"
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
         for h in answer.hits:
             state = app.catalog.file_state(h.source, h.path)
@@ -471,6 +488,30 @@ def _in_some_chunk(
     return any(whole.search(s.chunk.text) for s in app.catalog.chunks(ids))
 
 
+def _looked_up(query: str) -> str | None:
+    """The word or name a one-word query looks up (`Session.send`, `pathsend`), if it is one."""
+    words = WORD.findall(query.replace("::", "."))
+    return words[0] if len(words) == 1 and query_terms(words[0]) else None  # not "the"
+
+
+def _defines(symbol: str, name: str) -> bool:
+    """A chunk's symbol is a definition of `name`: `Session.send` defines `send`, and
+    `TemplateNotFound` defines `jinja2.TemplateNotFound`; a chunk of small definitions
+    has each one's symbol (`TemplateError, TemplateNotFound`)."""
+    return any(
+        s == name or s.endswith(f".{name}") or name.endswith(f".{s}")
+        for s in symbol.split(", ")
+        if s
+    )
+
+
+def _holder(name: str) -> Callable[[Hit], bool]:
+    """Does a result hold the word looked up, whole (`pathsend` in `http.response.pathsend`,
+    not in `pathsender`), or define it?"""
+    whole = re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])", re.IGNORECASE)
+    return lambda hit: _defines(hit.symbol, name) or whole.search(hit.text) is not None
+
+
 def _code_terms(query: str) -> list[str]:
     """The query's words shaped like code (`super_len`, `parseURL`), as index terms.
 
@@ -591,8 +632,12 @@ def _rank(
     mode: str,
     lex_weight: float,
     definitions: dict[tuple[str, str, str, int], int],
+    name: str | None = None,
+    holds: Callable[[Hit], bool] | None = None,
 ) -> list[tuple[_Candidate, Hit]]:
-    """One result per definition (its best window), best first, with its fused score."""
+    """One result per definition (its best window, or where it begins when it defines
+    the `name` looked up), best first, with its fused score; results that hold the word
+    looked up come before those that do not."""
     penalise = not SECONDARY_TERMS & set(terms)
     groups: dict[Key, list[tuple[float, _Candidate]]] = {}
     for cand in candidates:
@@ -607,11 +652,15 @@ def _rank(
             score = hit.dense + lex_weight * hit.lexical
         if penalise and not is_primary(hit):
             score -= SECONDARY_PENALTY
+        if holds is not None and holds(hit):
+            score += LOOKUP_BONUS
         groups.setdefault(_key(hit, definitions), []).append((score, cand))
     ranked = []
     for windows in groups.values():
         windows.sort(key=lambda sc: -sc[0])
         score, best = windows[0]
+        if name and _defines(best.hit.symbol, name):
+            best = min((c for _, c in windows), key=lambda c: c.hit.start_line)
         score += WINDOW_BONUS * min(len(windows) - 1, 3)
         best.dense_side = any(c.dense_side for _, c in windows)
         best.lexical_side = any(c.lexical_side for _, c in windows)

@@ -46,6 +46,12 @@ class SearchResult(BaseModel):
         description="Words of the query found in no indexed file: a misspelling, a name "
         "the code does not use, or something the index does not cover. Rephrase without them.",
     )
+    lookup: str | None = Field(
+        None,
+        description="Set when the query was one word or name and the top results hold it: "
+        "results holding it come first (its definitions before its uses), and the verdict "
+        "is found as a matter of fact, not an estimate.",
+    )
     incomplete: list[str] = Field(
         default_factory=list,
         description="Sources not indexed whole yet (a first index or reindex under way, "

@@ -162,6 +162,7 @@ def build_server(backend: Backend) -> MCPServer:
             answerable=answer["answerable"],
             calibrated=answer["calibrated"],
             unknown_words=[clean(w) for w in answer.get("unknown_words", [])],
+            lookup=clean(answer["lookup"]) if answer.get("lookup") else None,
             incomplete=[clean(n) for n in answer.get("incomplete", [])],
             pending=int(answer.get("pending") or 0),
             degraded=clean(answer["degraded"]) if answer.get("degraded") else None,

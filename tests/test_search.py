@@ -404,3 +404,110 @@ def test_a_query_that_is_a_files_path_finds_that_file(indexed: App) -> None:
         assert hits and all(h.path.endswith(want) for h in hits), (query, hits[:1])
     # Not a path of the index: searched as words, as before.
     assert search(indexed, "src/shop/refunds.py", k=3).hits
+
+
+LOOKUP_FILES = {
+    "web/responses.py": '''
+class FileResponse:
+    """Send a file from disk as the body of an HTTP response."""
+
+    async def __call__(self, scope, receive, send):
+        if "http.response.pathsend" in scope["extensions"]:
+            await send({"type": "http.response.pathsend", "path": str(self.path)})
+        else:
+            await self.send_chunks(send)
+''',
+    "web/static.py": '''
+class StaticFiles:
+    def get_path(self, scope):
+        """Given the request scope, return the path of the file to send."""
+        return os.path.normpath(os.path.join(*scope["path"].split("/")))
+
+    def lookup_path(self, path):
+        """Find the file a request path names in one of the static directories."""
+        for directory in self.directories:
+            full = os.path.realpath(os.path.join(directory, path))
+            if os.path.isfile(full):
+                return full, os.stat(full)
+        return "", None
+''',
+    "web/sending.py": '''
+def send_path_to_client(path, send):
+    """Send the path of a file to the client, in pieces of one megabyte."""
+    with open(path, "rb") as f:
+        while piece := f.read(1 << 20):
+            send(piece)
+''',
+    "tpl/exceptions.py": '''
+class TemplateError(Exception):
+    """Baseclass for all template errors."""
+
+
+class TemplateNotFound(IOError, LookupError, TemplateError):
+    """Raised if a template does not exist."""
+
+    def __init__(self, name, message=None):
+        self.name = name
+        self.message = message or name
+
+
+class TemplatesNotFound(TemplateNotFound):
+    """Like TemplateNotFound but raised if multiple templates are selected. This is
+    a subclass of TemplateNotFound, so catching the base exception catches both."""
+
+    def __init__(self, names=(), message=None):
+        super().__init__(names[-1] if names else None, message)
+''',
+    "tpl/__init__.py": """
+from .exceptions import TemplateNotFound as TemplateNotFound
+from .utils import pass_context as pass_context
+from .utils import select_autoescape as select_autoescape
+""",
+    "tpl/utils.py": '''
+def select_autoescape(enabled_extensions=("html", "htm", "xml"), default=False):
+    """Intelligently sets the initial value of autoescaping based on the filename of
+    the template. This is the recommended way to configure autoescaping."""
+    enabled_patterns = tuple(f".{x.lstrip('.').lower()}" for x in enabled_extensions)
+
+    def autoescape(template_name):
+        """Whether a template of this name is autoescaped: by its extension."""
+        if template_name is None:
+            return default
+        template_name = template_name.lower()
+        if template_name.endswith(enabled_patterns):
+            return True
+        return default
+
+    return autoescape
+''',
+}
+
+
+def test_a_one_word_query_is_looked_up_definitions_first(app: App, tmp_path: Path) -> None:
+    """A word or name asked alone is looked up, as grep or "go to definition" would:
+    `pathsend` (a lowercase word in two strings) came back as five unrelated results
+    about paths, with `not_found`; `TemplateNotFound` showed `TemplatesNotFound` first;
+    `select_autoescape` showed the line re-exporting it before its definition."""
+    root = tmp_path / "lookup"
+    for rel, text in LOOKUP_FILES.items():
+        write(root, rel, text.lstrip())
+    app.index(app.catalog.add_source("lookup", root, "folder"))
+
+    answer = search(app, "pathsend", k=4)
+    assert (answer.lookup, answer.verdict, answer.answerable) == ("pathsend", "found", 1.0)
+    assert answer.hits[0].path == "web/responses.py" and "pathsend" in answer.hits[0].text
+    assert all("pathsend" not in h.text for h in answer.hits[1:])  # then by meaning
+
+    top = search(app, "TemplateNotFound", k=3).hits[0]
+    assert top.path == "tpl/exceptions.py" and top.symbol.endswith(", TemplateNotFound")
+    for query in ("select_autoescape", "`select_autoescape()`", "tpl.select_autoescape"):
+        top = search(app, query, k=3).hits[0]
+        assert (top.path, top.symbol, top.start_line) == ("tpl/utils.py", "select_autoescape", 1)
+
+    # A word no file holds is no lookup: the model's estimate stands, and the word is named.
+    answer = search(app, "pathsendx", k=4)
+    assert answer.lookup is None and answer.verdict != "found"
+    assert answer.unknown_words == ["pathsendx"]
+    # Nor is a question, nor a stopword alone.
+    assert search(app, "where is pathsend sent", k=4).lookup is None
+    assert search(app, "the", k=4).lookup is None

@@ -49,6 +49,8 @@ def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
     code, out, _ = cli(capsys, "search", "email the receipt", "-k", "1")
     assert code == 0 and "src/shop/mail.py:" in out and "send_receipt_email" in out
     assert "Not in any indexed file" not in out
+    code, out, _ = cli(capsys, "search", "send_receipt_email", "-k", "1")
+    assert "found: these results hold 'send_receipt_email' (definitions first)" in out
     code, out, _ = cli(capsys, "search", "does send_reciept_email retry", "-k", "1")
     assert code == 0 and "Not in any indexed file: send_reciept_email, retry" in out
 
