@@ -18,6 +18,7 @@ from contextd.connectors.base import Source
 from contextd.connectors.filters import (
     BUILD_DIR_REASON,
     BUILD_DIRS,
+    DRAWINGS,
     MAX_LINE_CHARS,
     data_dir_above,
     decode_text,
@@ -70,6 +71,8 @@ def classify(
         return Skip(source, rel, reason)
     if is_temp_file(rel.rsplit("/", 1)[-1]):
         return Skip(source, rel, "editor swap or temp file")
+    if rel.lower().endswith(DRAWINGS):  # text, but coordinates: noise in every search
+        return Skip(source, rel, "drawing (SVG: shapes and paths, no text to search)")
     path = root / rel
     try:
         st = os.lstat(path)

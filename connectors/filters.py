@@ -144,6 +144,9 @@ BINARY_SNIFF_BYTES = 8192
 # A line longer than this marks minified or generated text (a bundle, a data blob): costly
 # to tokenize, worth nothing as a search result, and never what an agent should read.
 MAX_LINE_CHARS = 20_000
+# Text files that hold a picture: an icon's path data matched a nonsense word's meaning
+# better than any code did ("zqkkdj" found starlette's logo first).
+DRAWINGS = (".svg",)
 
 # Byte order marks, longest first (a UTF-32 LE mark starts like a UTF-16 LE one).
 BOMS: tuple[tuple[bytes, str], ...] = (

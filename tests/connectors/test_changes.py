@@ -36,6 +36,7 @@ def test_bad_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     os.symlink(root, root / "self_loop")
     os.mkfifo(root / "pipe")
     (root / os.fsdecode(b"caf\xe9.py")).write_bytes(b"x = 1\n")
+    write(root, "docs/logo.SVG", '<svg><path d="M0 0L10 10Z"/></svg>\n')  # icon noise
     got = events(root)
     assert isinstance(got["ok.py"], Change) and isinstance(got["empty.txt"], Change)
     reasons = {p: e.reason for p, e in got.items() if isinstance(e, Skip)}
@@ -47,6 +48,7 @@ def test_bad_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     assert reasons["self_loop"].startswith("symlink")
     assert reasons["pipe"] == "not a regular file"
     assert reasons["caf\\xe9.py"] == "file name is not valid UTF-8"
+    assert reasons["docs/logo.SVG"].startswith("drawing (SVG")
 
 
 def test_a_file_with_a_few_bad_bytes_is_indexed(tmp_path: Path) -> None:
