@@ -231,7 +231,7 @@ def search(
         # A query of one word or name is looked up, whatever its shape ("pathsend",
         # "zqkkdj"), where the index has it; in a question, only a word found in very few
         # chunks is: a rare English word is no name the user knows is there.
-        word = _looked_up(query)
+        word = _looked_up(query) if mode == "hybrid" else None  # the parts alone: as asked
         holds = _holder(word) if word else None
         exact = looks_like_identifier(query) or any(
             0 < app.catalog.document_frequency(t) <= (math.inf if word else RARE_DF)
