@@ -228,14 +228,21 @@ def search(
             candidates = kept
         elif named := _named_files(app, query, sources or known):
             candidates = draw(named)  # a file asked for by its path: that file's chunks
-        # A query of one word or name is looked up, whatever its shape ("pathsend",
-        # "zqkkdj"), where the index has it; in a question, only a word found in very few
-        # chunks is: a rare English word is no name the user knows is there.
+        # A query of one word or name that some result holds is looked up, whatever its
+        # shape ("pathsend"). Else a lone word found in very few chunks weighs keywords up
+        # ("zqkkdj"); in a question, a rare English word is no name the user knows is there.
         word = _looked_up(query) if mode == "hybrid" else None  # the parts alone: as asked
         holds = _holder(word) if word else None
-        exact = looks_like_identifier(query) or any(
-            0 < app.catalog.document_frequency(t) <= (math.inf if word else RARE_DF)
-            for t in (query_terms(query)[:8] if word else _code_terms(query)[:8])
+        if holds and not any(holds(c.hit) for c in candidates):
+            word = holds = None
+        lone = WORD.findall(query)
+        exact = (
+            looks_like_identifier(query)
+            or holds is not None
+            or any(
+                0 < app.catalog.document_frequency(t) <= RARE_DF
+                for t in (_code_terms(query)[:8] if len(lone) > 1 else query_terms(query)[:8])
+            )
         )
         weight = RARE_LEX_WEIGHT if exact else LEX_WEIGHT
         # The featured results (and so confidence and `answerable`) always come from the
@@ -253,7 +260,7 @@ def search(
         answer.unknown_words = unknown_words(app, query, sources, languages)
         top = ranked[:FEATURED]
         # A word looked up that the top results hold is found: a fact, not an estimate.
-        if holds and any(holds(h) for _, h in top[:ANSWER_K]):
+        if holds and not answer.unknown_words and any(holds(h) for _, h in top[:ANSWER_K]):
             answer.lookup = word
         if top and confidence:
             weights = _term_weights(app, terms)
@@ -287,7 +294,7 @@ def search(
         shown = {_key(h, definitions) for h in hits}
         hits += [h for _, h in deeper if _key(h, definitions) not in shown]
         if word and holds:  # a word looked up: its definitions, then its other mentions
-            hits.sort(key=lambda h: (not _defines(h.symbol, word), not holds(h)))
+            hits.sort(key=lambda h: (not _defines(h, word), not holds(h)))
         if answer.lookup and cal is None:
             answer.answerable, answer.verdict = 1.0, "found"
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
@@ -489,27 +496,38 @@ def _in_some_chunk(
 
 
 def _looked_up(query: str) -> str | None:
-    """The word or name a one-word query looks up (`Session.send`, `pathsend`), if it is one."""
-    words = WORD.findall(query.replace("::", "."))
-    return words[0] if len(words) == 1 and query_terms(words[0]) else None  # not "the"
+    """The word or name a one-word query looks up, as typed (`Session.send`,
+    `Parser::parse`, `pathsend`), if it is one."""
+    typed = query.strip().strip("`'\"()")
+    words = WORD.findall(typed.replace("::", "."))
+    if len(words) != 1 or not query_terms(words[0]):  # not "the"
+        return None
+    return typed if typed.replace("::", ".") == words[0] else words[0]
 
 
-def _defines(symbol: str, name: str) -> bool:
-    """A chunk's symbol is a definition of `name`: `Session.send` defines `send`, and
-    `TemplateNotFound` defines `jinja2.TemplateNotFound`; a chunk of small definitions
-    has each one's symbol (`TemplateError, TemplateNotFound`)."""
-    return any(
-        s == name or s.endswith(f".{name}") or name.endswith(f".{s}")
-        for s in symbol.split(", ")
-        if s
-    )
+def _defines(hit: Hit, name: str) -> bool:
+    """The result is a definition of `name`: `Session.send` defines `send`, and
+    `TemplateNotFound` in src/jinja2/ defines `jinja2.TemplateNotFound` (a qualifier must
+    name the file's folders or module: no `NoSuchModule.TemplateNotFound`). A chunk of
+    small definitions has each one's symbol (`TemplateError, TemplateNotFound`)."""
+    name = name.replace("::", ".")
+    where = {p.lower() for p in re.split(r"[/.]", hit.path)}
+    for s in filter(None, hit.symbol.replace("::", ".").split(", ")):
+        if s == name or s.endswith(f".{name}"):
+            return True
+        qualifier = name[: -len(s) - 1] if name.endswith(f".{s}") else ""
+        if qualifier and all(q.lower() in where for q in qualifier.split(".")):
+            return True
+    return False
 
 
 def _holder(name: str) -> Callable[[Hit], bool]:
     """Does a result hold the word looked up, whole (`pathsend` in `http.response.pathsend`,
-    not in `pathsender`), or define it?"""
-    whole = re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])", re.IGNORECASE)
-    return lambda hit: _defines(hit.symbol, name) or whole.search(hit.text) is not None
+    not in `pathsender`), or define it? Case counts when the word has a capital, as in
+    ripgrep's smart case: `HttpConnection` is not `HTTPConnection`."""
+    flags = 0 if any(c.isupper() for c in name) else re.IGNORECASE
+    whole = re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])", flags)
+    return lambda hit: _defines(hit, name) or whole.search(hit.text) is not None
 
 
 def _code_terms(query: str) -> list[str]:
@@ -659,7 +677,7 @@ def _rank(
     for windows in groups.values():
         windows.sort(key=lambda sc: -sc[0])
         score, best = windows[0]
-        if name and _defines(best.hit.symbol, name):
+        if name and _defines(best.hit, name):
             best = min((c for _, c in windows), key=lambda c: c.hit.start_line)
         score += WINDOW_BONUS * min(len(windows) - 1, 3)
         best.dense_side = any(c.dense_side for _, c in windows)

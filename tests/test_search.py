@@ -458,6 +458,10 @@ class TemplatesNotFound(TemplateNotFound):
     def __init__(self, names=(), message=None):
         super().__init__(names[-1] if names else None, message)
 ''',
+    "notes/parsing.md": """# Parsing
+
+Call `Parser::parse_header(&p)` before the body: it reads the status line.
+""",
     "tpl/__init__.py": """
 from .exceptions import TemplateNotFound as TemplateNotFound
 from .utils import pass_context as pass_context
@@ -504,10 +508,18 @@ def test_a_one_word_query_is_looked_up_definitions_first(app: App, tmp_path: Pat
         top = search(app, query, k=3).hits[0]
         assert (top.path, top.symbol, top.start_line) == ("tpl/utils.py", "select_autoescape", 1)
 
-    # A word no file holds is no lookup: the model's estimate stands, and the word is named.
+    assert search(app, "Parser::parse_header", k=3).lookup == "Parser::parse_header"
+    assert search(app, "tpl.TemplateNotFound", k=3).lookup == "tpl.TemplateNotFound"
+
+    # A word no result holds is no lookup: the model's estimate stands, the ranking is a
+    # question's, and the word is named. Nor is a qualifier that names nothing found, or
+    # a name in the wrong case (code written from it would not import).
     answer = search(app, "pathsendx", k=4)
     assert answer.lookup is None and answer.verdict != "found"
     assert answer.unknown_words == ["pathsendx"]
+    assert all(h.score < 2 for h in answer.hits)
+    for query in ("NoSuchModule.TemplateNotFound", "Router.TemplateNotFound", "Pathsend"):
+        assert search(app, query, k=3).lookup is None, query
     # Nor is a question, nor a stopword alone.
     assert search(app, "where is pathsend sent", k=4).lookup is None
     assert search(app, "the", k=4).lookup is None

@@ -132,13 +132,13 @@ VERDICT_TEXT = {
 
 
 def _verdict_line(answer: dict[str, Any]) -> Text:
-    if answer.get("degraded"):  # said above: the vectors could not be asked
-        return Text("confidence: none for keyword results only", style="dim")
     if answer.get("lookup"):  # a fact, not an estimate
         return Text(
             f"found: these results hold '{answer['lookup']}' (definitions first)",
             style="bold green",
         )
+    if answer.get("degraded"):  # said above: the vectors could not be asked
+        return Text("confidence: none for keyword results only", style="dim")
     if not answer["calibrated"]:
         return Text(
             "confidence: not calibrated for this embedding model (`contextd calibrate "
