@@ -8,9 +8,10 @@ Three kinds of evidence, in the manner of gitleaks and detect-secrets:
   `client_secret`, `key`…) in code, JSON, YAML, .ini or .env form, or given with such a
   name in other forms (an XML element, a command's flag, also as one item of a list of
   arguments such as Docker's `CMD [...]` or a Kubernetes `args:`, a call such as
-  `define(NAME, VALUE)`, a `name`/`value` pair, SQL's `WITH PASSWORD` and `IDENTIFIED
-  [WITH plugin] BY`), and a password in a URL (`postgres://user:pass@host`), when the
-  value is not a placeholder, a variable or a call, and its Shannon entropy is high enough.
+  `define(NAME, VALUE)`, a `name`/`value` pair, SQL's `WITH PASSWORD`, `IDENTIFIED [WITH
+  plugin] BY` and MariaDB's `IDENTIFIED VIA plugin USING PASSWORD(...)`), and a password
+  in a URL (`postgres://user:pass@host`), when the value is not a placeholder, a variable
+  or a call, and its Shannon entropy is high enough.
 
 `redact(text)` returns the text with each secret replaced by `[REDACTED:kind]`, and the
 kinds it found. Line structure is kept: a multi-line secret keeps its newlines, so the
@@ -319,9 +320,12 @@ def _sequential(value: str, run: int = 6) -> bool:
     return False
 
 
-def _secret_value(value: str, strength: str, bare: bool, after: str) -> bool:
+def _secret_value(value: str, strength: str, bare: bool, after: str, item: bool = False) -> bool:
     """Is this assigned value a real secret, not a placeholder, variable or call?
 
+    `item`: the value is a quoted item of a list of arguments, where an identifier is a name
+    as it is unquoted (`["--api-key", "apiKeyHeader"]`), though a dotted one is no attribute
+    (`"s.Zk8…"`, a Vault token).
     The cheap tests come first: a file can hold a keyword on every line."""
     if "%" in value:
         value = unquote(value)
@@ -334,7 +338,7 @@ def _secret_value(value: str, strength: str, bare: bool, after: str) -> bool:
     if bare and ((after and after in "([.") or "::" in value):
         return False  # a call, an index or a path expression
     digits = sum(c.isdigit() for c in value)
-    if bare and _IDENTIFIER.match(value) and ("." in value or digits < 2):
+    if (bare or item) and _IDENTIFIER.match(value) and (digits < 2 or (bare and "." in value)):
         return False  # a variable or an attribute, not a literal
     if _URL_OR_QUERY.search(value.rstrip("=")) or _BRACKETED.search(value):
         return False
@@ -388,10 +392,10 @@ def _assignments(text: str, hits: list[re.Match[str]]) -> list[Finding]:
 # and value (`define('DB_PASSWORD', '...')`, `setdefault("SECRET_KEY", ...)`), a name and
 # value pair either way round (`{"Name": "API_TOKEN", "Value": ...}`, a YAML env list,
 # `<add key= value=>`, `<add value= key=>`), a command's flag and its value (`--password
-# VALUE`), and SQL (`WITH PASSWORD '...'`, `IDENTIFIED BY '...'`, and Oracle's bare
-# `CREATE USER u IDENTIFIED BY pw`).
+# VALUE`), and SQL (`WITH PASSWORD '...'`, `IDENTIFIED BY '...'`, Oracle's bare
+# `CREATE USER u IDENTIFIED BY pw`, MariaDB's `IDENTIFIED VIA ed25519 USING PASSWORD('...')`).
 _NAME_TAIL = re.compile(r"[\w.\-$@]{0,60}")
-_CONTEXT_AFTER = frozenset(">\"'\n, \t") | {""}
+_CONTEXT_AFTER = frozenset(">\"'\r\n, \t") | {""}
 _XML_OPEN = re.compile(r"<(?:[\w.\-]+:)?$")  # `<password`, `<wsse:Password`
 _XML_VALUE = re.compile(  # attributes, then the text (perhaps CDATA)
     r"(?:[ \t][^<>]{0,200})?>[ \t]*(?:<!\[CDATA\[)?(?P<v>[^<>\s\]]{1,300})(?:\]\]>)?[ \t]*</"
@@ -402,7 +406,7 @@ _CALL_VALUE = re.compile(
 _CALL_OPEN = re.compile(r"[\w$.\]>]\([ \t]*$")
 _PAIR_NAME = re.compile(r"(?i)\b(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$")
 _PAIR_VALUE = re.compile(  # one way only to read each separator: no backtracking
-    r"(?i)[\"']?[ \t]*(?:[,\n][ \t\n]*)?(?:-[ \t]+)?[\"']?value[\"']?[ \t]*(?:[:=]|=>)[ \t]*"
+    r"(?i)[\"']?[ \t]*(?:[,\r\n][ \t\r\n]*)?(?:-[ \t]+)?[\"']?value[\"']?[ \t]*(?:[:=]|=>)[ \t]*"
     r"(?:(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,300})(?P=q)|(?P<bare>[^\s\"',;}{<>/\\]{1,300}))"
 )
 _VALUE_FIRST = re.compile(  # `<add value="..." key="ApiSecret"/>`: the value came first
@@ -414,11 +418,17 @@ _FLAG_VALUE = re.compile(  # a command's flag and its value: `--password VALUE`
 )
 # A flag that is one item of a list of arguments, its value the next item: Docker's
 # `CMD ["app", "--password", "..."]`, a Kubernetes `args: ["--token", "..."]` or the same
-# list in YAML's block form, one `- item` a line at the flag's indent.
+# list in YAML's flow form unquoted (`[--token, ...]`) or its block form, one `- item` a
+# line at the flag's indent. Lines may end in CRLF.
+_LIST_COMMA = re.compile(r"[ \t]{0,80},")
 _LIST_NEXT = re.compile(r"[ \t]*,\s{0,200}(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,300})(?P=q)")
+_FLOW_NEXT = re.compile(  # after a plain flag, a plain item too: it ends at `,` or `]`
+    r"[ \t]{0,80},\s{0,200}(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,300})(?P=q)"
+    r"|(?P<bare>(?![-\"'])[^\s,\[\]{}()\"'`]{1,300})(?=\s{0,200}(?:[,\]]|$)))"
+)
 _YAML_ITEM = re.compile(r"(?P<indent>[ \t]{0,80})-[ \t]+")
 _YAML_NEXT = re.compile(
-    r"[ \t]*\n(?P<indent>[ \t]{0,80})-[ \t]+"
+    r"[ \t]*\r?\n(?P<indent>[ \t]{0,80})-[ \t]+"
     r"(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>(?![-\"'])[^\s#]{1,300}))"
 )
 _SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,300})'")  # PASSWORD '...' (SQL)
@@ -426,6 +436,12 @@ _SQL_IDENTIFIED = re.compile(  # MySQL's and Oracle's IDENTIFIED BY, quoted (bar
     r"(?i)\bidentified[ \t]+"  # "identified by pid", but after USER), and MySQL 8's
     r"(?:with\s{1,20}[\"'`]?\w{1,64}[\"'`]?\s{1,20})?"  # IDENTIFIED WITH <plugin> BY
     r"by[ \t]+(?:password[ \t]+)?(?:'(?P<v>[^'\n]{1,300})'|\"(?P<dq>[^\"\n]{1,300})\")"
+)
+_SQL_VIA = re.compile(  # MariaDB's IDENTIFIED VIA <plugin> USING PASSWORD('...'), perhaps
+    r"(?i)\bidentified\s{1,20}via\s{1,20}"  # after other plugins joined by OR
+    r"(?:\w{1,64}(?:\s{1,20}using\s{1,20}'[^'\n]{0,300}')?\s{1,20}or\s{1,20}){0,4}"
+    r"\w{1,64}\s{1,20}using\s{1,20}password[ \t]{0,20}\([ \t]{0,20}"
+    r"(?:'(?P<v>[^'\n]{1,300})'|\"(?P<dq>[^\"\n]{1,300})\")"
 )
 _SQL_USER_BARE = re.compile(  # Oracle's unquoted `CREATE USER scott IDENTIFIED BY pw`
     r"(?i)\b(?:create|alter)[ \t]+user[ \t]+[^\s;]{1,130}\s{1,20}identified[ \t]+by[ \t]+"
@@ -436,10 +452,12 @@ _SQL_USER_BARE = re.compile(  # Oracle's unquoted `CREATE USER scott IDENTIFIED 
 def _flag_value(text: str, start: int, end: int) -> re.Match[str] | None:
     """The value given to the flag `text[start:end]` (with its quote marks, if it has
     them): the next word of its command line, or the next item of its list."""
-    if text[end : end + 1] in (" ", "\t"):
+    quoted = text[start] in ('"', "'")  # a plain one is an item of YAML's flow list only
+    opens = ("[", "(", ",") if quoted else ("[", ",")
+    if text[max(0, start - 80) : start].rstrip()[-1:] in opens and _LIST_COMMA.match(text, end):
+        m = (_LIST_NEXT if quoted else _FLOW_NEXT).match(text, end)  # `"--password" , "…"`
+    elif text[end : end + 1] in (" ", "\t"):
         m = _FLAG_VALUE.match(text, end)
-    elif text[max(0, start - 80) : start].rstrip()[-1:] in ("[", "(", ","):
-        m = _LIST_NEXT.match(text, end)
     else:  # a YAML block list: `- --token` alone on its line, the value the next item
         line = text.rfind("\n", max(0, start - 90), start) + 1
         item = _YAML_ITEM.fullmatch(text, line, start)
@@ -480,9 +498,9 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
                 m = _VALUE_FIRST.search(text, max(0, start - 401), start - 1)
             if not m and text[start] == "-" and _flag_holds_secret(name):
                 m = _flag_value(text, start - 1, end + 1)  # `"--password", "..."`
-        elif _PAIR_NAME.search(before) and after in ("\n", ",", " ", "\t", ""):
+        elif _PAIR_NAME.search(before) and after in ("\r", "\n", ",", " ", "\t", ""):
             m = _PAIR_VALUE.match(text, end)
-        elif text[start] == "-" and after in (" ", "\t", "\n") and _flag_holds_secret(name):
+        elif text[start] == "-" and after in " \t\r\n," and _flag_holds_secret(name):
             m = _flag_value(text, start, end)
         elif name.lower() in ("password", "passwd"):
             m = _SQL_VALUE.match(text, end)
@@ -494,12 +512,15 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
         # keytool's `-storepass VALUE` is a command's argument, never a name in code
         literal = name.lower() in _KEYTOOL_PASSWORDS
         bare = group == "bare" and not literal
-        if _secret_value(value, strength, bare, after_value) and not (literal and _sample(value)):
+        item = group == "v" and m.re in (_LIST_NEXT, _FLOW_NEXT, _YAML_NEXT) and not literal
+        if _secret_value(value, strength, bare, after_value, item) and not (
+            literal and _sample(value)
+        ):
             kind = "key" if strength == "weak" else _assigned_kind(name)
             found.append(Finding(m.start(group), m.end(group), kind))
         done = m.end(group)
     if "identified" in lower:
-        for m in _SQL_IDENTIFIED.finditer(text):
+        for m in (*_SQL_IDENTIFIED.finditer(text), *_SQL_VIA.finditer(text)):
             group = "v" if m["v"] else "dq"
             if _secret_value(m[group], "strong", False, ""):
                 found.append(Finding(m.start(group), m.end(group), "password"))
@@ -526,12 +547,15 @@ def _private_keys(text: str) -> list[Finding]:
 
 
 # The MySQL and MariaDB clients take a password glued to `-p`: `mysql -uroot -pS3cr3t db`
-# (`-P3306` is the port). Every `-p` of the command is judged, not only the first.
+# (`-P3306` is the port), also as a quoted item of a list of arguments (docker-compose's
+# `test: ["CMD", "mysqladmin", "ping", "-pS3cr3t"]`). Every `-p` of the command is judged,
+# not only the first.
 _MYSQL_COMMAND = re.compile(
     r"(?i)\b(?:mysql(?:dump|admin|import|check|sh)?|mariadb(?:-dump|-admin)?)\b[^\n;|&]{0,300}"
 )
 _MYSQL_P = re.compile(
     r"(?<=[ \t])-p(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]{1,300})(?P=q)|(?P<bare>[^\s\"'`;|&]{1,300}))"
+    r"|(?:(?<=[\s\[,])(?P<iq>[\"']))-p(?P<item>[^\s\"'`;|&]{1,300})(?P=iq)(?=[ \t]{0,80}[,\]])"
 )
 
 
@@ -539,9 +563,9 @@ def _mysql_passwords(text: str) -> list[Finding]:
     found = []
     for command in _MYSQL_COMMAND.finditer(text):
         for m in _MYSQL_P.finditer(text, command.start(), command.end()):
-            group = "quoted" if m["quoted"] is not None else "bare"
+            group = next(g for g in ("quoted", "bare", "item") if m[g] is not None)
             after = text[m.end(group) : m.end(group) + 1]
-            if _secret_value(m[group], "strong", group == "bare", after):
+            if _secret_value(m[group], "strong", group != "quoted", after):
                 found.append(Finding(m.start(group), m.end(group), "password"))
     return found
 

@@ -284,16 +284,25 @@ def test_mysql_identified_with_a_plugin_by_a_password_is_redacted(text: str, cle
     assert redact(text).text == clean
 
 
-@pytest.mark.parametrize(
-    ("text", "secret"),
-    [
-        (f'CMD ["server", "--password", "{V}"]', V),
-        ('ENTRYPOINT ["app", "--api-key", "abc123def456"]', "abc123def456"),
-        (f'ENTRYPOINT [\n  "/bin/app",\n  "--api-key",\n  "{V}"\n]', V),
-        ('CMD ["server", "--password=Sup3rSecure"]', "Sup3rSecure"),  # no variable in quotes
-        (f'exec.Command("mysql", "--password", "{V}")', V),  # Go's arguments
-    ],
-)
+EXEC_FORM_LISTS = [
+    (f'CMD ["server", "--password", "{V}"]', V),
+    ('ENTRYPOINT ["app", "--api-key", "abc123def456"]', "abc123def456"),
+    (f'ENTRYPOINT [\n  "/bin/app",\n  "--api-key",\n  "{V}"\n]', V),
+    ('CMD ["server", "--password=Sup3rSecure"]', "Sup3rSecure"),  # no variable in quotes
+    (f'exec.Command("mysql", "--password", "{V}")', V),  # Go's arguments
+    (f'cmd := exec.Command(\n\t"mysql",\n\t"--password",\n\t"{V}",\n)\n', V),
+]
+KUBERNETES_LISTS = [
+    ('args: ["--token", "abc123def456ghi"]', "abc123def456ghi"),
+    ("args:\n  - --client-secret\n  - s3cr3tvalue99\n", "s3cr3tvalue99"),
+    (f"args:\n  - '--client-secret'\n  - '{V}'\n", V),
+    (f'containers:\n  - args:\n      - "--token"\n      - "{V}"\n', V),
+    (f'command: ["vault", "login", "-token", "s.{V}"]', V),  # a Vault token of before 1.10
+    (f'args: [\n  "--token",\n  "{V}"\n]\n', V),
+]
+
+
+@pytest.mark.parametrize(("text", "secret"), EXEC_FORM_LISTS)
 def test_a_flag_and_its_value_in_a_docker_exec_form_list_are_redacted(
     text: str, secret: str
 ) -> None:
@@ -302,22 +311,202 @@ def test_a_flag_and_its_value_in_a_docker_exec_form_list_are_redacted(
     assert clean.count("\n") == text.count("\n")
 
 
-@pytest.mark.parametrize(
-    ("text", "secret"),
-    [
-        ('args: ["--token", "abc123def456ghi"]', "abc123def456ghi"),
-        ("args:\n  - --client-secret\n  - s3cr3tvalue99\n", "s3cr3tvalue99"),
-        (f"args:\n  - '--client-secret'\n  - '{V}'\n", V),
-        (f'containers:\n  - args:\n      - "--token"\n      - "{V}"\n', V),
-        (f'command: ["vault", "login", "-token", "s.{V}"]', V),  # a Vault token of before 1.10
-    ],
-)
+@pytest.mark.parametrize(("text", "secret"), KUBERNETES_LISTS)
 def test_a_flag_and_its_value_in_a_kubernetes_args_list_are_redacted(
     text: str, secret: str
 ) -> None:
     clean, kinds = redact(text)
     assert secret not in clean and kinds
     assert clean.count("\n") == text.count("\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        *EXEC_FORM_LISTS,
+        *KUBERNETES_LISTS,
+        ("args:\n    - --token\n    - Zk8qW2xR9vLp4TnB\n", "Zk8qW2xR9vLp4TnB"),
+        ('args:\n  - "--token"\n  - "Zk8qW2xR9vLp4TnB"\n', "Zk8qW2xR9vLp4TnB"),
+        (f"env:\n  - name: DB_PASSWORD\n    value: {V}\n", V),
+        (f'[{{"name": "API_TOKEN",\n  "value": "{V}"}}]', V),
+    ],
+)
+def test_a_secret_in_a_list_is_redacted_with_crlf_line_ends_as_with_lf(
+    text: str, secret: str
+) -> None:
+    crlf = text.replace("\n", "\r\n")
+    clean, kinds = redact(crlf)
+    assert secret not in clean and kinds
+    assert clean.count("\r\n") == crlf.count("\r\n")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "args:\n  - --client-secret-file\n  - /etc/secret/x9\n",
+        "args:\n  - --client-secret\n  - $(CLIENT_SECRET)\n",
+        "args:\n  - --password\n  - --verbose\n",
+        "args:\n  - --token\nimage:\n  - Ci33ACF6b8Qz2LmX91\n",  # not the next item
+        'args:\n  - "--api-key"\n  - "apiKeyRef2"\n',
+        "- name: API_TOKEN\n  value: ${API_TOKEN}\n",
+    ],
+)
+def test_a_list_with_crlf_line_ends_and_no_secret_is_left_alone(text: str) -> None:
+    crlf = text.replace("\n", "\r\n")
+    assert redact(crlf) == (crlf, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("args: [--token, Zk8qW2xR9vLp4TnB]", "args: [--token, [REDACTED:token]]"),
+        (f"args: [serve, --api-key , {V}, -v]", "args: [serve, --api-key , [REDACTED:secret], -v]"),
+        (f'args: [--password, "{V}"]', 'args: [--password, "[REDACTED:password]"]'),
+        (f"args: [\n  --token,\n  {V}\n]\n", "args: [\n  --token,\n  [REDACTED:token]\n]\n"),
+    ],
+)
+def test_a_flag_and_its_value_as_plain_items_of_a_yaml_flow_list_are_redacted(
+    text: str, clean: str
+) -> None:
+    assert redact(text).text == clean
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "args: [--token, $(API_TOKEN)]",
+        "args: [--token, apiKeyRef]",
+        "args: [--password, --verbose]",
+        "args: [--password-file, /run/secrets/db2x]",
+        "total = f(x, --token, b2c3d4e5f6a7)",  # C's decrement, in a call
+        "args: [--token, Zk8qW2xR9vLp4TnB(x)]",  # not a whole item
+    ],
+)
+def test_a_plain_flow_list_without_a_secret_value_is_left_alone(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            'ENTRYPOINT ["app", "--password" , "Zk8qW2xR9vLp"]',
+            'ENTRYPOINT ["app", "--password" , "[REDACTED:password]"]',
+        ),
+        (f"CMD ['app', '--token'\t,'{V}']", "CMD ['app', '--token'\t,'[REDACTED:token]']"),
+        (
+            f'exec.Command("mysql", "--password" ,\n\t"{V}")',
+            'exec.Command("mysql", "--password" ,\n\t"[REDACTED:password]")',
+        ),
+    ],
+)
+def test_a_space_before_the_comma_after_a_flag_in_a_list_does_not_hide_its_value(
+    text: str, clean: str
+) -> None:
+    assert redact(text).text == clean
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            'test: ["CMD", "mysqladmin", "ping", "-uroot", "-pZk8qW2xR9vLp"]',
+            'test: ["CMD", "mysqladmin", "ping", "-uroot", "-p[REDACTED:password]"]',
+        ),
+        (
+            f"test: ['CMD','mysql','-h','db','-p{V}','-e','SELECT 1']",
+            "test: ['CMD','mysql','-h','db','-p[REDACTED:password]','-e','SELECT 1']",
+        ),
+    ],
+)
+def test_a_mysql_password_glued_to_p_as_a_quoted_list_item_is_redacted(
+    text: str, clean: str
+) -> None:
+    assert redact(text).text == clean
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'test: ["CMD", "mysqladmin", "ping", "-p$MYSQL_ROOT_PASSWORD"]',
+        'test: ["CMD", "mysqladmin", "ping", "-proot"]',
+        'args = ["mysqldump", f"-p{password}", db]',
+        'cmd = ["mysql", "-p" + password]',
+        'opts = ["-pZk8qW2xR9vLp"]  # no mysql command',
+        'mysql_flags = "-pZk8qW2xR9vLp".split()',  # a string, not an item of a list
+    ],
+)
+def test_a_quoted_p_item_that_is_no_mysql_password_is_left_alone(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            "CREATE USER u IDENTIFIED VIA ed25519 USING PASSWORD('Zk8qW2xR9vLp');",
+            "CREATE USER u IDENTIFIED VIA ed25519 USING PASSWORD('[REDACTED:password]');",
+        ),
+        (
+            "ALTER USER app@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('S3cr3t!pw');",
+            "ALTER USER app@'%' IDENTIFIED VIA mysql_native_password"
+            " USING PASSWORD('[REDACTED:password]');",
+        ),
+        (
+            f'CREATE USER u IDENTIFIED VIA unix_socket OR ed25519\n  USING PASSWORD("{V}");',
+            "CREATE USER u IDENTIFIED VIA unix_socket OR ed25519\n"
+            '  USING PASSWORD("[REDACTED:password]");',
+        ),
+    ],
+)
+def test_mariadb_identified_via_a_plugin_using_a_password_is_redacted(
+    text: str, clean: str
+) -> None:
+    assert redact(text).text == clean
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "CREATE USER u IDENTIFIED VIA unix_socket;",
+        "CREATE USER u IDENTIFIED VIA pam USING 'mariadb';",  # a PAM service's name
+        "CREATE USER u IDENTIFIED VIA ed25519 USING PASSWORD('changeme');",
+        "ALTER USER u IDENTIFIED VIA ed25519 USING PASSWORD(@new_password);",
+    ],
+)
+def test_mariadb_identified_via_without_a_password_is_left_alone(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'ALIASES = ["--api-key", "apiKeyHeader"]',
+        'args:\n  - "--api-key"\n  - "apiKeyRef2"\n',
+        "args:\n  - '--token'\n  - 'authHeaderName'\n",
+        'args: ["--client-secret", "clientIdHeader"]',
+        'exec.Command("vault", "login", "-token", "vaultAuthRef")',
+        'cmd = ["app", "--password", "config.dbAuthRef"]',
+    ],
+)
+def test_an_identifier_quoted_as_the_item_after_a_secret_flag_is_left_alone(text: str) -> None:
+    assert redact(text) == (text, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('ALIASES = ["--api-key", "Zk8qW2xR9vLp4TnB"]', "Zk8qW2xR9vLp4TnB"),
+        ('CMD ["app", "--password", "TempPass123!"]', "TempPass123!"),
+        ('args:\n  - "--token"\n  - "Zk8qW2xR9vLp4TnB"\n', "Zk8qW2xR9vLp4TnB"),
+        ("args:\n  - '--password'\n  - 'TempPass123!'\n", "TempPass123!"),
+    ],
+)
+def test_a_generated_value_quoted_as_the_item_after_a_secret_flag_is_still_redacted(
+    text: str, secret: str
+) -> None:
+    clean, kinds = redact(text)
+    assert secret not in clean and kinds
 
 
 def test_keytool_store_and_key_passwords_are_redacted() -> None:
@@ -370,6 +559,15 @@ def test_redact_leaves_clean_text_identical() -> None:
         "  - --token\n" + " " * 1_000_000,
         " " * 1_000_000 + "- --token\n" + " " * 1_000_000 + "- Zk8qW2xR9vLp4TnB7mC3",
         "identified with" + " " * 1_000_000 + "x",
+        "[--token," + " " * 1_000_000,  # a plain flag in a flow list, then no next item
+        "[--token, Zk8qW2xR9vLp4TnB" + " " * 1_000_000 + "x",
+        '["--token"' + " " * 1_000_000 + ",",
+        "args:\r\n  - --token\r\n" + " " * 1_000_000 + "\r\n",
+        '"mysql", "' + "-p" * 500_000,
+        "mysql " + "'-pZk8qW2xR9vLp'" * 70_000,
+        "identified via " * 70_000,
+        "identified via x or " * 50_000,
+        "identified via x using password(" + " " * 1_000_000,
     ],
 )
 def test_a_megabyte_of_pathological_text_takes_well_under_a_few_seconds(text: str) -> None:
