@@ -146,12 +146,12 @@ def _key_chars(body: str) -> int:
 
 
 # With no END line, the block runs over lines of base64 (quoted or `\n`-escaped) and
-# PEM headers (`Proc-Type: ...`), and stops at the first other line.
+# PEM headers (`Proc-Type: ...`), and stops at the first other line. Lines may end in CRLF.
 _KEY_LINE = re.compile(
     r"[ \t]*(?:[#>;!%*]+|//)?[ \t]*[\"']?"  # a comment or quote mark before each line
     r"(?:(?:\\n)*[A-Za-z0-9+/=]{16,}(?:(?:\\n)+[A-Za-z0-9+/=]+)*|(?:Proc-Type|DEK-Info|Comment|"
     r"Version|Hash|Charset): [^\n]*|)"
-    r"(?:\\n)*[\"']?,?[ \t]*(?:\n|$)"
+    r"(?:\\n)*[\"']?,?[ \t]*(?:\r?\n|$)"
 )
 
 # scheme://user:password@host; only the password is replaced. Hosts reserved for
@@ -180,7 +180,8 @@ _ASSIGNMENT = re.compile(
     r"(?P<close>[\"'\]]{0,2})[ \t]*"
     r"(?::[ \t]*[A-Za-z_&][\w.\[\], |&'<>]{0,40}?[ \t]*(?==))?"  # a type (`&str`)
     r"(?:=>|:=|\|\|=|\?=|=(?!=)|:(?!:))[ \t]*"
-    r"(?:(?P<paren>\()[ \t]*\n?[ \t]*|[|>][-+]?[ \t]*\n[ \t]+)?"  # black's `= (`, YAML's `>-`
+    # black's `= (` and YAML's `>-`, perhaps a line end after: blanks read one way only
+    r"(?:(?P<paren>\()[ \t]*(?:\r?\n[ \t]*)?|[|>][-+]?[ \t]*\r?\n[ \t]+)?"
     # A quote may be escaped (`\"`: code inside a JSON string, as a notebook's cells are);
     # a value never takes a backslash, so redacting one leaves the string's escapes whole.
     r"(?:[bBrRuU]{0,2}\\?(?P<quote>[\"'`])(?P<quoted>[^\"'`\n\\]{1,300}?)\\?(?P=quote)"

@@ -64,9 +64,11 @@ def test_a_private_key_block_keeps_its_lines() -> None:
     ]
 
 
-def test_a_key_block_with_no_end_line_is_redacted_to_the_end_of_its_base64() -> None:
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_key_block_with_no_end_line_is_redacted_to_the_end_of_its_base64(newline: str) -> None:
     line = base64_line(7)
     text = f"-----BEGIN RSA PRIVATE KEY-----\n{line}\n{line}\n\ndef after():\n    pass\n"
+    text = text.replace("\n", newline)
     clean, _ = redact(text)
     assert line not in clean and "def after():" in clean
     assert clean.count("\n") == text.count("\n")
@@ -74,11 +76,15 @@ def test_a_key_block_with_no_end_line_is_redacted_to_the_end_of_its_base64() -> 
 
 @pytest.mark.parametrize("mark", ["# ", "#", "// ", "> ", " * ", "; ", ""])
 @pytest.mark.parametrize("ending", [True, False])
-def test_a_key_block_commented_out_or_quoted_is_redacted(mark: str, ending: bool) -> None:
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_key_block_commented_out_or_quoted_is_redacted(
+    mark: str, ending: bool, newline: str
+) -> None:
     lines = [base64_line(i) for i in range(4)]
     block = ["-----BEGIN OPENSSH PRIVATE KEY-----", *lines]
     block += ["-----END OPENSSH PRIVATE KEY-----"] if ending else []
     text = "".join(f"{mark}{line}\n" for line in block) + "# Note: rotate yearly\ndeploy()\n"
+    text = text.replace("\n", newline)
     clean, kinds = redact(text)
     assert kinds == ["private-key"]
     assert not any(line in clean for line in lines) and "deploy()" in clean
@@ -144,6 +150,8 @@ def test_placeholders_variables_and_calls_are_left_alone(line: str) -> None:
         ("token: ZX81KQ4BAR92LM5NP3TQ", "ZX81KQ4BAR92LM5NP3TQ"),
         ('SECRET_KEY = (\n    "Qw8Er5Ty2Ui9Op3AzX7c"\n)', "Qw8Er5Ty2Ui9Op3AzX7c"),  # black's wrap
         ("password: >-\n  Qw8Er5Ty2Ui9Op3AzX7c\n", "Qw8Er5Ty2Ui9Op3AzX7c"),  # a YAML block
+        ('SECRET_KEY = (\r\n    "Qw8Er5Ty2Ui9Op3AzX7c"\r\n)', "Qw8Er5Ty2Ui9Op3AzX7c"),  # CRLF
+        ("password: >-\r\n  Qw8Er5Ty2Ui9Op3AzX7c\r\n", "Qw8Er5Ty2Ui9Op3AzX7c"),
         ('const API_TOKEN: &str = "Qw8Er5Ty2Ui9Op3AzX7c";', "Qw8Er5Ty2Ui9Op3AzX7c"),  # Rust
     ],
 )
@@ -568,6 +576,9 @@ def test_redact_leaves_clean_text_identical() -> None:
         "identified via " * 70_000,
         "identified via x or " * 50_000,
         "identified via x using password(" + " " * 1_000_000,
+        "key = (" + " " * 1_000_000 + "(",  # 26 s for 20,000 blanks when read two ways
+        "key = (\r\n" + " " * 1_000_000 + "(",
+        "-----BEGIN RSA PRIVATE KEY-----\r\n" * 30_000,
     ],
 )
 def test_a_megabyte_of_pathological_text_takes_well_under_a_few_seconds(text: str) -> None:
