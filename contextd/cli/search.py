@@ -132,13 +132,17 @@ VERDICT_TEXT = {
 
 
 def _verdict_line(answer: dict[str, Any]) -> Text:
-    if answer.get("lookup"):  # a fact, not an estimate
-        return Text(
+    keyword_only = "confidence: none for keyword results only"
+    if answer.get("lookup"):  # a fact, not an estimate: the keyword index alone shows it
+        line = Text(
             f"found: these results hold '{answer['lookup']}' (definitions first)",
             style="bold green",
         )
+        if answer.get("degraded"):
+            line.append(f"; {keyword_only}", style="dim")
+        return line
     if answer.get("degraded"):  # said above: the vectors could not be asked
-        return Text("confidence: none for keyword results only", style="dim")
+        return Text(keyword_only, style="dim")
     if not answer["calibrated"]:
         return Text(
             "confidence: not calibrated for this embedding model (`contextd calibrate "
