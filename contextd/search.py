@@ -491,8 +491,13 @@ def _in_some_chunk(
         return False
     phrase = [" ".join(pieces)]
     ids = [i for i, _ in app.catalog.lexical(phrase, NAME_CHECK_LIMIT, sources, languages)]
-    whole = re.compile(rf"(?<![\w]){re.escape(part)}(?![\w])", re.IGNORECASE)
+    whole = _whole_word(part, re.IGNORECASE)
     return any(whole.search(s.chunk.text) for s in app.catalog.chunks(ids))
+
+
+def _whole_word(word: str, flags: int = 0) -> re.Pattern[str]:
+    """`word` between non-word characters: not `max_retry_delay` in `max_retry_delay_s`."""
+    return re.compile(rf"(?<![\w]){re.escape(word)}(?![\w])", flags)
 
 
 def _looked_up(query: str) -> str | None:
@@ -525,9 +530,16 @@ def _holder(name: str) -> Callable[[Hit], bool]:
     """Does a result hold the word looked up, whole (`pathsend` in `http.response.pathsend`,
     not in `pathsender`), or define it? Case counts when the word has a capital, as in
     ripgrep's smart case: `HttpConnection` is not `HTTPConnection`."""
-    flags = 0 if any(c.isupper() for c in name) else re.IGNORECASE
-    whole = re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])", flags)
-    return lambda hit: _defines(hit, name) or whole.search(hit.text) is not None
+    whole = _whole_word(name, 0 if any(c.isupper() for c in name) else re.IGNORECASE)
+    seen: dict[tuple[str, str, int, int], bool] = {}  # ranking asks of a chunk up to 4 times
+
+    def holds(hit: Hit) -> bool:
+        key = (hit.source, hit.path, hit.start_line, hit.end_line)
+        if key not in seen:
+            seen[key] = _defines(hit, name) or whole.search(hit.text) is not None
+        return seen[key]
+
+    return holds
 
 
 def _code_terms(query: str) -> list[str]:
