@@ -84,6 +84,7 @@ class Hit:
     dense: float = 0.0  # cosine similarity of query and chunk
     lexical: float = 0.0  # BM25 relative to the best lexical match of this query (0..1)
     confidence: float | None = None  # calibrated P(relevant); None without a calibration
+    match: str | None = None  # in a lookup: "definition" or "mention" of the word, as fact
 
 
 @dataclass(frozen=True)

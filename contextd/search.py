@@ -294,7 +294,8 @@ def search(
         shown = {_key(h, definitions) for h in hits}
         hits += [h for _, h in deeper if _key(h, definitions) not in shown]
         if word and holds:  # a word looked up: its definitions, then its other mentions
-            hits.sort(key=lambda h: (not _defines(h, word), not holds(h)))
+            hits = [replace(h, match=_match(h, word, holds)) for h in hits]
+            hits.sort(key=lambda h: MATCHES.index(h.match))
         if answer.lookup and cal is None:
             answer.answerable, answer.verdict = 1.0, "found"
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
@@ -526,6 +527,15 @@ def _defines(hit: Hit, name: str) -> bool:
     return False
 
 
+MATCHES = ("definition", "mention", None)  # a lookup's results, in this order
+# What contextd wrote in place of a secret: no mention of `REDACTED` by the file's author.
+REDACTED_MARK = re.compile(r"\[REDACTED:[^\]\n]*\]")
+
+
+def _match(hit: Hit, word: str, holds: Callable[[Hit], bool]) -> str | None:
+    return "definition" if _defines(hit, word) else "mention" if holds(hit) else None
+
+
 def _holder(name: str) -> Callable[[Hit], bool]:
     """Does a result hold the word looked up, whole (`pathsend` in `http.response.pathsend`,
     not in `pathsender`), or define it? Case counts when the word has a capital, as in
@@ -536,7 +546,8 @@ def _holder(name: str) -> Callable[[Hit], bool]:
     def holds(hit: Hit) -> bool:
         key = (hit.source, hit.path, hit.start_line, hit.end_line)
         if key not in seen:
-            seen[key] = _defines(hit, name) or whole.search(hit.text) is not None
+            text = REDACTED_MARK.sub("", hit.text)
+            seen[key] = _defines(hit, name) or whole.search(text) is not None
         return seen[key]
 
     return holds
@@ -909,6 +920,7 @@ def _join(a: Hit, b: Hit) -> Hit:
         start_line=start,
         end_line=end,
         symbol=SYMBOL_SEP.join(symbols),
+        match=MATCHES[min(MATCHES.index(a.match), MATCHES.index(b.match))],
         text="\n".join(lines.get(n, "") for n in range(start, end + 1)),
     )
 

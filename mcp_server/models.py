@@ -24,7 +24,13 @@ class SearchHit(BaseModel):
     confidence: float | None = Field(
         description="Calibrated probability that this result is relevant, never above the "
         "answer's `answerable`. Null when the answer is not calibrated, and for results "
-        "past the first 40, which are not scored (a deep `k` or `files` search)."
+        "past the first 40, which are not scored (a deep `k` or `files` search). In a "
+        "lookup it is the estimate for a question; `match` gives the fact."
+    )
+    match: Literal["definition", "mention"] | None = Field(
+        None,
+        description="Only in a lookup (the answer's `lookup` is set): this result defines "
+        "the word, or holds it whole. Null: a result by meaning, after those that hold it.",
     )
     indexed_commit: str | None = Field(description="Commit the source was indexed at.")
     stale: bool = Field(description="True if the file changed on disk since it was indexed.")

@@ -176,6 +176,7 @@ def build_server(backend: Backend) -> MCPServer:
                     language=clean(h["language"]),
                     score=h["score"],
                     confidence=h["confidence"],
+                    match=h.get("match"),
                     indexed_commit=h["indexed_commit"],
                     stale=h["stale"],
                     text=clean(h["text"]),

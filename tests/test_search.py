@@ -458,6 +458,10 @@ class TemplatesNotFound(TemplateNotFound):
     def __init__(self, names=(), message=None):
         super().__init__(names[-1] if names else None, message)
 ''',
+    "deploy/settings.py": """
+DATABASE_URL = "postgres://app:Xq9vL2pW7rTz@db.internal:5432/shop"
+SMTP_PASSWORD = "Hk3mW8qZ5tRy2Lp"
+""",
     "notes/parsing.md": """# Parsing
 
 Call `Parser::parse_header(&p)` before the body: it reads the status line.
@@ -501,6 +505,13 @@ def test_a_one_word_query_is_looked_up_definitions_first(app: App, tmp_path: Pat
     assert (answer.lookup, answer.verdict, answer.answerable) == ("pathsend", "found", 1.0)
     assert answer.hits[0].path == "web/responses.py" and "pathsend" in answer.hits[0].text
     assert all("pathsend" not in h.text for h in answer.hits[1:])  # then by meaning
+    # Each result says, as a fact, whether it holds the word: its confidence is the
+    # model's estimate for a question (which no one-word query was fitted on).
+    assert [h.match for h in answer.hits] == ["mention", None, None, None]
+    matches = [(h.path, h.match) for h in search(app, "TemplateNotFound", k=8).hits]
+    assert matches[0] == ("tpl/exceptions.py", "definition")
+    assert ("tpl/__init__.py", "mention") in matches
+    assert search(app, "send the path of a file", k=3).hits[0].match is None  # no lookup
 
     top = search(app, "TemplateNotFound", k=3).hits[0]
     assert top.path == "tpl/exceptions.py" and top.symbol.endswith(", TemplateNotFound")
@@ -523,3 +534,7 @@ def test_a_one_word_query_is_looked_up_definitions_first(app: App, tmp_path: Pat
     # Nor is a question, nor a stopword alone.
     assert search(app, "where is pathsend sent", k=4).lookup is None
     assert search(app, "the", k=4).lookup is None
+    # Nor the marker contextd writes in place of a secret: no author wrote `REDACTED`.
+    answer = search(app, "REDACTED", k=8)
+    assert any("[REDACTED:" in h.text for h in answer.hits)
+    assert answer.lookup is None and {h.match for h in answer.hits} == {None}

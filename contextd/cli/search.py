@@ -29,7 +29,9 @@ def _print_hit(rank: int, hit: dict[str, Any], terms: list[str]) -> None:
     head.append(f"{clean(hit['path'])}:{hit['start_line']}-{hit['end_line']}", style="bold cyan")
     if hit["symbol"]:
         head.append(f"  {clean(hit['symbol'])}", style="magenta")
-    if hit.get("confidence") is not None:
+    if hit.get("match"):  # a lookup's fact: this result defines or holds the word
+        head.append(f"  {hit['match']}", style="green")
+    elif hit.get("confidence") is not None:
         head.append(f"  {hit['confidence']:.0%} relevant", style="green")
     else:
         head.append(f"  score {hit['score']:.3f}", style="green")

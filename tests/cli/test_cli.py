@@ -51,6 +51,7 @@ def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
     assert "Not in any indexed file" not in out
     code, out, _ = cli(capsys, "search", "send_receipt_email", "-k", "1")
     assert "found: these results hold 'send_receipt_email' (definitions first)" in out
+    assert "send_receipt_email  definition  [shop]" in out  # the fact, not an estimate
     code, out, _ = cli(capsys, "search", "does send_reciept_email retry", "-k", "1")
     assert code == 0 and "Not in any indexed file: send_reciept_email, retry" in out
 

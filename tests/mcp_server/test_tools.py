@@ -66,13 +66,14 @@ async def test_search_returns_typed_results_with_path_and_commit(client: Client,
     assert 0 <= top["confidence"] <= 1 and r.structured_content["calibrated"] is True
     assert r.structured_content["verdict"] in ("found", "uncertain", "not_found")
     assert r.structured_content["unknown_words"] == []
-    assert r.structured_content["lookup"] is None
+    assert r.structured_content["lookup"] is None and top["match"] is None
     r = await client.call_tool("search", {"query": "email the receipt by fax", "k": 3})
     assert r.structured_content["unknown_words"] == ["fax"]
     r = await client.call_tool("search", {"query": "send_receipt_email", "k": 3})
     assert r.structured_content["lookup"] == "send_receipt_email"
     assert r.structured_content["verdict"] == "found"
     assert r.structured_content["results"][0]["symbol"] == "send_receipt_email"
+    assert r.structured_content["results"][0]["match"] == "definition"
     write(repo, "src/shop/mail.py", "def send_receipt_email():\n    return 'changed'\n")
     r = await client.call_tool("search", {"query": "email the receipt", "k": 1})
     assert r.structured_content["results"][0]["stale"] is True
