@@ -53,7 +53,9 @@ BOT = re.compile(r"\[bot\]|dependabot|renovate|pre-commit-ci|github-actions|\bbo
 VERSION_BUMP = re.compile(
     r"^(release|prepare|bump|version|changelog|update changelog)\b|^v?\d+(\.\d+)+\S*$"
     r"|\bbump(ed)? (version|to)\b|\brelease (v?\d|notes)\b"
-    r"|^(update|set|change|increment) (the )?(package )?version\b",
+    r"|^(update|set|change|increment) (the )?(package )?version\b"
+    r"|^(start|begin|open) (the )?(next )?(version|release|development|dev)\b"  # pallets'
+    r"|\bpost-?release\b|^back to (development|dev)\b|\bversion bump\b",
     re.I,
 )
 # Subjects that say nothing of the change: a revert's (its original is a query of its

@@ -442,7 +442,8 @@ def test_a_feature_may_not_push_the_wrong_way_nor_extrapolate() -> None:
 
 def test_history_passes_over_subjects_that_say_nothing_of_the_change(tmp_path: Path) -> None:
     """Reverts, the browser's "Update file.go", two words behind a PR number and releases
-    are left out; a version number in a real subject is not a release."""
+    (and the commits opening the next version) are left out; a version number in a real
+    subject is not a release."""
     root = tmp_path / "subjects"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
@@ -452,6 +453,7 @@ def test_history_passes_over_subjects_that_say_nothing_of_the_change(tmp_path: P
         "Drop support for Python 3.7 in the parser",
         "Fix types for TypeScript 4.4 (#812)",
         "Fix handling of version 2.0 files",
+        "Start versioning the cache format",
     }
     for subject in (
         *sorted(kept),
@@ -462,6 +464,10 @@ def test_history_passes_over_subjects_that_say_nothing_of_the_change(tmp_path: P
         "2.3.1",
         "Prepare version 2.4.0 of the parser",
         "Update version to 3.1",
+        "start version 3.0.2.dev0",  # pallets' projects open each version so
+        "Start the next release",
+        "[4.2.x] Post-release version bump.",  # Django's
+        "Back to development: 2.5",
     ):
         with (root / "app/parser.py").open("a") as f:
             f.write(f"# {subject}\n")
