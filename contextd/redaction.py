@@ -9,9 +9,12 @@ Three kinds of evidence, in the manner of gitleaks and detect-secrets:
   name in other forms (an XML element, a command's flag, also as one item of a list of
   arguments such as Docker's `CMD [...]` or a Kubernetes `args:`, a call such as
   `define(NAME, VALUE)`, a `name`/`value` pair, SQL's `WITH PASSWORD`, `IDENTIFIED [WITH
-  plugin] BY` and MariaDB's `IDENTIFIED VIA plugin USING PASSWORD(...)`), and a password
-  in a URL (`postgres://user:pass@host`), when the value is not a placeholder, a variable
-  or a call, and its Shannon entropy is high enough.
+  plugin] BY` and MariaDB's `IDENTIFIED VIA plugin USING PASSWORD(...)`, and a password's
+  hash after `IDENTIFIED WITH plugin AS`), a directive of redis.conf (`requirepass`), a
+  command's own form for a password (openssl's `-passin pass:...`, redis-cli's `-a` and
+  `openssl enc`'s `-k`, read only on such a command), and a password in a URL
+  (`postgres://user:pass@host`), when the value is not a placeholder, a variable or a
+  call, and its Shannon entropy is high enough.
 
 `redact(text)` returns the text with each secret replaced by `[REDACTED:kind]`, and the
 kinds it found. Line structure is kept: a multi-line secret keeps its newlines, so the
@@ -195,9 +198,12 @@ def _words(names: str) -> frozenset[str]:
     return frozenset(names.split())
 
 
-# keytool's and jarsigner's flags (`-storepass`, `-srckeypass`) take the password itself.
+# keytool's and jarsigner's flags (`-storepass`, `-srckeypass`) take the password itself,
+# as do Redis's directives (`requirepass` in redis.conf, `redis-server --masterauth`).
 _KEYTOOL_PASSWORDS = _words("storepass keypass srcstorepass deststorepass srckeypass destkeypass")
-_STRONG_WORDS = _KEYTOOL_PASSWORDS | _words(
+_REDIS_PASSWORDS = _words("requirepass masterauth")
+_LITERAL_PASSWORDS = _KEYTOOL_PASSWORDS | _REDIS_PASSWORDS
+_STRONG_WORDS = _LITERAL_PASSWORDS | _words(
     "password passwd pwd pass passphrase passcode passkey secret secrets token credential "
     "credentials creds apikey authkey privatekey secretkey accesskey clientsecret"
 )
@@ -218,7 +224,7 @@ _NOT_A_VALUE_NAME = _words(
 )
 # A flag's value is read only under a name that ends in what it holds (`--db-password`,
 # not `--password-file`), and not for the tokens of paging and idempotency in CLIs.
-_FLAG_NOUNS = _KEYTOOL_PASSWORDS | _words(
+_FLAG_NOUNS = _LITERAL_PASSWORDS | _words(
     "password passwd pwd pass passphrase secret token key apikey credential creds"
 )
 _NOT_SECRET_TOKENS = _words(
@@ -228,7 +234,7 @@ _PLACEHOLDER = re.compile(
     r"(?i)^[\W_]*$|^(.)\1*$|xxxx|\*\*\*|\.\.\.|change.?me|your|example|placeholder|dummy|"
     r"fake|sample|redacted|replace|insert|enter|todo|fixme|secret|password|passwd|token|test|"
     r"^n/?a$|^none$|^null$|^true$|^false$|^undefined$|<[^>]*>|\$\{|\{\{|%\(|%s|%d|^\$|^\{|"
-    r"\$\(|\bos\.|environ|getenv|process\.env|^env[.:(\[]"
+    r"\$\(|\bos\.|environ|getenv|process\.env|^env[.:(\[]|^%\w+%$"  # `%VAR%`: Windows' variable
 )
 _WORD_PART = re.compile(r"(?:[a-z]+|[A-Z]+|[A-Z][a-z]+)\d{0,3}$")
 _BRACKETED = re.compile(r"\[.*\]|\{.*\}|\(.*\)")
@@ -295,7 +301,7 @@ def _assigned_kind(name: str) -> str:
     lower = name.lower()
     if "aws" in lower:
         return "aws-secret-key"
-    if "pass" in lower or "pwd" in lower:
+    if "pass" in lower or "pwd" in lower or "masterauth" in lower:
         return "password"
     if "token" in lower:
         return "token"
@@ -321,16 +327,19 @@ def _sequential(value: str, run: int = 6) -> bool:
     return False
 
 
-def _secret_value(value: str, strength: str, bare: bool, after: str, item: bool = False) -> bool:
+def _secret_value(
+    value: str, strength: str, bare: bool, after: str, item: bool = False, shortest: int = 8
+) -> bool:
     """Is this assigned value a real secret, not a placeholder, variable or call?
 
     `item`: the value is a quoted item of a list of arguments, where an identifier is a name
     as it is unquoted (`["--api-key", "apiKeyHeader"]`), though a dotted one is no attribute
     (`"s.Zk8…"`, a Vault token).
+    `shortest`: the length a strong value needs, less where the form says it is a password.
     The cheap tests come first: a file can hold a keyword on every line."""
     if "%" in value:
         value = unquote(value)
-    if len(value) < (16 if strength == "weak" else 8) or len(value) > 300:
+    if len(value) < (16 if strength == "weak" else shortest) or len(value) > 300:
         return False
     if not value.isascii() or not value.isprintable() or " " in value:
         return False
@@ -356,6 +365,14 @@ def _secret_value(value: str, strength: str, bare: bool, after: str, item: bool 
         return False
     user, colon, password = value.partition(":")
     return not (colon and user.isalnum() and (password == user or _sample(password)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _literal_password(value: str, after: str) -> bool:
+    """A value that a command's syntax says is a password itself (keytool's `-storepass`,
+    Redis's `requirepass`, openssl's `pass:`), never a variable's name: short is enough,
+    sample words are not. Cached: a file of commands gives the same value again and again."""
+    return _secret_value(value, "strong", False, after, shortest=6) and not _sample(value)
 
 
 def _assignments(text: str, hits: list[re.Match[str]]) -> list[Finding]:
@@ -448,6 +465,34 @@ _SQL_USER_BARE = re.compile(  # Oracle's unquoted `CREATE USER scott IDENTIFIED 
     r"(?i)\b(?:create|alter)[ \t]+user[ \t]+[^\s;]{1,130}\s{1,20}identified[ \t]+by[ \t]+"
     r"(?P<bare>[^\s;'\"]{1,300})"
 )
+_SQL_HASH = re.compile(  # a password's hash is credential material too: MySQL's IDENTIFIED
+    r"(?i)\bidentified\s{1,20}(?:with|via)\s{1,20}[\"'`]?"  # WITH <plugin> AS '...' (as
+    r"(?:mysql_native_password|caching_sha2_password|sha256_password|ed25519)[\"'`]?"  # SHOW
+    r"\s{1,20}(?:as|using)\s{1,20}"  # CREATE USER prints it) and MariaDB's VIA <plugin> USING
+    r"(?:'(?P<v>(?:[^'\\\n]|\\.){1,300})'|\"(?P<dq>(?:[^\"\\\n]|\\.){1,300})\""
+    r"|(?P<hex>0x[0-9a-f]{32,600})(?![\w$]))"
+)
+# The forms of a hash: mysql_native_password's `*` and 40 hex digits, the `$A$005$…` of
+# caching_sha2_password and `$5$…` of sha256_password (or either in hex, `0x2441…`), and
+# ed25519's 43 base64 characters. Other plugins' strings name an account (`AS 'cn=app,…'`,
+# PAM's `USING 'mariadb'`), and a locked account's `*THISISNOTAVALIDPASSWORD…` no hash.
+_HASH_FORM = re.compile(
+    r"\*[0-9A-Fa-f]{40}|\$[A-Za-z0-9]{1,2}\$.{16,}|0x[0-9A-Fa-f]{32,}|[A-Za-z0-9+/]{43}", re.S
+)
+
+
+def _password_hash(value: str) -> bool:
+    return bool(_HASH_FORM.fullmatch(value)) and _random(value) and not _ILLUSTRATION.search(value)
+
+
+_REDIS_DIRECTIVE = re.compile(  # where a redis.conf line, perhaps quoted or commented
+    r"(?:^|[\n\"'])[ \t]*(?:#[ \t]*)?$|(?i:\bconfig[ \t]+set[ \t]+)$"  # out, or CONFIG SET
+)
+
+
+def _redis_directive(text: str, start: int) -> bool:
+    """Is the word at `start` the first of a redis.conf line, or what CONFIG SET sets?"""
+    return bool(_REDIS_DIRECTIVE.search(text, max(0, start - 80), start))
 
 
 def _flag_value(text: str, start: int, end: int) -> re.Match[str] | None:
@@ -493,6 +538,8 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
         elif before[-1:] in ("'", '"') and after == before[-1]:
             if _CALL_OPEN.search(before[:-1]):
                 m = _CALL_VALUE.match(text, end)
+                if m and text[start] == "-" and m["v"].startswith("-"):
+                    m = None  # `add_argument("--api-key", "--apikey")`: a flag's other name
             if not m and _PAIR_NAME.search(before[:-1]):
                 m = _PAIR_VALUE.match(text, end + 1)
             if not m and _PAIR_NAME.search(before[:-1]):
@@ -505,17 +552,23 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
             m = _flag_value(text, start, end)
         elif name.lower() in ("password", "passwd"):
             m = _SQL_VALUE.match(text, end)
+        elif name.lower() in _REDIS_PASSWORDS and after in " \t" and _redis_directive(text, start):
+            m = _FLAG_VALUE.match(text, end)  # redis.conf's `requirepass VALUE`
         if m is None:
             continue
         group = "bare" if m.groupdict().get("bare") else "v"
         value = m[group]
+        if value.startswith("pass:"):
+            continue  # openssl's `-pass pass:VALUE`: the password is after `pass:`
         after_value = text[m.end(group) : m.end(group) + 1]
         # keytool's `-storepass VALUE` is a command's argument, never a name in code
-        literal = name.lower() in _KEYTOOL_PASSWORDS
+        literal = name.lower() in _LITERAL_PASSWORDS
         bare = group == "bare" and not literal
         item = group == "v" and m.re in (_LIST_NEXT, _FLOW_NEXT, _YAML_NEXT) and not literal
-        if _secret_value(value, strength, bare, after_value, item) and not (
-            literal and _sample(value)
+        if (
+            _literal_password(value, after_value)
+            if literal
+            else _secret_value(value, strength, bare, after_value, item)
         ):
             kind = "key" if strength == "weak" else _assigned_kind(name)
             found.append(Finding(m.start(group), m.end(group), kind))
@@ -524,6 +577,10 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
         for m in (*_SQL_IDENTIFIED.finditer(text), *_SQL_VIA.finditer(text)):
             group = "v" if m["v"] else "dq"
             if _secret_value(m[group], "strong", False, ""):
+                found.append(Finding(m.start(group), m.end(group), "password"))
+        for m in _SQL_HASH.finditer(text):
+            group = next(g for g in ("v", "dq", "hex") if m[g] is not None)
+            if _password_hash(m[group]):
                 found.append(Finding(m.start(group), m.end(group), "password"))
         for m in _SQL_USER_BARE.finditer(text):
             after = text[m.end("bare") : m.end("bare") + 1]
@@ -571,6 +628,79 @@ def _mysql_passwords(text: str) -> list[Finding]:
     return found
 
 
+# Flags whose value is the password itself on one command, read only where that command is
+# named (`-a` and `-k` mean many things elsewhere): redis-cli's `-a VALUE` and `--pass
+# VALUE`, and `-k VALUE` of `openssl enc` (or of a cipher's own command, `openssl
+# aes-256-cbc`). Continuation lines (`\` at a line's end) are part of the command.
+# openssl's `-passin pass:VALUE` (`-passout`, `-pass`, `-password`) needs no command named:
+# `pass:` says the password follows, where `env:VAR`, `file:path`, `fd:N` and `stdin` name
+# where it is kept.
+_COMMAND_REST = r"(?:[^\n;|&\\]|\\\r?\n|\\){0,400}"
+# Searched in lower-cased text, each beginning with a literal word: a search that starts
+# with a look-behind or an optional quote mark tries every position of a file.
+_REDIS_CLI_COMMAND = re.compile(r"(?:redis|valkey|keydb)-cli(?![\w-])" + _COMMAND_REST)
+_OPENSSL_ENC_COMMAND = re.compile(
+    r"openssl(?:\.exe)?[\"']?(?:[ \t]{1,20}|[ \t]{0,20},[ \t]{0,20}[\"']?)"
+    r"(?:enc|(?:aes|aria|bf|camellia|cast5?|chacha20|des3?|desx|idea|rc[245]|seed|sm4)"
+    r"(?:-[\w-]{1,30})?)[\"']?(?![\w-])" + _COMMAND_REST
+)
+_REDIS_CLI_FLAG = re.compile(r"-a(?![\w-])|--pass(?![\w-])")
+_OPENSSL_K_FLAG = re.compile(r"-k(?![\w-])")
+_OPENSSL_PASS_FLAG = re.compile(r"--?pass(?:in|out|word)?(?![\w-])")
+_QUOTED = re.compile(r"(?P<q>[\"'])(?P<v>[^\"'\n]{1,300})(?P=q)")  # `pass:'VALUE'`
+_BEFORE_WORD = _WORD_CHARS | {"-"}
+
+
+def _standalone(text: str, start: int) -> bool:
+    """Does a word begin at `start` (not `redis-cli` in `my-redis-cli`, `-a` in `x-a`)?"""
+    return not start or text[start - 1] not in _BEFORE_WORD
+
+
+def _flags(flag: re.Pattern[str], text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Where each of these flags stands alone in `text[start:end]`, with its quote marks."""
+    found = []
+    for f in flag.finditer(text, start, end):
+        first, last = f.span()
+        quote = text[first - 1 : first]
+        if quote in ('"', "'") and text[last : last + 1] == quote:
+            first, last = first - 1, last + 1  # `"-a"`, an item of a list of arguments
+        if _standalone(text, first):
+            found.append((first, last))
+    return found
+
+
+def _command_passwords(text: str, lower: str) -> list[Finding]:
+    """redis-cli's `-a`, `openssl enc`'s `-k` and openssl's `pass:` values."""
+    flags: list[tuple[re.Pattern[str], int, int]] = []
+    if "-cli" in lower:
+        for c in _REDIS_CLI_COMMAND.finditer(lower):
+            if _standalone(lower, c.start()):
+                flags += [(_REDIS_CLI_FLAG, *f) for f in _flags(_REDIS_CLI_FLAG, text, *c.span())]
+    if "openssl" in lower:
+        for c in _OPENSSL_ENC_COMMAND.finditer(lower):
+            if _standalone(lower, c.start()):
+                flags += [(_OPENSSL_K_FLAG, *f) for f in _flags(_OPENSSL_K_FLAG, text, *c.span())]
+    if "pass:" in text:
+        flags += [(_OPENSSL_PASS_FLAG, *f) for f in _flags(_OPENSSL_PASS_FLAG, text, 0, len(text))]
+    found = []
+    for flag, start, end in flags:
+        m = _flag_value(text, start, end)
+        if m is None:
+            continue
+        group = "bare" if m.groupdict().get("bare") else "v"
+        first, last = m.span(group)
+        if flag is _OPENSSL_PASS_FLAG:
+            if not text.startswith("pass:", first):
+                continue  # `env:VAR`, `file:path`, `stdin`: where the password is kept
+            first += 5
+            if first == last and (q := _QUOTED.match(text, last)):
+                first, last = q.span("v")  # `pass:"VALUE"`
+        after = text[last : last + 1]
+        if first < last and _literal_password(text[first:last], after):
+            found.append(Finding(first, last, "password"))
+    return found
+
+
 def find(text: str) -> list[Finding]:
     """Every secret in `text`, by position; overlapping evidence becomes one finding."""
     lower = text.lower()
@@ -589,6 +719,7 @@ def find(text: str) -> list[Finding]:
                 found.append(Finding(m.start(group), m.end(group), kind))
     if "mysql" in lower or "mariadb" in lower:
         found.extend(_mysql_passwords(text))
+    found.extend(_command_passwords(text, lower))
     if "://" in text:
         for m in _URL_PASSWORD.finditer(text):
             pw = unquote(m["pw"])

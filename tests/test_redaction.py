@@ -535,6 +535,220 @@ def test_keytool_store_and_key_passwords_are_redacted() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            "redis-server --appendonly yes --requirepass s3cretValue",
+            "redis-server --appendonly yes --requirepass [REDACTED:password]",
+        ),
+        (
+            'command: ["redis-server", "--requirepass", "s3cretValue"]',
+            'command: ["redis-server", "--requirepass", "[REDACTED:password]"]',
+        ),
+        (  # redis.conf, its values perhaps quoted, lines perhaps commented out
+            "bind 127.0.0.1\nrequirepass s3cretValue\r\n# masterauth s3cretValue\n",
+            "bind 127.0.0.1\nrequirepass [REDACTED:password]\r\n# masterauth [REDACTED:password]\n",
+        ),
+        ('  masterauth "s3cretValue"', '  masterauth "[REDACTED:password]"'),
+        (
+            'echo "requirepass s3cretValue" >> /etc/redis/redis.conf',
+            'echo "requirepass [REDACTED:password]" >> /etc/redis/redis.conf',
+        ),
+        (
+            "redis-cli CONFIG SET requirepass s3cretValue",
+            "redis-cli CONFIG SET requirepass [REDACTED:password]",
+        ),
+        (
+            "redis-cli -h cache -a s3cretValue ping",
+            "redis-cli -h cache -a [REDACTED:password] ping",
+        ),
+        ("redis-cli --pass s3cretValue ping", "redis-cli --pass [REDACTED:password] ping"),
+        ("valkey-cli -a 's3cretValue' info", "valkey-cli -a '[REDACTED:password]' info"),
+        (
+            'test: ["CMD", "redis-cli", "-a", "s3cretValue", "ping"]',
+            'test: ["CMD", "redis-cli", "-a", "[REDACTED:password]", "ping"]',
+        ),
+        (  # a command continued on the next line
+            "redis-cli -h cache \\\n  -a s3cretValue --no-auth-warning ping",
+            "redis-cli -h cache \\\n  -a [REDACTED:password] --no-auth-warning ping",
+        ),
+    ],
+)
+def test_a_redis_password_is_redacted(text: str, clean: str) -> None:
+    assert redact(text).text == clean
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "# requirepass foobared",  # redis.conf's own sample
+        "requirepass ${REDIS_PASSWORD}",
+        "redis-server --requirepass $REDIS_PASSWORD",
+        'redis-server --requirepass "${REDIS_PASSWORD:-}"',
+        "# requirepass is set below from the environment",
+        "The requirepass directive sets a password; masterauth must match it.",
+        "redis-cli -a $REDIS_PASSWORD ping",
+        "redis-cli -a %REDIS_AUTH% ping",  # a Windows variable
+        "redis-cli -a <password> ping",
+        "redis-cli --pass yourpassword",
+        "tar -a -cf s3cretValue.tar.gz dir",  # `-a` of any other command
+        "cp -a s3cretValue backup/",
+        "grep -a s3cretValue redis-cli.log",
+    ],
+)
+def test_redis_lines_without_a_password_are_left_alone(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            "openssl rsa -in key.pem -passin pass:s3cret -out plain.pem",
+            "openssl rsa -in key.pem -passin pass:[REDACTED:password] -out plain.pem",
+        ),
+        (
+            "openssl pkcs12 -export -in c.pem -inkey k.pem -passout pass:s3cret -out a.p12",
+            "openssl pkcs12 -export -in c.pem -inkey k.pem -passout pass:[REDACTED:password]"
+            " -out a.p12",
+        ),
+        (
+            "openssl enc -aes-256-cbc -pbkdf2 -pass pass:s3cret -in f",
+            "openssl enc -aes-256-cbc -pbkdf2 -pass pass:[REDACTED:password] -in f",
+        ),
+        (
+            "openssl enc -aes-256-cbc -salt -k s3cret -in f -out f.enc",
+            "openssl enc -aes-256-cbc -salt -k [REDACTED:password] -in f -out f.enc",
+        ),
+        (  # a cipher's own command is `openssl enc`
+            "openssl aes-256-cbc -d -in f.enc -k s3cret",
+            "openssl aes-256-cbc -d -in f.enc -k [REDACTED:password]",
+        ),
+        (
+            "openssl enc -d -aes-256-cbc \\\n  -in f.enc -k s3cret",
+            "openssl enc -d -aes-256-cbc \\\n  -in f.enc -k [REDACTED:password]",
+        ),
+        (
+            '["openssl", "enc", "-aes-256-cbc", "-k", "s3cret", "-in", "f"]',
+            '["openssl", "enc", "-aes-256-cbc", "-k", "[REDACTED:password]", "-in", "f"]',
+        ),
+        (  # `pass:` needs no command named: a variable's, a list's
+            '$OPENSSL pkcs12 -in a.p12 -passin "pass:s3cret" -nodes',
+            '$OPENSSL pkcs12 -in a.p12 -passin "pass:[REDACTED:password]" -nodes',
+        ),
+        (
+            'run(["openssl", "rsa", "-in", "k.pem", "-passin", "pass:s3cret"])',
+            'run(["openssl", "rsa", "-in", "k.pem", "-passin", "pass:[REDACTED:password]"])',
+        ),
+        (
+            "openssl pkcs12 -in a.p12 -password pass:'s3cret'",
+            "openssl pkcs12 -in a.p12 -password pass:'[REDACTED:password]'",
+        ),
+    ],
+)
+def test_an_openssl_password_is_redacted(text: str, clean: str) -> None:
+    assert redact(text).text == clean
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "openssl rsa -in key.pem -passin env:KEY_PASS -out plain.pem",  # where it is kept
+        "openssl rsa -in key.pem -passin file:/run/secrets/key_pass",
+        "openssl rsa -in key.pem -passin stdin",
+        "openssl enc -aes-256-cbc -pass fd:3 -in f",
+        "openssl rsa -in key.pem -passin pass:$KEY_PASS",
+        'openssl rsa -in key.pem -passin "pass:${KEY_PASS}"',
+        'cmd = ["openssl", "rsa", "-passin", "pass:" + password]',
+        'cmd = ["openssl", "rsa", "-passin", f"pass:{password}"]',
+        "openssl pkcs12 -export -passout pass:changeit -out a.p12",
+        "openssl pkcs12 -export -passout pass: -out a.p12",  # an empty one
+        "openssl req -new -key k.pem -k s3cret",  # `-k` of another command
+        "openssl enc -aes-256-cbc -kfile /run/secrets/k -in f",
+        "curl -k https://s3cret.internal/",
+    ],
+)
+def test_openssl_password_sources_and_other_k_flags_are_left_alone(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password"
+            " AS '*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19';",
+            "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password AS '[REDACTED:password]';",
+        ),
+        (  # SHOW CREATE USER of caching_sha2_password, as text and as hex
+            "CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password'"
+            " AS '$A$005$Xk9mPq2vL8nR4wZk8qW2xR9vLp4TnB7mC3Qw8Er5Ty2Ui9Op3Az';",
+            "CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password'"
+            " AS '[REDACTED:password]';",
+        ),
+        (
+            "CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password'\n"
+            "  AS 0x2441243030352458386B766B5E1D3F0A05496D3D6E5374537A4B6F6D6C;",
+            "CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password'\n"
+            "  AS [REDACTED:password];",
+        ),
+        (  # MariaDB's form
+            "CREATE USER u IDENTIFIED VIA mysql_native_password"
+            " USING '*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19';",
+            "CREATE USER u IDENTIFIED VIA mysql_native_password USING '[REDACTED:password]';",
+        ),
+    ],
+)
+def test_a_mysql_password_hash_is_redacted(text: str, clean: str) -> None:
+    assert redact(text).text == clean
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "CREATE USER 'mysql.sys'@localhost IDENTIFIED WITH mysql_native_password"
+        " AS '*THISISNOTAVALIDPASSWORDTHATCANBEUSEDHERE' ACCOUNT LOCK;",  # a locked account
+        "CREATE USER u IDENTIFIED WITH authentication_ldap_simple AS 'uid=u,ou=People,dc=corp';",
+        "CREATE USER u IDENTIFIED WITH authentication_pam AS 'mysql-unix, mysql=dev';",
+        "CREATE USER u IDENTIFIED WITH auth_socket AS 'valerie';",
+        "CREATE USER u IDENTIFIED WITH mysql_native_password"
+        " AS '*0000000000000000000000000000000000000000';",
+    ],
+)
+def test_an_authentication_string_that_is_no_password_hash_is_left_alone(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'parser.add_argument("--api-key", "--apikey", help="the service key")',
+        'parser.add_argument("--client-secret", "--client_secret", dest="client_secret")',
+        'click.option("--token", "--auth-token-value", envvar="TOKEN")',
+    ],
+)
+def test_a_flag_s_other_name_after_a_secret_flag_is_not_its_value(line: str) -> None:
+    assert redact(line) == (line, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            f'subprocess.run(["tool", "--api-key", "{V}"])',
+            'subprocess.run(["tool", "--api-key", "[REDACTED:secret]"])',
+        ),
+        (
+            f'parser.add_argument("--api-key", "{V}")',
+            'parser.add_argument("--api-key", "[REDACTED:secret]")',
+        ),
+    ],
+)
+def test_a_value_after_a_secret_flag_in_a_call_is_still_redacted(text: str, clean: str) -> None:
+    assert redact(text).text == clean
+
+
+@pytest.mark.parametrize(
     "line",
     [
         'u = "postgres://app:testpass@db/app"',
@@ -579,6 +793,22 @@ def test_redact_leaves_clean_text_identical() -> None:
         "key = (" + " " * 1_000_000 + "(",  # 26 s for 20,000 blanks when read two ways
         "key = (\r\n" + " " * 1_000_000 + "(",
         "-----BEGIN RSA PRIVATE KEY-----\r\n" * 30_000,
+        "openssl enc" + " " * 1_000_000 + "-k",
+        "openssl enc " + "\\\n" * 500_000,
+        "openssl" + " " * 1_000_000 + ",",
+        "redis-cli " + "-a " * 300_000,
+        'redis-cli ["-a",' + " " * 1_000_000,
+        "-passin" + " " * 1_000_000 + "pass:x",
+        "-passin pass:'" + "a" * 1_000_000,
+        "requirepass" + " " * 1_000_000 + "x",
+        " " * 100_000 + "=" * 100_000 + "\nrequirepass " * 10_000,
+        "identified with mysql_native_password as '" + "\\a" * 500_000,
+        "identified with sha256_password" + " " * 1_000_000 + "as 0x",
+        'f("--api-key", "-' + "x" * 1_000_000,
+        "redis-cli -a " * 80_000,  # each flag's value judged once
+        "openssl enc -k " * 70_000,
+        "-passin pass:x1 " * 65_000,
+        "requirepass ab1x\n" * 60_000,
     ],
 )
 def test_a_megabyte_of_pathological_text_takes_well_under_a_few_seconds(text: str) -> None:
