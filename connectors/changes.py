@@ -32,6 +32,7 @@ from contextd.connectors.filters import (
     unicode_encoding,
     valid_utf8_name,
 )
+from contextd.connectors.folder import unreadable_ignore_file
 from contextd.connectors.scope import Scope
 from contextd.records import Change, ChangeKind, FileState, Skip, Touch, content_hash
 from contextd.redaction import redact
@@ -138,6 +139,8 @@ def _folder_reason(path: Path) -> str:
     """A folder reaches classify when its listing failed, or as build output by name."""
     if path.name in BUILD_DIRS:
         return BUILD_DIR_REASON
+    if why := unreadable_ignore_file(path):
+        return f"{why}: not indexed without the rules it may hold; fix it or remove it"
     try:
         with os.scandir(path):
             return "a folder (not a file)"

@@ -24,9 +24,11 @@ IGNORE_FILES = (".gitignore", ".contextdignore")
 
 def _load_spec(directory: Path, strict: bool = True) -> pathspec.PathSpec | None:
     """The rules of a folder's ignore files. In the source's own tree (`strict`), one that
-    is there but cannot be read (a folder, a dangling link, no permission) stops the scan:
+    is there but cannot be read (a folder, a dangling link, no permission) is an error:
     its rules may be what keeps secrets out, so the folder is not indexed as if it had
-    none. Above the root (a dotfiles manager's broken ~/.gitignore) it is passed over."""
+    none. The root's stops the scan; a folder below is skipped with the reason
+    (`unreadable_ignore_file`), the rest indexed. Above the root (a dotfiles manager's
+    broken ~/.gitignore) it is passed over."""
     lines: list[str] = []
     for name in IGNORE_FILES:
         path = directory / name
@@ -34,18 +36,29 @@ def _load_spec(directory: Path, strict: bool = True) -> pathspec.PathSpec | None
             lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:
             if strict and path.is_symlink():
-                raise _unreadable(path, "it is a link to nothing") from None
+                raise UnreadableIgnoreFile(path, "it is a link to nothing") from None
         except OSError as exc:
             if strict:
-                raise _unreadable(path, exc.strerror or str(exc)) from None
+                raise UnreadableIgnoreFile(path, exc.strerror or str(exc)) from None
     return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
 
 
-def _unreadable(path: Path, why: str) -> SourceError:
-    return SourceError(
-        f"The ignore file {path} cannot be read ({why}). contextd does not index "
-        f"{path.parent} without the rules it may hold: fix it or remove it."
-    )
+class UnreadableIgnoreFile(SourceError):
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(
+            f"The ignore file {path} cannot be read ({why}). contextd does not index "
+            f"{path.parent} without the rules it may hold: fix it or remove it."
+        )
+        self.path, self.why = path, why
+
+
+def unreadable_ignore_file(directory: Path) -> str | None:
+    """Why a folder is skipped for its ignore file, if it is (a reason for `status`)."""
+    try:
+        _load_spec(directory)
+    except UnreadableIgnoreFile as exc:
+        return f"its {exc.path.name} cannot be read ({exc.why})"
+    return None
 
 
 class _Above:
@@ -155,7 +168,12 @@ class FolderSource:
                     return False
                 if os.path.islink(self.root / base):
                     return False
-            own = _load_spec(self.root / base)
+            try:
+                own = _load_spec(self.root / base)
+            except UnreadableIgnoreFile:
+                if base:  # a scan skips that folder (the root's stops it: raised there)
+                    return False
+                raise
             if own is not None:
                 active.append((base, own))
         return not _ignored(active, rel, False)
@@ -172,7 +190,14 @@ class FolderSource:
             rel_dir = os.path.relpath(dirpath, root)
             rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
             active = list(specs.pop(rel_dir, []))
-            own = _load_spec(Path(dirpath))
+            try:
+                own = _load_spec(Path(dirpath))
+            except UnreadableIgnoreFile:
+                if not rel_dir:
+                    raise  # the root's own rules: nothing is indexed without them
+                yield rel_dir  # skipped with the reason; the rest of the tree is indexed
+                dirnames[:] = []
+                continue
             if own is not None:
                 active.append((rel_dir, own))
 

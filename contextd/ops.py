@@ -117,12 +117,16 @@ def _refuse_nesting(app: App, root: Path) -> None:
 
 def _indexes_below(name: str, root: Path, kind: str, folder: str) -> bool:
     """Does the source at `root` take any file below `folder`? (A submodule is listed
-    only as its own path: its files are not the superproject's.)"""
+    only as its own path: its files are not the superproject's.) A scan that fails
+    refuses: taken as "no", `contextd add /` was accepted over every other source."""
     try:
         listed = open_source(name, root, kind).scan([folder])
         return next((p for p in listed if p.startswith(folder + "/")), None) is not None
-    except SourceError:
-        return False
+    except SourceError as exc:
+        raise SourceError(
+            f"Could not check whether {root} indexes {root / folder} (the two would then "
+            f"be indexed twice): {exc}"
+        ) from None
 
 
 def remove(app: App, source: str) -> dict:

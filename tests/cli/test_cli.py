@@ -194,6 +194,22 @@ def test_source_names_are_fit_to_type_and_hooks_take_one(repo: Path, tmp_path: P
     assert not (repo / ".git/hooks/post-commit").exists()
 
 
+def test_a_folder_that_cannot_be_checked_for_holding_a_source_is_refused(
+    tmp_path: Path, capsys
+) -> None:
+    """The check failed open: with a dangling ignore file in the way, `contextd add /` was
+    accepted over every other source (each file then indexed and found twice)."""
+    inner = tmp_path / "outer" / "x" / "inner"
+    inner.mkdir(parents=True)
+    (inner / "c.py").write_text("def duplicate_wildebeest():\n    pass\n")
+    assert cli(capsys, "add", str(inner))[0] == 0
+    (tmp_path / "outer" / ".gitignore").symlink_to(tmp_path / "nowhere")
+    code, _, err = cli(capsys, "add", str(tmp_path / "outer"))
+    assert code == 1 and "Could not check whether" in err and "link to nothing" in err
+    code, out, _ = cli(capsys, "sources", "--json")
+    assert [s["name"] for s in json.loads(out)] == ["inner"]
+
+
 def test_a_submodule_or_an_ignored_folder_inside_a_source_may_be_one(
     repo: Path, tmp_path: Path, capsys
 ) -> None:

@@ -92,6 +92,26 @@ def test_an_ignore_file_that_cannot_be_read_stops_the_scan(tmp_path: Path) -> No
     assert set(src.scan()) == {".contextdignore"}
 
 
+def test_a_folder_whose_ignore_file_cannot_be_read_is_skipped_and_the_rest_indexed(
+    app, tmp_path: Path
+) -> None:
+    """One dangling `.gitignore` link in a subfolder stopped the whole source: nothing was
+    indexed, while the message named only that folder. Now that folder alone is left
+    out (its rules may keep secrets out), with the reason, and the rest is indexed."""
+    root = tmp_path / "dang"
+    write(root, "a.py", "def gnu_antelope():\n    return 1\n")
+    write(root, "sub/plan.md", "# Plan\n\nkept out by the rules we cannot read\n")
+    (root / "sub" / ".gitignore").symlink_to(tmp_path / "nowhere")
+    src = open_source("dang", root, detect_kind(root))
+    assert set(src.scan()) == {"a.py", "sub"}
+    assert src.includes("a.py") and not src.includes("sub/plan.md")
+    app.index(app.catalog.add_source("dang", root, "folder"))
+    states = app.catalog.file_states("dang")
+    assert {p for p, st in states.items() if st.status == "indexed"} == {"a.py"}
+    skipped = {path: reason for _, path, reason in app.catalog.skipped()}
+    assert skipped["sub"].startswith("its .gitignore cannot be read (it is a link to nothing)")
+
+
 def test_the_deny_list_names_secrets_by_file_and_folder() -> None:
     for path in [
         ".env",
