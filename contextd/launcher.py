@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -59,6 +60,8 @@ def ensure_daemon(settings: Settings, timeout: float = START_TIMEOUT_S) -> dict[
     while time.monotonic() < deadline:
         info = rpc.ping(settings.home, timeout=1.0)
         if info:
+            if proc is not None:  # our child: reaped when it exits, or `stop` waits on a zombie
+                threading.Thread(target=proc.wait, name="contextd-reap", daemon=True).start()
             return info
         code = proc.poll() if proc else None
         if code is not None:

@@ -314,6 +314,31 @@ def test_stop_never_signals_a_process_a_killed_daemon_left_its_pid_to(tmp_path: 
         bystander.wait()
 
 
+def test_a_daemon_started_by_a_long_lived_client_stops_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MCP client over stdio starts the daemon as its child and lives on. The daemon
+    exited at `contextd stop`, but as a zombie nobody collected: stop waited 30 s, failed
+    with "did not stop", and the client's next call started another daemon."""
+    from contextd.launcher import ensure_daemon
+    from contextd.settings import load_settings
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CONTEXTD_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTEXTD_")}
+    env |= {"CONTEXTD_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    pid = int(ensure_daemon(load_settings())["pid"])  # this test process is the client
+    began = time.monotonic()
+    out = contextd(env, "stop", check=False)
+    assert out.returncode == 0 and f"contextd stopped (pid {pid})" in out.stdout, out.stderr
+    assert time.monotonic() - began < 15
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists(), "the daemon is left a zombie"
+
+
 @pytest.mark.parametrize("gone", ["deleted", "moved"])
 def test_a_daemon_whose_data_dir_is_deleted_stops_and_a_new_one_is_left_alone(
     tmp_path: Path, gone: str

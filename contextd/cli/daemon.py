@@ -60,9 +60,7 @@ def stop() -> None:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if _exited(pid):
             console.print(f"contextd stopped (pid {pid}).")
             return
         time.sleep(0.05)
@@ -70,6 +68,20 @@ def stop() -> None:
         f"The daemon (pid {pid}) did not stop in {STOP_TIMEOUT_S:.0f}s; "
         f"`kill {pid}` ends it (the index recovers at the next start)."
     )
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie: it has exited, and the process that started it (a long-lived
+    MCP client of an older contextd) has not collected it yet."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def logs(
