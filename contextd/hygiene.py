@@ -80,6 +80,12 @@ def clean(text: str) -> str:
     return neutralise(text)
 
 
+def one_line(text: str) -> str:
+    """A name (a path, a symbol) cleaned and kept on its line: a file named `new\nline.md`
+    printed as two lines broke the `path:start-end` a script reads."""
+    return clean(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
 def neutralise(text: str) -> str:
     """Escape markup that imitates prompts or tool calls (see the module docstring)."""
     if "<" not in text and "[" not in text:

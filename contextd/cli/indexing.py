@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from contextd.cli.common import (
     console,
@@ -21,6 +22,7 @@ from contextd.cli.common import (
 )
 from contextd.errors import DaemonError, StoreError
 from contextd.hooks import HOOKS
+from contextd.hygiene import one_line
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:
@@ -175,7 +177,8 @@ def status(
             console.print(f"  [red]error[/] {shown(error)}")
     if skipped:
         for item in data["skipped"]:
-            where, why = shown(f"{item['source']}:{item['path']}"), shown(item["reason"])
+            where = escape(one_line(f"{item['source']}:{item['path']}"))
+            why = shown(item["reason"])
             console.print(f"  {where}  [dim]{why}[/]")
         if not data["skipped"]:
             console.print("No files were skipped.")

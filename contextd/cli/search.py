@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from contextd.cli.common import console, embedding_next, execute, print_json
-from contextd.hygiene import clean
+from contextd.hygiene import clean, one_line
 from contextd.lexical import query_terms
 
 SNIPPET_LINES = 6
@@ -26,9 +26,9 @@ def snippet(text: str, terms: list[str], n: int = SNIPPET_LINES) -> tuple[int, l
 
 def _print_hit(rank: int, hit: dict[str, Any], terms: list[str]) -> None:
     head = Text(f"{rank}. ", style="dim")
-    head.append(f"{clean(hit['path'])}:{hit['start_line']}-{hit['end_line']}", style="bold cyan")
+    head.append(f"{one_line(hit['path'])}:{hit['start_line']}-{hit['end_line']}", style="bold cyan")
     if hit["symbol"]:
-        head.append(f"  {clean(hit['symbol'])}", style="magenta")
+        head.append(f"  {one_line(hit['symbol'])}", style="magenta")
     if hit.get("match"):  # a lookup's fact: this result defines or holds the word
         head.append(f"  {hit['match']}", style="green")
     elif hit.get("confidence") is not None:
@@ -37,7 +37,7 @@ def _print_hit(rank: int, hit: dict[str, Any], terms: list[str]) -> None:
         head.append(f"  score {hit['score']:.3f}", style="green")
     if hit.get("stale"):
         head.append("  stale", style="yellow")
-    head.append(f"  [{clean(hit['source'])}]", style="dim")
+    head.append(f"  [{one_line(hit['source'])}]", style="dim")
     console.print(head)
     offset, lines = snippet(clean(hit["text"]), terms)
     for i, line in enumerate(lines):

@@ -43,3 +43,21 @@ def test_search_and_status_print_hostile_text_and_names_inertly(
     code, out = cli(capsys, "status", "--skipped")
     assert code == 0 and "notes:[/].png" in out and "notes:[red]styled.png" in out
     assert "\x1b" not in out
+
+
+def test_a_name_with_a_line_break_stays_on_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file named `new\nline.md` printed its result's head over two lines, breaking the
+    `path:start-end` that scripts and agents read from the terminal."""
+    root = tmp_path / "odd"
+    write(root, "new\nline.md", "# Zebrafish\n\nThe zebrafish tank is cleaned weekly.\n")
+    (root / "tab\there.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert cli(capsys, "add", str(root), "--name", "odd")[0] == 0
+    assert cli(capsys, "index")[0] == 0
+    code, out = cli(capsys, "search", "zebrafish tank", "-k", "1")
+    assert code == 0 and "1. new\\nline.md:1-3" in out
+    code, out = cli(capsys, "search", "zebrafish tank", "-k", "1", "--json")
+    assert json.loads(out)["results"][0]["path"] == "new\nline.md"  # the name itself
+    code, out = cli(capsys, "status", "--skipped")
+    assert code == 0 and "odd:tab\\there.png" in out
