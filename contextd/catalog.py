@@ -212,7 +212,14 @@ def damage(path: Path) -> str | None:
         return str(exc)
     finally:
         db.close()
-    return None if rows == ["ok"] else "; ".join(rows[:3])
+    if rows == ["ok"]:
+        return None
+    # One row may hold many lines ("*** in database main ***", then one per bad cell): a
+    # message of a hundred lines hid what to do, so the first few stand for the rest.
+    lines = [ln.strip() for r in rows for ln in str(r).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("***")]
+    more = f" (and {len(lines) - 3} more)" if len(lines) > 3 else ""
+    return "; ".join(lines[:3]) + more
 
 
 def _cannot_open(exc: sqlite3.Error) -> bool:

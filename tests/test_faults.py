@@ -51,6 +51,26 @@ def clean(report: dict[str, dict[str, int]]) -> bool:
     return all(not (r["lost"] or r["orphan"] or r["duplicate"]) for r in report.values())
 
 
+def test_a_damaged_catalog_is_named_in_a_few_lines(tmp_path: Path) -> None:
+    """SQLite's check lists every bad cell: the "one line" error for a catalog with 20 KB
+    overwritten was about a hundred lines, and what to do was lost below them."""
+    from contextd.catalog import damage
+
+    path = tmp_path / "catalog.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+    db.execute("CREATE INDEX t_body ON t (body)")
+    db.executemany("INSERT INTO t (body) VALUES (?)", [(f"row {i} " * 12,) for i in range(4000)])
+    db.commit()
+    db.close()
+    with path.open("r+b") as f:
+        f.seek(8192)
+        f.write(b"\x00" * 20000)  # 20 KB of the file lost
+    found = damage(path)
+    assert found and "\n" not in found and found.count("; ") <= 2, found
+    assert len(found) < 400 and "more)" in found
+
+
 # -- a damaged vector store --------------------------------------------------------------
 
 
