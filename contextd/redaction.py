@@ -72,6 +72,13 @@ def _random(value: str, min_entropy: float = 3.0) -> bool:
     return entropy(value) >= min_entropy and _classes(value) >= 2
 
 
+# The most of one value the patterns below read, quoted or not: a secret is short, but a
+# key's base64 (a kubeconfig's `client-key-data`, 2,272 characters for RSA 2048) is not.
+# Each value's characters exclude what ends it (its quote mark, a blank, a line end), so
+# the reads of two values never overlap and a file is read once however long they are.
+# A bare value longer than this runs on in `_whole`; a quoted one is not found.
+_LONG = 65536  # the patterns' {1,65536}
+
 # Provider formats: (kind, words, pattern, check). A rule runs only on text that holds
 # one of its words (lower case), as gitleaks' keywords do: most files hold none. The
 # secret is group 1 when there is one, else the whole match; `check` rejects matches too
@@ -133,9 +140,12 @@ _COMPILED = [(kind, words, re.compile(p), check) for kind, words, p, check in _R
 _KEY_BODY = r"(?:(?!-----BEGIN)[A-Za-z0-9+/=\s:,.\-\\\"'|#>*;!%])"  # up to the next block at most
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"
-    rf"(?P<body>{_KEY_BODY}{{0,20000}}?)"
+    rf"(?P<body>{_KEY_BODY}{{0,65536}}?)"
     r"(?:(?P<end>-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----)|(?!" + _KEY_BODY + r"))"
 )
+_KEY_BEGIN = re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
+_KEY_END = re.compile(r"-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
+_NOT_KEY_BODY = re.compile(r"[^A-Za-z0-9+/=\s:,.\-\\\"'|#>*;!%]|-----BEGIN")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}")
 
 
@@ -160,7 +170,7 @@ _KEY_LINE = re.compile(
 # scheme://user:password@host; only the password is replaced. Hosts reserved for
 # documentation (RFC 2606: example.com, .test, .invalid…) hold no real account.
 _URL_PASSWORD = re.compile(
-    r"://(?P<user>[^\s:/@'\"`<>]{0,100}):(?P<pw>[^\s:/@'\"`<>]{1,200})@"
+    r"://(?P<user>[^\s:/@'\"`<>]{0,100}):(?P<pw>[^\s:/@'\"`<>]{1,65536})@"
     r"(?P<host>[^\s/:'\"`<>?#]*)"
 )
 _EXAMPLE_HOST = re.compile(r"(?i)(?:^|\.)example(?:\.(?:com|org|net))?$|\.(?:test|invalid)$")
@@ -187,8 +197,8 @@ _ASSIGNMENT = re.compile(
     r"(?:(?P<paren>\()[ \t]*(?:\r?\n[ \t]*)?|[|>][-+]?[ \t]*\r?\n[ \t]+)?"
     # A quote may be escaped (`\"`: code inside a JSON string, as a notebook's cells are);
     # a value never takes a backslash, so redacting one leaves the string's escapes whole.
-    r"(?:[bBrRuU]{0,2}\\?(?P<quote>[\"'`])(?P<quoted>[^\"'`\n\\]{1,300}?)\\?(?P=quote)"
-    r"|(?P<bare>[^\s\"'`,;(){}\[\]<>\\]{1,300}))"
+    r"(?:[bBrRuU]{0,2}\\?(?P<quote>[\"'`])(?P<quoted>[^\"'`\n\\]{1,65536}?)\\?(?P=quote)"
+    r"|(?P<bare>[^\s\"'`,;(){}\[\]<>\\]{1,65536}))"
 )
 _PAREN_CLOSE = re.compile(r"[\"'`]?\s*\)")
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -233,11 +243,13 @@ _NOT_SECRET_TOKENS = _words(
 _PLACEHOLDER = re.compile(
     r"(?i)^[\W_]*$|^(.)\1*$|xxxx|\*\*\*|\.\.\.|change.?me|your|example|placeholder|dummy|"
     r"fake|sample|redacted|replace|insert|enter|todo|fixme|secret|password|passwd|token|test|"
-    r"^n/?a$|^none$|^null$|^true$|^false$|^undefined$|<[^>]*>|\$\{|\{\{|%\(|%s|%d|^\$|^\{|"
+    r"^n/?a$|^none$|^null$|^true$|^false$|^undefined$|<[^<>]*>|\$\{|\{\{|%\(|%s|%d|^\$|^\{|"
     r"\$\(|\bos\.|environ|getenv|process\.env|^env[.:(\[]|^%\w+%$"  # `%VAR%`: Windows' variable
 )
 _WORD_PART = re.compile(r"(?:[a-z]+|[A-Z]+|[A-Z][a-z]+)\d{0,3}$")
-_BRACKETED = re.compile(r"\[.*\]|\{.*\}|\(.*\)")
+# An opening bracket with its closing one after it; the nearest pair, so that a long value
+# full of opening brackets is read once, not once from each of them.
+_BRACKETED = re.compile(r"\[[^\[\]]*\]|\{[^{}]*\}|\([^()]*\)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
 _URL_OR_QUERY = re.compile(r"://|^https?:|\.(?:py|json|ya?ml|txt|pem|key)$|&|=[^=]")
 _PATH = re.compile(r"^(?:\.{0,2}/|~/|[A-Za-z]:\\)[\w.\-/\\]*$")
@@ -339,7 +351,7 @@ def _secret_value(
     The cheap tests come first: a file can hold a keyword on every line."""
     if "%" in value:
         value = unquote(value)
-    if len(value) < (16 if strength == "weak" else shortest) or len(value) > 300:
+    if len(value) < (16 if strength == "weak" else shortest):
         return False
     if not value.isascii() or not value.isprintable() or " " in value:
         return False
@@ -367,12 +379,33 @@ def _secret_value(
     return not (colon and user.isalnum() and (password == user or _sample(password)))
 
 
-@functools.lru_cache(maxsize=1024)
 def _literal_password(value: str, after: str) -> bool:
     """A value that a command's syntax says is a password itself (keytool's `-storepass`,
     Redis's `requirepass`, openssl's `pass:`), never a variable's name: short is enough,
-    sample words are not. Cached: a file of commands gives the same value again and again."""
+    sample words are not. Cached: a file of commands gives the same value again and again
+    (not a long one, which the cache would keep)."""
+    if len(value) > 300:
+        return _command_password(value, after)
+    return _cached_command_password(value, after)
+
+
+def _command_password(value: str, after: str) -> bool:
     return _secret_value(value, "strong", False, after, shortest=6) and not _sample(value)
+
+
+_cached_command_password = functools.lru_cache(maxsize=1024)(_command_password)
+
+
+_BARE_TAIL = re.compile(r"[^\s\"'`,;(){}\[\]<>\\]*")  # nothing follows: read once
+
+
+def _whole(text: str, m: re.Match[str], group: str) -> tuple[int, int]:
+    """Where the value `m[group]` lies: one the pattern cut at its _LONG characters runs
+    on to the next blank, quote mark, bracket or separator. It is judged by that much."""
+    start, end = m.span(group)
+    if end - start >= _LONG and (tail := _BARE_TAIL.match(text, end)):
+        end = tail.end()
+    return start, end
 
 
 def _assignments(text: str, hits: list[re.Match[str]]) -> list[Finding]:
@@ -393,16 +426,16 @@ def _assignments(text: str, hits: list[re.Match[str]]) -> list[Finding]:
         if not m or m.end("name") < hit.end() or not (strength := _name_strength(m["name"])):
             continue
         group = "quoted" if m["quoted"] is not None else "bare"
-        value_end = m.end(group)
+        value_start, value_end = _whole(text, m, group)
         if m["paren"] and not _PAREN_CLOSE.match(text, value_end):
             continue  # `= (` then an expression, not one wrapped literal
-        after = text[m.end(group) : m.end(group) + 1]
+        after = text[value_end : value_end + 1]
         # `"--password=..."`, one item of a list of arguments: the value is no variable
         quoted = flag < start and after in ('"', "'") and text[flag - 1 : flag] == after
         bare = group == "bare" and not (quoted and _flag_holds_secret(m["name"]))
         if _secret_value(m[group], strength, bare, after):
             kind = "key" if strength == "weak" else _assigned_kind(m["name"])
-            found.append(Finding(m.start(group), m.end(group), kind))
+            found.append(Finding(value_start, value_end, kind))
     return found
 
 
@@ -416,61 +449,85 @@ _NAME_TAIL = re.compile(r"[\w.\-$@]{0,60}")
 _CONTEXT_AFTER = frozenset(">\"'\r\n, \t") | {""}
 _XML_OPEN = re.compile(r"<(?:[\w.\-]+:)?$")  # `<password`, `<wsse:Password`
 _XML_VALUE = re.compile(  # attributes, then the text (perhaps CDATA)
-    r"(?:[ \t][^<>]{0,200})?>[ \t]*(?:<!\[CDATA\[)?(?P<v>[^<>\s\]]{1,300})(?:\]\]>)?[ \t]*</"
+    r"(?:[ \t][^<>]{0,200})?>[ \t]*(?:<!\[CDATA\[)?(?P<v>[^<>\s\]]{1,65536})(?:\]\]>)?[ \t]*</"
 )
 _CALL_VALUE = re.compile(
-    r"(?P<q>[\"'])[ \t]*,[ \t]*[bru]?(?P<vq>[\"'])(?P<v>[^\"'\n]{1,300})(?P=vq)"
+    r"(?P<q>[\"'])[ \t]*,[ \t]*[bru]?(?P<vq>[\"'])(?P<v>[^\"'\n]{1,65536})(?P=vq)"
 )
 _CALL_OPEN = re.compile(r"[\w$.\]>]\([ \t]*$")
 _PAIR_NAME = re.compile(r"(?i)\b(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$")
 _PAIR_VALUE = re.compile(  # one way only to read each separator: no backtracking
     r"(?i)[\"']?[ \t]*(?:[,\r\n][ \t\r\n]*)?(?:-[ \t]+)?[\"']?value[\"']?[ \t]*(?:[:=]|=>)[ \t]*"
-    r"(?:(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,300})(?P=q)|(?P<bare>[^\s\"',;}{<>/\\]{1,300}))"
+    r"(?:(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,65536})(?P=q)|(?P<bare>[^\s\"',;}{<>/\\]{1,65536}))"
 )
 _VALUE_FIRST = re.compile(  # `<add value="..." key="ApiSecret"/>`: the value came first
-    r"(?i)\bvalue[\"']?[ \t]*(?:[:=]|=>)[ \t]*(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,300})(?P=q)"
+    r"(?i)\bvalue[\"']?[ \t]*(?:[:=]|=>)[ \t]*(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,65536})(?P=q)"
     r"[ \t]*,?[ \t\n]*[\"']?(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$"
 )
+# It is read back from its closing quote mark, however far its opening one is: searching a
+# window before each name long enough for a long value would read a file again for each.
+_VALUE_FIRST_TAIL = re.compile(  # the closing quote mark, then the name's `key=`
+    r"(?i)[\"'][ \t]*,?[ \t\n]*[\"']?(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$"
+)
+_VALUE_FIRST_HEAD = re.compile(r"(?i)\bvalue[\"']?[ \t]*(?:[:=]|=>)[ \t]*$")
+
+
+def _value_first(text: str, end: int) -> re.Match[str] | None:
+    """`value="..."` just before the name whose quote mark is at `end`."""
+    tail = _VALUE_FIRST_TAIL.search(text, max(0, end - 100), end)
+    if tail is None:
+        return None
+    close = opening = tail.start()
+    for lo in (max(0, close - 301), max(0, close - _LONG - 1)):  # most values are short
+        opening = max(text.rfind(c, lo, close) for c in "\"'\n\\")
+        if opening >= 0:
+            break
+    if opening < 0 or text[opening] != text[close]:
+        return None
+    head = _VALUE_FIRST_HEAD.search(text, max(0, opening - 40), opening)
+    return _VALUE_FIRST.match(text, head.start(), end) if head else None
+
+
 _FLAG_VALUE = re.compile(  # a command's flag and its value: `--password VALUE`
-    r"[ \t]+(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>(?!-)[^\s\"'`;|&<>()]{1,300}))"
+    r"[ \t]+(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,65536})(?P=q)|(?P<bare>(?!-)[^\s\"'`;|&<>()]{1,65536}))"
 )
 # A flag that is one item of a list of arguments, its value the next item: Docker's
 # `CMD ["app", "--password", "..."]`, a Kubernetes `args: ["--token", "..."]` or the same
 # list in YAML's flow form unquoted (`[--token, ...]`) or its block form, one `- item` a
 # line at the flag's indent. Lines may end in CRLF.
 _LIST_COMMA = re.compile(r"[ \t]{0,80},")
-_LIST_NEXT = re.compile(r"[ \t]*,\s{0,200}(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,300})(?P=q)")
+_LIST_NEXT = re.compile(r"[ \t]*,\s{0,200}(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,65536})(?P=q)")
 _FLOW_NEXT = re.compile(  # after a plain flag, a plain item too: it ends at `,` or `]`
-    r"[ \t]{0,80},\s{0,200}(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,300})(?P=q)"
-    r"|(?P<bare>(?![-\"'])[^\s,\[\]{}()\"'`]{1,300})(?=\s{0,200}(?:[,\]]|$)))"
+    r"[ \t]{0,80},\s{0,200}(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,65536})(?P=q)"
+    r"|(?P<bare>(?![-\"'])[^\s,\[\]{}()\"'`]{1,65536})(?=\s{0,200}(?:[,\]]|$)))"
 )
 _YAML_ITEM = re.compile(r"(?P<indent>[ \t]{0,80})-[ \t]+")
 _YAML_NEXT = re.compile(
     r"[ \t]*\r?\n(?P<indent>[ \t]{0,80})-[ \t]+"
-    r"(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,300})(?P=q)|(?P<bare>(?![-\"'])[^\s#]{1,300}))"
+    r"(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,65536})(?P=q)|(?P<bare>(?![-\"'])[^\s#]{1,65536}))"
 )
-_SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,300})'")  # PASSWORD '...' (SQL)
+_SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,65536})'")  # PASSWORD '...' (SQL)
 _SQL_IDENTIFIED = re.compile(  # MySQL's and Oracle's IDENTIFIED BY, quoted (bare is prose,
     r"(?i)\bidentified[ \t]+"  # "identified by pid", but after USER), and MySQL 8's
     r"(?:with\s{1,20}[\"'`]?\w{1,64}[\"'`]?\s{1,20})?"  # IDENTIFIED WITH <plugin> BY
-    r"by[ \t]+(?:password[ \t]+)?(?:'(?P<v>[^'\n]{1,300})'|\"(?P<dq>[^\"\n]{1,300})\")"
+    r"by[ \t]+(?:password[ \t]+)?(?:'(?P<v>[^'\n]{1,65536})'|\"(?P<dq>[^\"\n]{1,65536})\")"
 )
 _SQL_VIA = re.compile(  # MariaDB's IDENTIFIED VIA <plugin> USING PASSWORD('...'), perhaps
     r"(?i)\bidentified\s{1,20}via\s{1,20}"  # after other plugins joined by OR
     r"(?:\w{1,64}(?:\s{1,20}using\s{1,20}'[^'\n]{0,300}')?\s{1,20}or\s{1,20}){0,4}"
     r"\w{1,64}\s{1,20}using\s{1,20}password[ \t]{0,20}\([ \t]{0,20}"
-    r"(?:'(?P<v>[^'\n]{1,300})'|\"(?P<dq>[^\"\n]{1,300})\")"
+    r"(?:'(?P<v>[^'\n]{1,65536})'|\"(?P<dq>[^\"\n]{1,65536})\")"
 )
 _SQL_USER_BARE = re.compile(  # Oracle's unquoted `CREATE USER scott IDENTIFIED BY pw`
     r"(?i)\b(?:create|alter)[ \t]+user[ \t]+[^\s;]{1,130}\s{1,20}identified[ \t]+by[ \t]+"
-    r"(?P<bare>[^\s;'\"]{1,300})"
+    r"(?P<bare>[^\s;'\"]{1,65536})"
 )
 _SQL_HASH = re.compile(  # a password's hash is credential material too: MySQL's IDENTIFIED
     r"(?i)\bidentified\s{1,20}(?:with|via)\s{1,20}[\"'`]?"  # WITH <plugin> AS '...' (as
     r"(?:mysql_native_password|caching_sha2_password|sha256_password|ed25519)[\"'`]?"  # SHOW
     r"\s{1,20}(?:as|using)\s{1,20}"  # CREATE USER prints it) and MariaDB's VIA <plugin> USING
-    r"(?:'(?P<v>(?:[^'\\\n]|\\.){1,300})'|\"(?P<dq>(?:[^\"\\\n]|\\.){1,300})\""
-    r"|(?P<hex>0x[0-9a-f]{32,600})(?![\w$]))"
+    r"(?:'(?P<v>(?:[^'\\\n]|\\.){1,65536})'|\"(?P<dq>(?:[^\"\\\n]|\\.){1,65536})\""
+    r"|(?P<hex>0x[0-9a-f]{32,65536})(?![\w$]))"
 )
 # The forms of a hash: mysql_native_password's `*` and 40 hex digits, the `$A$005$…` of
 # caching_sha2_password and `$5$…` of sha256_password (or either in hex, `0x2441…`), and
@@ -543,7 +600,7 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
             if not m and _PAIR_NAME.search(before[:-1]):
                 m = _PAIR_VALUE.match(text, end + 1)
             if not m and _PAIR_NAME.search(before[:-1]):
-                m = _VALUE_FIRST.search(text, max(0, start - 401), start - 1)
+                m = _value_first(text, start - 1)
             if not m and text[start] == "-" and _flag_holds_secret(name):
                 m = _flag_value(text, start - 1, end + 1)  # `"--password", "..."`
         elif _PAIR_NAME.search(before) and after in ("\r", "\n", ",", " ", "\t", ""):
@@ -560,7 +617,8 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
         value = m[group]
         if value.startswith("pass:"):
             continue  # openssl's `-pass pass:VALUE`: the password is after `pass:`
-        after_value = text[m.end(group) : m.end(group) + 1]
+        value_start, value_end = _whole(text, m, group)
+        after_value = text[value_end : value_end + 1]
         # keytool's `-storepass VALUE` is a command's argument, never a name in code
         literal = name.lower() in _LITERAL_PASSWORDS
         bare = group == "bare" and not literal
@@ -571,8 +629,8 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
             else _secret_value(value, strength, bare, after_value, item)
         ):
             kind = "key" if strength == "weak" else _assigned_kind(name)
-            found.append(Finding(m.start(group), m.end(group), kind))
-        done = m.end(group)
+            found.append(Finding(value_start, value_end, kind))
+        done = value_end
     if "identified" in lower:
         for m in (*_SQL_IDENTIFIED.finditer(text), *_SQL_VIA.finditer(text)):
             group = "v" if m["v"] else "dq"
@@ -583,24 +641,35 @@ def _contexts(text: str, lower: str, hits: list[re.Match[str]]) -> list[Finding]
             if _password_hash(m[group]):
                 found.append(Finding(m.start(group), m.end(group), "password"))
         for m in _SQL_USER_BARE.finditer(text):
-            after = text[m.end("bare") : m.end("bare") + 1]
-            if _secret_value(m["bare"], "strong", True, after):
-                found.append(Finding(m.start("bare"), m.end("bare"), "password"))
+            start, end = _whole(text, m, "bare")
+            if _secret_value(m["bare"], "strong", True, text[end : end + 1]):
+                found.append(Finding(start, end, "password"))
     return found
 
 
 def _private_keys(text: str) -> list[Finding]:
     found = []
-    for m in _PRIVATE_KEY.finditer(text):
-        if m["end"]:
-            if _BASE64_RUN.search(m["body"]) or _key_chars(m["body"]) > 64:
-                found.append(Finding(m.start(), m.end(), "private-key"))
+    for begin in _KEY_BEGIN.finditer(text):
+        body = begin.end()
+        end_group: str | int
+        if m := _PRIVATE_KEY.match(text, begin.start()):
+            end_line = m if m["end"] else None
+            end_group = "end"
+        else:  # more than _LONG characters of key: to its END line all the same, if
+            stop = _NOT_KEY_BODY.search(text, body)  # nothing else comes first
+            end_line = _KEY_END.search(text, body, stop.start() if stop else len(text))
+            end_group = 0
+        if end_line is not None:
+            if _BASE64_RUN.search(text, body, end_line.start(end_group)) or (
+                _key_chars(text[body : end_line.start(end_group)]) > 64
+            ):
+                found.append(Finding(begin.start(), end_line.end(end_group), "private-key"))
             continue
-        end = m.start("body")
+        end = body
         while end < len(text) and (line := _KEY_LINE.match(text, end)) and line.end() > end:
             end = line.end()
-        if _BASE64_RUN.search(text, m.start("body"), end):
-            found.append(Finding(m.start(), end, "private-key"))
+        if _BASE64_RUN.search(text, body, end):
+            found.append(Finding(begin.start(), end, "private-key"))
     return found
 
 
@@ -612,19 +681,26 @@ _MYSQL_COMMAND = re.compile(
     r"(?i)\b(?:mysql(?:dump|admin|import|check|sh)?|mariadb(?:-dump|-admin)?)\b[^\n;|&]{0,300}"
 )
 _MYSQL_P = re.compile(
-    r"(?<=[ \t])-p(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]{1,300})(?P=q)|(?P<bare>[^\s\"'`;|&]{1,300}))"
-    r"|(?:(?<=[\s\[,])(?P<iq>[\"']))-p(?P<item>[^\s\"'`;|&]{1,300})(?P=iq)(?=[ \t]{0,80}[,\]])"
+    r"(?<=[ \t])-p(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]{1,65536})(?P=q)"
+    r"|(?P<bare>[^\s\"'`;|&]{1,65536}))"
+    r"|(?:(?<=[\s\[,])(?P<iq>[\"']))-p(?P<item>[^\s\"'`;|&]{1,65536})(?P=iq)(?=[ \t]{0,80}[,\]])"
 )
+_MYSQL_P_FLAG = re.compile(r"(?<=[ \t])-p|(?<=[\s\[,])[\"']-p")
 
 
 def _mysql_passwords(text: str) -> list[Finding]:
     found = []
+    done = 0
     for command in _MYSQL_COMMAND.finditer(text):
-        for m in _MYSQL_P.finditer(text, command.start(), command.end()):
+        for flag in _MYSQL_P_FLAG.finditer(text, command.start(), command.end()):
+            # the flag is in the command's first 300 characters; its value may run on
+            if flag.start() < done or not (m := _MYSQL_P.match(text, flag.start())):
+                continue
             group = next(g for g in ("quoted", "bare", "item") if m[g] is not None)
-            after = text[m.end(group) : m.end(group) + 1]
-            if _secret_value(m[group], "strong", group != "quoted", after):
-                found.append(Finding(m.start(group), m.end(group), "password"))
+            start, end = _whole(text, m, group)
+            done = end
+            if _secret_value(m[group], "strong", group != "quoted", text[end : end + 1]):
+                found.append(Finding(start, end, "password"))
     return found
 
 
@@ -647,7 +723,7 @@ _OPENSSL_ENC_COMMAND = re.compile(
 _REDIS_CLI_FLAG = re.compile(r"-a(?![\w-])|--pass(?![\w-])")
 _OPENSSL_K_FLAG = re.compile(r"-k(?![\w-])")
 _OPENSSL_PASS_FLAG = re.compile(r"--?pass(?:in|out|word)?(?![\w-])")
-_QUOTED = re.compile(r"(?P<q>[\"'])(?P<v>[^\"'\n]{1,300})(?P=q)")  # `pass:'VALUE'`
+_QUOTED = re.compile(r"(?P<q>[\"'])(?P<v>[^\"'\n]{1,65536})(?P=q)")  # `pass:'VALUE'`
 _BEFORE_WORD = _WORD_CHARS | {"-"}
 
 
@@ -688,7 +764,7 @@ def _command_passwords(text: str, lower: str) -> list[Finding]:
         if m is None:
             continue
         group = "bare" if m.groupdict().get("bare") else "v"
-        first, last = m.span(group)
+        first, last = _whole(text, m, group)
         if flag is _OPENSSL_PASS_FLAG:
             if not text.startswith("pass:", first):
                 continue  # `env:VAR`, `file:path`, `stdin`: where the password is kept

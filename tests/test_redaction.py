@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import random
+import re
 import string
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from contextd.app import App
 from contextd.redaction import find, redact
+from tests.conftest import write
 from tests.secrets_corpus import planted_corpus
 
 
@@ -762,6 +767,195 @@ def test_sample_passwords_and_words_ending_in_pass_are_left_alone(line: str) -> 
     assert redact(line) == (line, [])
 
 
+URLSAFE = string.ascii_letters + string.digits + "-_"
+
+
+def generated(n: int, seed: int = 0, alphabet: str = URLSAFE) -> str:
+    """A generated value of `n` characters, url-safe base64 unless told otherwise."""
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def pem_base64(lines: int = 25) -> str:
+    """A kubeconfig's `client-key-data`: the base64 of a PEM block (2,252 characters)."""
+    body = "\n".join(base64_line(i) for i in range(lines))
+    pem = f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n"
+    return base64.b64encode(pem.encode()).decode()
+
+
+def pieces_left(value: str, clean: str, text: str = "") -> list[str]:
+    """Pieces of `value` in `clean`, but for those the rest of `text` holds too (the base64
+    of `-----BEGIN`, in a certificate's data as in a key's)."""
+    rest = text.replace(value, "")
+    pieces = [value[i : i + 12] for i in range(0, len(value) - 11, 12)]
+    return [p for p in pieces if p in clean and p not in rest]
+
+
+def replaced(text: str, value: str) -> str:
+    """`text` as it should come back: `value` replaced by one marker, nothing else."""
+    return text.replace(value, "[REDACTED]")
+
+
+def markers(clean: str) -> str:
+    return re.sub(r"\[REDACTED:[a-z-]+\]", "[REDACTED]", clean)
+
+
+LONG = generated(600, 1)
+LONG_B64 = generated(600, 2, string.ascii_letters + string.digits + "+/")
+KEY_DATA = pem_base64()
+CERT_DATA = base64.b64encode(
+    (
+        "-----BEGIN CERTIFICATE-----\n"
+        + "\n".join(base64_line(i + 50) for i in range(20))
+        + "\n-----END CERTIFICATE-----\n"
+    ).encode()
+).decode()
+LONG_VALUE_FORMS = [
+    ('API_TOKEN = "{v}"\n', generated(387, 3)),  # as reported: 54 and 267 were redacted
+    ("client_secret: {v}\nnext: 1\n", LONG_B64),  # YAML, bare
+    ("password={v}\n", LONG),
+    (
+        "apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user:\n"
+        f"    client-certificate-data: {CERT_DATA}\n    client-key-data: {{v}}\n",
+        KEY_DATA,
+    ),
+    ('{{"api_key": "{v}"}}\n', LONG),
+    ('SECRET_KEY = (\n    "{v}"\n)\n', LONG),
+    ("password: >-\n  {v}\n", LONG),
+    ("DATABASE_URL=postgres://app:{v}@db.internal:5432/app\n", LONG),
+    ("mysqlsh --password {v} -u root\n", LONG),
+    ("gcloud auth --client-secret '{v}' --quiet\n", LONG),
+    ("mysql --password={v} -u root\n", LONG),
+    ("<password>{v}</password>\n", LONG),
+    ("<password><![CDATA[{v}]]></password>\n", LONG),
+    ("define('DB_PASSWORD', '{v}');\n", LONG),
+    ('os.environ.setdefault("SECRET_KEY", "{v}")\n', LONG),
+    ('{{"Name": "DB_PASSWORD", "Value": "{v}"}}\n', LONG),
+    ('[{{"name": "API_TOKEN",\n  "value": "{v}"}}]\n', LONG),
+    ("env:\n  - name: DB_PASSWORD\n    value: {v}\n", LONG),
+    ('<add value="{v}" key="ApiSecret" />\n', LONG),
+    ("CREATE USER app WITH PASSWORD '{v}';\n", LONG),
+    ("CREATE USER 'app'@'%' IDENTIFIED BY '{v}';\n", LONG),
+    ('CREATE USER bob IDENTIFIED BY "{v}";\n', LONG),
+    ("CREATE USER bob IDENTIFIED BY {v};\n", LONG),
+    ("CREATE USER a IDENTIFIED VIA ed25519 USING PASSWORD('{v}');\n", LONG),
+    ("CREATE USER a IDENTIFIED WITH caching_sha2_password AS '{v}';\n", "$A$005$" + LONG),
+    ('CMD ["server", "--password", "{v}"]\n', LONG),
+    ("args: [--token, {v}]\n", LONG),
+    ("args:\n  - --token\n  - {v}\n", LONG),
+    ('args:\n  - "--token"\n  - "{v}"\n', LONG),
+    ("mysql -h db -u root -p{v} shop\n", LONG),
+    ("mysql -h db -u root -p'{v}' shop\n", LONG),
+    ('test: ["CMD", "mysqladmin", "ping", "-p{v}"]\n', LONG),
+    ("requirepass {v}\n", LONG),
+    ("redis-cli -a {v} ping\n", LONG),
+    ("openssl rsa -in k.pem -passin pass:{v} -out p.pem\n", LONG),
+    ("openssl rsa -in k.pem -passin pass:'{v}' -out p.pem\n", LONG),
+    ("openssl enc -aes-256-cbc -k {v} -in f\n", LONG),
+    ("keytool -genkey -alias app -storepass {v} -keystore app.jks\n", LONG),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), LONG_VALUE_FORMS)
+def test_a_long_secret_value_is_redacted_whole(text: str, value: str) -> None:
+    text = text.format(v=value)
+    clean, kinds = redact(text)
+    assert not pieces_left(value, clean, text)
+    assert markers(clean) == replaced(text, value)
+
+
+@pytest.mark.parametrize("length", [299, 300, 301, 2_272, 20_000, 70_000])
+@pytest.mark.parametrize(
+    "text", ['API_TOKEN = "{v}"\n', "client_secret: {v}\nnext: 1\n", "password={v} # end\n"]
+)
+def test_a_secret_value_is_redacted_whole_whatever_its_length(text: str, length: int) -> None:
+    value = generated(length, length)
+    if length > 65_536 and text.startswith("API_TOKEN"):
+        pytest.skip("a quoted value is read up to 65,536 characters")
+    text = text.format(v=value)
+    clean, _ = redact(text)
+    assert markers(clean) == replaced(text, value)
+
+
+@pytest.mark.parametrize("lines", [400, 1_100])  # 26,000 and 71,500 characters of key
+@pytest.mark.parametrize("escaped", [False, True])
+def test_a_long_private_key_block_is_redacted_whole(lines: int, escaped: bool) -> None:
+    body = "\n".join(base64_line(i) for i in range(lines))
+    block = f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"
+    text = f"a = 1\n{block}\nb = 2\n"
+    if escaped:  # a service account's JSON
+        text = '{"private_key": "' + block.replace("\n", "\\n") + '\\n", "b": 2}\n'
+    clean, kinds = redact(text)
+    assert kinds == ["private-key"]
+    assert not [i for i in range(lines) if base64_line(i) in clean]
+    assert clean.count("\n") == text.count("\n") and "b" in clean.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "client-certificate-data: {v}",  # a certificate is no secret, however long
+        "certificate-authority-data: {v}",
+        'integrity: "sha512-{v}"',
+        "public_key = {v}",
+        '"publicKey": "{v}"',
+        "password_hint = {v}",
+    ],
+)
+def test_a_long_value_under_a_name_that_holds_no_secret_is_left_alone(line: str) -> None:
+    line = line.format(v=CERT_DATA)
+    assert redact(line) == (line, [])
+
+
+def test_a_long_secret_is_redacted_whole_when_its_file_is_read_or_indexed(
+    app: App, tmp_path: Path
+) -> None:
+    """`read` redacts the file as it is (indexing masks base64 blobs first, read does not)."""
+    from contextd.connectors import open_source, scan_changes
+    from contextd.reading import read_file
+    from contextd.records import Change
+
+    root = tmp_path / "deploy"
+    token = generated(387, 3)
+    files = {  # path: (text, secret, the text as read)
+        "kubeconfig.yaml": (
+            f"users:\n- name: admin\n  user:\n    client-certificate-data: {CERT_DATA}\n"
+            f"    client-key-data: {KEY_DATA}\n",
+            KEY_DATA,
+            f"users:\n- name: admin\n  user:\n    client-certificate-data: {CERT_DATA}\n"
+            "    client-key-data: [REDACTED:secret]",
+        ),
+        "settings.py": (
+            f'API_TOKEN = "{token}"\nDEBUG = False\n',
+            token,
+            'API_TOKEN = "[REDACTED:token]"\nDEBUG = False',
+        ),
+        "app.yaml": (
+            f"oauth:\n  client_secret: {LONG}\n  scopes: [read]\n",
+            LONG,
+            "oauth:\n  client_secret: [REDACTED:secret]\n  scopes: [read]",
+        ),
+        "worker.yaml": (
+            f"oauth:\n  client_secret: {LONG_B64}\n  scopes: [read]\n",
+            LONG_B64,
+            "oauth:\n  client_secret: [REDACTED:secret]\n  scopes: [read]",
+        ),
+    }
+    for path, (text, _, _) in files.items():
+        write(root, path, text)
+    app.catalog.add_source("deploy", root, "folder")
+    indexed = {
+        e.path: e.text
+        for e in scan_changes(open_source("deploy", root, "folder"), {}, 1024 * 1024)
+        if isinstance(e, Change)
+    }
+    for path, (text, secret, as_read) in files.items():
+        read = read_file(app.catalog, "deploy", path).text
+        assert read == as_read, path
+        assert not pieces_left(secret, read, text), path
+        assert indexed[path] and not pieces_left(secret, indexed[path], text), path
+
+
 def test_redact_leaves_clean_text_identical() -> None:
     text = "def total(items):\n    return sum(i.price for i in items)\n"
     assert redact(text).text is text
@@ -809,6 +1003,42 @@ def test_redact_leaves_clean_text_identical() -> None:
         "openssl enc -k " * 70_000,
         "-passin pass:x1 " * 65_000,
         "requirepass ab1x\n" * 60_000,
+        # Values read up to 65,536 characters: each is read once, however long
+        "password=" + "Zk8qW2xR9vLp4TnB" * 62_500,  # one bare value, read on past the bound
+        'token = "' + "Zk8qW2xR9vLp4TnB" * 62_500,  # a quote never closed
+        'token = "' + "Zk8qW2xR9vLp4TnB" * 62_500 + '"',  # closed past the bound
+        ("password=" + generated(600, 5) + "\n") * 1_600,  # many long values
+        ('api_key: "' + generated(600, 6) + '"\n') * 1_600,
+        'token = "a[{(<' + "a1[{(<" * 170_000 + '"',  # brackets never closed, in one value
+        'token = "' + "<aB3" * 16_000 + '"\n' * 60,
+        "<password>" + "Zk8qW2xR9vLp4TnB" * 62_500,  # no closing tag
+        ("<password>" + "Zk8qW2xR9vLp4TnB" * 4_000 + "</password>\n") * 15,
+        "://u:" + "Zk8qW2xR9vLp4TnB" * 62_500,  # a URL's password with no @ after it
+        ("://u:" + "p" * 1_000) * 1_000,
+        'f("--api-key", "' + "x1" * 500_000,
+        '["--token", "' + "x1" * 500_000,
+        "[--token, " + "x1" * 500_000,
+        "args:\n  - --token\n  - " + "x1" * 500_000,
+        "mysql -p'" + "x1" * 500_000,
+        "mysql " + ("-p" + "x1" * 1_000 + " ") * 500,
+        "mysql " + " ".join(["'-p" + "x1" * 100 + "'"] * 5_000),
+        "identified by '" + "x1" * 500_000,
+        "identified via x using password('" + "x1" * 500_000,
+        "create user x identified by " + "x1" * 500_000,
+        "identified with ed25519 as '" + "x1" * 500_000,
+        "identified with sha256_password as 0x" + "ab" * 500_000,
+        '<add value="' + "x1" * 500_000 + '" key="ApiSecret"/>',
+        '<add value="x" key="password"/>\n' * 35_000,  # each name reads back to its value
+        "<add value='x' key='password'/>\n" * 35_000,
+        ("<add value='" + "x1" * 150 + "' key='password'/>\n") * 3_000,
+        '{"Name": "DB_PASSWORD", "Value": "' + "x1" * 500_000,
+        "-passin pass:" + "x1" * 500_000,
+        "redis-cli -a " + "x1" * 500_000,
+        "requirepass " + "x1" * 500_000,
+        "-----BEGIN RSA PRIVATE KEY-----\n" + (base64_line(0) + "\n") * 16_000,
+        "-----BEGIN RSA PRIVATE KEY-----\n" + "a" * 1_000_000,  # no END, no line end
+        ("-----BEGIN RSA PRIVATE KEY-----\n" + (base64_line(0) + "\n") * 1_100) * 14,
+        '"-----BEGIN PRIVATE KEY-----' + "\\n" * 500_000,
     ],
 )
 def test_a_megabyte_of_pathological_text_takes_well_under_a_few_seconds(text: str) -> None:
