@@ -117,35 +117,38 @@ def classify(
             f"invalid {encoding.upper()} (not text)" if encoding else "invalid UTF-8 (not text)"
         )
         return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
-    text = mask_blobs(text)  # a notebook's plot is one long line, and no reason to skip it
-    longest = longest_line(text)
-    redacted = False
+    # Secrets are replaced here, where file text enters the index: chunks, FTS, the
+    # catalog and the vector store only ever see the redacted text. Then blobs of base64
+    # (a notebook's images, data: URIs) are masked: dozens of chunks of noise else. Not
+    # the other way round: a mask inside a secret left both its ends after no name.
+    # Whether lines are too long is judged on the masked text (a notebook's plot is one
+    # long line, and no reason to skip it), before paying for redaction.
+    longest = longest_line(mask_blobs(text))
+    clean: str | None = None
     if longest > MAX_LINE_CHARS and rel.endswith(".ipynb"):  # read as its chunker reads it
-        text, redacted = redact(text).text, True
-        longest = _longest_source_line(text, longest)
+        clean = mask_blobs(redact(text).text)
+        longest = _longest_source_line(clean, longest)
     if longest > MAX_LINE_CHARS:
         reason = f"minified or generated (a line of {longest:,} characters > {MAX_LINE_CHARS:,})"
         return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
     kind = ChangeKind.MODIFIED if known and known.status == "indexed" else ChangeKind.ADDED
-    # Secrets are replaced here, where file text enters the index: chunks, FTS, the
-    # catalog and the vector store only ever see the redacted text. Blobs of base64 (a
-    # notebook's images, data: URIs) were masked above: dozens of chunks of noise else.
-    if not redacted:
-        text = redact(text).text
-    return Change(source, rel, kind, digest, st.st_size, st.st_mtime_ns, text)
+    if clean is None:
+        clean = mask_blobs(redact(text).text)
+    return Change(source, rel, kind, digest, st.st_size, st.st_mtime_ns, clean)
 
 
 def _folder_reason(path: Path) -> str:
     """A folder reaches classify when its listing failed, or as build output by name."""
     if path.name in BUILD_DIRS:
         return BUILD_DIR_REASON
-    if why := unreadable_ignore_file(path):
-        return f"{why}: not indexed without the rules it may hold; fix it or remove it"
     try:
         with os.scandir(path):
-            return "a folder (not a file)"
+            pass
     except OSError as exc:
         return f"unreadable folder: {exc.strerror or exc}"
+    if why := unreadable_ignore_file(path):
+        return f"{why}: not indexed without the rules it may hold; fix it or remove it"
+    return "a folder (not a file)"
 
 
 def _gone(source: str, rel: str, known: FileState | None) -> Change | None:

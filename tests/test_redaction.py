@@ -802,6 +802,8 @@ def markers(clean: str) -> str:
 
 LONG = generated(600, 1)
 LONG_B64 = generated(600, 2, string.ascii_letters + string.digits + "+/")
+# A token with a run of 300 base64 characters inside: more than a blob's 256.
+SPLIT_BY_MASK = f"{generated(40, 4)}-{generated(300, 5, string.ascii_letters)}_{generated(60, 6)}"
 KEY_DATA = pem_base64()
 CERT_DATA = base64.b64encode(
     (
@@ -910,7 +912,9 @@ def test_a_long_value_under_a_name_that_holds_no_secret_is_left_alone(line: str)
 def test_a_long_secret_is_redacted_whole_when_its_file_is_read_or_indexed(
     app: App, tmp_path: Path
 ) -> None:
-    """`read` redacts the file as it is (indexing masks base64 blobs first, read does not)."""
+    """`read` redacts the file as it is; indexing redacts before it masks base64 blobs
+    (masking first split a value with a long base64 run inside it, and both of its ends,
+    no longer after their name, were indexed as they are)."""
     from contextd.connectors import open_source, scan_changes
     from contextd.reading import read_file
     from contextd.records import Change
@@ -939,6 +943,11 @@ def test_a_long_secret_is_redacted_whole_when_its_file_is_read_or_indexed(
             f"oauth:\n  client_secret: {LONG_B64}\n  scopes: [read]\n",
             LONG_B64,
             "oauth:\n  client_secret: [REDACTED:secret]\n  scopes: [read]",
+        ),
+        "refresh.yaml": (
+            f"refresh_token: {SPLIT_BY_MASK}\nscopes: [read]\n",
+            SPLIT_BY_MASK,
+            "refresh_token: [REDACTED:token]\nscopes: [read]",
         ),
     }
     for path, (text, _, _) in files.items():
