@@ -586,8 +586,11 @@ def _candidates(
     # next reconcile sweeps) is not a result.
     for s in sorted(app.catalog.chunks(nearest), key=lambda s: nearest[s.id]):
         c = s.chunk
-        hit = Hit(s.source, c.path, c.start_line, c.end_line, c.symbol, c.language, 0.0, c.text)
-        found[s.id] = _Candidate(replace(hit, dense=1.0 - nearest[s.id]), dense_side=True)
+        dense = 1.0 - nearest[s.id]
+        hit = Hit(
+            s.source, c.path, c.start_line, c.end_line, c.symbol, c.language, 0.0, c.text, dense
+        )
+        found[s.id] = _Candidate(hit, dense_side=True)
     for rank, (chunk_id, _) in enumerate(first):  # nearest first
         if chunk_id in found:
             found[chunk_id].dense_rank = rank
@@ -610,8 +613,10 @@ def _candidates(
         c = s.chunk
         v = vectors.get(c.hash)
         cosine = float(np.dot(v, vector)) if v is not None else 0.0
-        hit = Hit(s.source, c.path, c.start_line, c.end_line, c.symbol, c.language, 0.0, c.text)
-        found[s.id] = _Candidate(replace(hit, dense=cosine))
+        hit = Hit(
+            s.source, c.path, c.start_line, c.end_line, c.symbol, c.language, 0.0, c.text, cosine
+        )
+        found[s.id] = _Candidate(hit)
     for rank, (chunk_id, score) in enumerate(lexical):
         cand = found.get(chunk_id)
         if cand is not None:  # a chunk the vector store no longer has is passed over
