@@ -77,7 +77,7 @@ def _random(value: str, min_entropy: float = 3.0) -> bool:
 # Each value's characters exclude what ends it (its quote mark, a blank, a line end), so
 # the reads of two values never overlap and a file is read once however long they are.
 # A bare value longer than this runs on in `_whole`; a quoted one is not found.
-_LONG = 65536  # the patterns' {1,65536}
+_LONG = 1048576  # the patterns' {1,1048576}: 1 MiB, the most contextd reads of a file
 
 # Provider formats: (kind, words, pattern, check). A rule runs only on text that holds
 # one of its words (lower case), as gitleaks' keywords do: most files hold none. The
@@ -140,7 +140,7 @@ _COMPILED = [(kind, words, re.compile(p), check) for kind, words, p, check in _R
 _KEY_BODY = r"(?:(?!-----BEGIN)[A-Za-z0-9+/=\s:,.\-\\\"'|#>*;!%])"  # up to the next block at most
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"
-    rf"(?P<body>{_KEY_BODY}{{0,65536}}?)"
+    rf"(?P<body>{_KEY_BODY}{{0,1048576}}?)"
     r"(?:(?P<end>-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----)|(?!" + _KEY_BODY + r"))"
 )
 _KEY_BEGIN = re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----")
@@ -170,7 +170,7 @@ _KEY_LINE = re.compile(
 # scheme://user:password@host; only the password is replaced. Hosts reserved for
 # documentation (RFC 2606: example.com, .test, .invalid…) hold no real account.
 _URL_PASSWORD = re.compile(
-    r"://(?P<user>[^\s:/@'\"`<>]{0,100}):(?P<pw>[^\s:/@'\"`<>]{1,65536})@"
+    r"://(?P<user>[^\s:/@'\"`<>]{0,100}):(?P<pw>[^\s:/@'\"`<>]{1,1048576})@"
     r"(?P<host>[^\s/:'\"`<>?#]*)"
 )
 _EXAMPLE_HOST = re.compile(r"(?i)(?:^|\.)example(?:\.(?:com|org|net))?$|\.(?:test|invalid)$")
@@ -197,8 +197,8 @@ _ASSIGNMENT = re.compile(
     r"(?:(?P<paren>\()[ \t]*(?:\r?\n[ \t]*)?|[|>][-+]?[ \t]*\r?\n[ \t]+)?"
     # A quote may be escaped (`\"`: code inside a JSON string, as a notebook's cells are);
     # a value never takes a backslash, so redacting one leaves the string's escapes whole.
-    r"(?:[bBrRuU]{0,2}\\?(?P<quote>[\"'`])(?P<quoted>[^\"'`\n\\]{1,65536}?)\\?(?P=quote)"
-    r"|(?P<bare>[^\s\"'`,;(){}\[\]<>\\]{1,65536}))"
+    r"(?:[bBrRuU]{0,2}\\?(?P<quote>[\"'`])(?P<quoted>[^\"'`\n\\]{1,1048576}?)\\?(?P=quote)"
+    r"|(?P<bare>[^\s\"'`,;(){}\[\]<>\\]{1,1048576}))"
 )
 _PAREN_CLOSE = re.compile(r"[\"'`]?\s*\)")
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -449,19 +449,19 @@ _NAME_TAIL = re.compile(r"[\w.\-$@]{0,60}")
 _CONTEXT_AFTER = frozenset(">\"'\r\n, \t") | {""}
 _XML_OPEN = re.compile(r"<(?:[\w.\-]+:)?$")  # `<password`, `<wsse:Password`
 _XML_VALUE = re.compile(  # attributes, then the text (perhaps CDATA)
-    r"(?:[ \t][^<>]{0,200})?>[ \t]*(?:<!\[CDATA\[)?(?P<v>[^<>\s\]]{1,65536})(?:\]\]>)?[ \t]*</"
+    r"(?:[ \t][^<>]{0,200})?>[ \t]*(?:<!\[CDATA\[)?(?P<v>[^<>\s\]]{1,1048576})(?:\]\]>)?[ \t]*</"
 )
 _CALL_VALUE = re.compile(
-    r"(?P<q>[\"'])[ \t]*,[ \t]*[bru]?(?P<vq>[\"'])(?P<v>[^\"'\n]{1,65536})(?P=vq)"
+    r"(?P<q>[\"'])[ \t]*,[ \t]*[bru]?(?P<vq>[\"'])(?P<v>[^\"'\n]{1,1048576})(?P=vq)"
 )
 _CALL_OPEN = re.compile(r"[\w$.\]>]\([ \t]*$")
 _PAIR_NAME = re.compile(r"(?i)\b(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$")
 _PAIR_VALUE = re.compile(  # one way only to read each separator: no backtracking
     r"(?i)[\"']?[ \t]*(?:[,\r\n][ \t\r\n]*)?(?:-[ \t]+)?[\"']?value[\"']?[ \t]*(?:[:=]|=>)[ \t]*"
-    r"(?:(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,65536})(?P=q)|(?P<bare>[^\s\"',;}{<>/\\]{1,65536}))"
+    r"(?:(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,1048576})(?P=q)|(?P<bare>[^\s\"',;}{<>/\\]{1,1048576}))"
 )
 _VALUE_FIRST = re.compile(  # `<add value="..." key="ApiSecret"/>`: the value came first
-    r"(?i)\bvalue[\"']?[ \t]*(?:[:=]|=>)[ \t]*(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,65536})(?P=q)"
+    r"(?i)\bvalue[\"']?[ \t]*(?:[:=]|=>)[ \t]*(?P<q>[\"'])(?P<v>[^\"'\n\\]{1,1048576})(?P=q)"
     r"[ \t]*,?[ \t\n]*[\"']?(?:name|key)[\"']?[ \t]*(?:[:=]|=>)[ \t]*$"
 )
 # It is read back from its closing quote mark, however far its opening one is: searching a
@@ -489,45 +489,46 @@ def _value_first(text: str, end: int) -> re.Match[str] | None:
 
 
 _FLAG_VALUE = re.compile(  # a command's flag and its value: `--password VALUE`
-    r"[ \t]+(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,65536})(?P=q)|(?P<bare>(?!-)[^\s\"'`;|&<>()]{1,65536}))"
+    r"[ \t]+(?:(?P<q>[\"'])(?P<v>[^\"'\n]{1,1048576})(?P=q)"
+    r"|(?P<bare>(?!-)[^\s\"'`;|&<>()]{1,1048576}))"
 )
 # A flag that is one item of a list of arguments, its value the next item: Docker's
 # `CMD ["app", "--password", "..."]`, a Kubernetes `args: ["--token", "..."]` or the same
 # list in YAML's flow form unquoted (`[--token, ...]`) or its block form, one `- item` a
 # line at the flag's indent. Lines may end in CRLF.
 _LIST_COMMA = re.compile(r"[ \t]{0,80},")
-_LIST_NEXT = re.compile(r"[ \t]*,\s{0,200}(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,65536})(?P=q)")
+_LIST_NEXT = re.compile(r"[ \t]*,\s{0,200}(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,1048576})(?P=q)")
 _FLOW_NEXT = re.compile(  # after a plain flag, a plain item too: it ends at `,` or `]`
-    r"[ \t]{0,80},\s{0,200}(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,65536})(?P=q)"
-    r"|(?P<bare>(?![-\"'])[^\s,\[\]{}()\"'`]{1,65536})(?=\s{0,200}(?:[,\]]|$)))"
+    r"[ \t]{0,80},\s{0,200}(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,1048576})(?P=q)"
+    r"|(?P<bare>(?![-\"'])[^\s,\[\]{}()\"'`]{1,1048576})(?=\s{0,200}(?:[,\]]|$)))"
 )
 _YAML_ITEM = re.compile(r"(?P<indent>[ \t]{0,80})-[ \t]+")
 _YAML_NEXT = re.compile(
     r"[ \t]*\r?\n(?P<indent>[ \t]{0,80})-[ \t]+"
-    r"(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,65536})(?P=q)|(?P<bare>(?![-\"'])[^\s#]{1,65536}))"
+    r"(?:(?P<q>[\"'])(?!-)(?P<v>[^\"'\n]{1,1048576})(?P=q)|(?P<bare>(?![-\"'])[^\s#]{1,1048576}))"
 )
-_SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,65536})'")  # PASSWORD '...' (SQL)
+_SQL_VALUE = re.compile(r"[ \t]+'(?P<v>[^'\n]{1,1048576})'")  # PASSWORD '...' (SQL)
 _SQL_IDENTIFIED = re.compile(  # MySQL's and Oracle's IDENTIFIED BY, quoted (bare is prose,
     r"(?i)\bidentified[ \t]+"  # "identified by pid", but after USER), and MySQL 8's
     r"(?:with\s{1,20}[\"'`]?\w{1,64}[\"'`]?\s{1,20})?"  # IDENTIFIED WITH <plugin> BY
-    r"by[ \t]+(?:password[ \t]+)?(?:'(?P<v>[^'\n]{1,65536})'|\"(?P<dq>[^\"\n]{1,65536})\")"
+    r"by[ \t]+(?:password[ \t]+)?(?:'(?P<v>[^'\n]{1,1048576})'|\"(?P<dq>[^\"\n]{1,1048576})\")"
 )
 _SQL_VIA = re.compile(  # MariaDB's IDENTIFIED VIA <plugin> USING PASSWORD('...'), perhaps
     r"(?i)\bidentified\s{1,20}via\s{1,20}"  # after other plugins joined by OR
     r"(?:\w{1,64}(?:\s{1,20}using\s{1,20}'[^'\n]{0,300}')?\s{1,20}or\s{1,20}){0,4}"
     r"\w{1,64}\s{1,20}using\s{1,20}password[ \t]{0,20}\([ \t]{0,20}"
-    r"(?:'(?P<v>[^'\n]{1,65536})'|\"(?P<dq>[^\"\n]{1,65536})\")"
+    r"(?:'(?P<v>[^'\n]{1,1048576})'|\"(?P<dq>[^\"\n]{1,1048576})\")"
 )
 _SQL_USER_BARE = re.compile(  # Oracle's unquoted `CREATE USER scott IDENTIFIED BY pw`
     r"(?i)\b(?:create|alter)[ \t]+user[ \t]+[^\s;]{1,130}\s{1,20}identified[ \t]+by[ \t]+"
-    r"(?P<bare>[^\s;'\"]{1,65536})"
+    r"(?P<bare>[^\s;'\"]{1,1048576})"
 )
 _SQL_HASH = re.compile(  # a password's hash is credential material too: MySQL's IDENTIFIED
     r"(?i)\bidentified\s{1,20}(?:with|via)\s{1,20}[\"'`]?"  # WITH <plugin> AS '...' (as
     r"(?:mysql_native_password|caching_sha2_password|sha256_password|ed25519)[\"'`]?"  # SHOW
     r"\s{1,20}(?:as|using)\s{1,20}"  # CREATE USER prints it) and MariaDB's VIA <plugin> USING
-    r"(?:'(?P<v>(?:[^'\\\n]|\\.){1,65536})'|\"(?P<dq>(?:[^\"\\\n]|\\.){1,65536})\""
-    r"|(?P<hex>0x[0-9a-f]{32,65536})(?![\w$]))"
+    r"(?:'(?P<v>(?:[^'\\\n]|\\.){1,1048576})'|\"(?P<dq>(?:[^\"\\\n]|\\.){1,1048576})\""
+    r"|(?P<hex>0x[0-9a-f]{32,1048576})(?![\w$]))"
 )
 # The forms of a hash: mysql_native_password's `*` and 40 hex digits, the `$A$005$…` of
 # caching_sha2_password and `$5$…` of sha256_password (or either in hex, `0x2441…`), and
@@ -681,9 +682,9 @@ _MYSQL_COMMAND = re.compile(
     r"(?i)\b(?:mysql(?:dump|admin|import|check|sh)?|mariadb(?:-dump|-admin)?)\b[^\n;|&]{0,300}"
 )
 _MYSQL_P = re.compile(
-    r"(?<=[ \t])-p(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]{1,65536})(?P=q)"
-    r"|(?P<bare>[^\s\"'`;|&]{1,65536}))"
-    r"|(?:(?<=[\s\[,])(?P<iq>[\"']))-p(?P<item>[^\s\"'`;|&]{1,65536})(?P=iq)(?=[ \t]{0,80}[,\]])"
+    r"(?<=[ \t])-p(?:(?P<q>[\"'])(?P<quoted>[^\"'\n]{1,1048576})(?P=q)"
+    r"|(?P<bare>[^\s\"'`;|&]{1,1048576}))"
+    r"|(?:(?<=[\s\[,])(?P<iq>[\"']))-p(?P<item>[^\s\"'`;|&]{1,1048576})(?P=iq)(?=[ \t]{0,80}[,\]])"
 )
 _MYSQL_P_FLAG = re.compile(r"(?<=[ \t])-p|(?<=[\s\[,])[\"']-p")
 
@@ -723,7 +724,7 @@ _OPENSSL_ENC_COMMAND = re.compile(
 _REDIS_CLI_FLAG = re.compile(r"-a(?![\w-])|--pass(?![\w-])")
 _OPENSSL_K_FLAG = re.compile(r"-k(?![\w-])")
 _OPENSSL_PASS_FLAG = re.compile(r"--?pass(?:in|out|word)?(?![\w-])")
-_QUOTED = re.compile(r"(?P<q>[\"'])(?P<v>[^\"'\n]{1,65536})(?P=q)")  # `pass:'VALUE'`
+_QUOTED = re.compile(r"(?P<q>[\"'])(?P<v>[^\"'\n]{1,1048576})(?P=q)")  # `pass:'VALUE'`
 _BEFORE_WORD = _WORD_CHARS | {"-"}
 
 
