@@ -123,17 +123,24 @@ def classify(
     # the other way round: a mask inside a secret left both its ends after no name.
     # Whether lines are too long is judged on the masked text (a notebook's plot is one
     # long line, and no reason to skip it), before paying for redaction.
-    longest = longest_line(mask_blobs(text))
+    masked = mask_blobs(text)
+    blobs = len(masked) != len(text)  # a mask is always shorter than its blob
+
+    def cleaned() -> str:
+        redacted = redact(text).text
+        return mask_blobs(redacted) if blobs else redacted
+
+    longest = longest_line(masked)
     clean: str | None = None
     if longest > MAX_LINE_CHARS and rel.endswith(".ipynb"):  # read as its chunker reads it
-        clean = mask_blobs(redact(text).text)
+        clean = cleaned()
         longest = _longest_source_line(clean, longest)
     if longest > MAX_LINE_CHARS:
         reason = f"minified or generated (a line of {longest:,} characters > {MAX_LINE_CHARS:,})"
         return Skip(source, rel, reason, st.st_size, st.st_mtime_ns)
     kind = ChangeKind.MODIFIED if known and known.status == "indexed" else ChangeKind.ADDED
     if clean is None:
-        clean = mask_blobs(redact(text).text)
+        clean = cleaned()
     return Change(source, rel, kind, digest, st.st_size, st.st_mtime_ns, clean)
 
 
