@@ -8,6 +8,7 @@ The FTS5 table applies the Porter stemmer on top ("redirects" ~ "redirect").
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from functools import lru_cache
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|[0-9]+")
@@ -118,6 +119,15 @@ def code_tokens(text: str) -> list[str]:
         if len(word) <= MAX_TOKEN:
             out += _word_tokens(word)
     return out
+
+
+def token_set(text: str, within: Collection[str] = ()) -> set[str]:
+    """The distinct tokens of `code_tokens(text)`, each distinct word split once; with
+    `within`, only those of the words holding one of its (lowercase) strings."""
+    words = [w for w in set(WORD.findall(text)) if len(w) <= MAX_TOKEN]
+    if within:
+        words = [w for w in words if any(s in w.lower() for s in within)]
+    return {t for w in words for t in _word_tokens(w)}
 
 
 def query_terms(query: str) -> list[str]:

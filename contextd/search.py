@@ -33,10 +33,10 @@ from contextd.hygiene import CONTROL
 from contextd.indexers import language_of
 from contextd.lexical import (
     WORD,
-    code_tokens,
     identifier_parts,
     looks_like_identifier,
     query_terms,
+    token_set,
 )
 from contextd.records import Hit
 
@@ -118,8 +118,9 @@ class Answer:
 
 @dataclass
 class _Candidate:
-    hit: Hit
+    hit: Hit  # its `score` and `lexical` are set when ranked
     bm25: float = 0.0
+    lexical: float = 0.0  # BM25 relative to the best lexical match of the query (0..1)
     dense_side: bool = False
     lexical_side: bool = False
     dense_rank: int = MAX_POOL  # its place on each side (MAX_POOL: not drawn there)
@@ -134,8 +135,8 @@ def _within(candidates: list[_Candidate], pool: int) -> list[_Candidate]:
     for c in candidates:
         dense, lexical = c.dense_rank < pool, c.lexical_rank < pool
         if dense or lexical:
-            hit = c.hit if lexical else replace(c.hit, lexical=0.0)
-            out.append(_Candidate(hit, c.bm25 if lexical else 0.0, dense, lexical))
+            bm25, relative = (c.bm25, c.lexical) if lexical else (0.0, 0.0)
+            out.append(_Candidate(c.hit, bm25, relative, dense_side=dense, lexical_side=lexical))
     return out
 
 
@@ -620,7 +621,7 @@ def _candidates(
     for rank, (chunk_id, score) in enumerate(lexical):
         cand = found.get(chunk_id)
         if cand is not None:  # a chunk the vector store no longer has is passed over
-            cand.hit = replace(cand.hit, lexical=score / best if best > 0 else 0.0)
+            cand.lexical = score / best if best > 0 else 0.0
             cand.bm25 = score
             cand.lexical_side = True
             cand.lexical_rank = rank
@@ -693,9 +694,9 @@ def _rank(
         elif mode == "lexical":
             if not cand.lexical_side:
                 continue
-            score = hit.lexical
+            score = cand.lexical
         else:
-            score = hit.dense + lex_weight * hit.lexical
+            score = hit.dense + lex_weight * cand.lexical
         if penalise and not is_primary(hit):
             score -= SECONDARY_PENALTY
         if holds is not None and holds(hit):
@@ -714,7 +715,7 @@ def _rank(
             best.hit,
             score=round(score, 4),
             dense=round(best.hit.dense, 4),
-            lexical=round(best.hit.lexical, 4),
+            lexical=round(best.lexical, 4),
         )
         ranked.append((best, hit))
     ranked.sort(key=lambda ch: -ch[1].score)
@@ -732,15 +733,24 @@ def _term_weights(app: App, terms: list[str]) -> dict[str, tuple[float, int, int
     return out
 
 
-def _coverage(weights: dict[str, tuple[float, int, int]], tokens: set[str]) -> float:
+def _coverage(weights: dict[str, tuple[float, int, int]], held: set[str]) -> float:
+    """The share of the terms' weight whose stems are `held`."""
     total = sum(w for w, *_ in weights.values())
     if total <= 0:
         return 0.0
-    return sum(w for t, (w, *_) in weights.items() if stem(t) in tokens) / total
+    return sum(w for t, (w, *_) in weights.items() if stem(t) in held) / total
 
 
-def _tokens(*texts: str) -> set[str]:
-    return {stem(t) for text in texts for t in code_tokens(text)}
+def _held(weights: dict[str, tuple[float, int, int]], *texts: str) -> set[str]:
+    """The stems of the weighted terms that are stems of tokens of `texts`. A token is a
+    piece of its text, so only the words holding such a stem are split."""
+    out: set[str] = set()
+    for text in texts:
+        lowered = text.lower()
+        wanted = {s for s in map(stem, weights) if s in lowered} - out
+        if wanted:
+            out |= wanted.intersection(map(stem, token_set(text, wanted)))
+    return out
 
 
 def _hit_features(
@@ -752,7 +762,7 @@ def _hit_features(
     rows = []
     for i, (cand, hit) in enumerate(ranked):
         fr = file_rank.setdefault((hit.source, hit.path), len(file_rank))
-        names = _tokens(hit.path, hit.symbol)
+        names = _held(weights, hit.path, hit.symbol)
         rows.append(
             [
                 hit.dense,
@@ -762,7 +772,7 @@ def _hit_features(
                 best_score - hit.score,
                 math.log1p(i),
                 math.log1p(fr),
-                _coverage(weights, names | _tokens(hit.text)),
+                _coverage(weights, names | _held(weights, hit.text)),
                 _coverage(weights, names),
                 float(cand.dense_side and cand.lexical_side),
                 float(not asks_secondary and not is_primary(hit)),
@@ -782,9 +792,14 @@ def _file_order(ranked: list[tuple[_Candidate, Hit]], value: Any) -> list[tuple[
 def is_primary(hit: Hit) -> bool:
     """Code or documentation, not a test or a changelog: by its path, or in Rust by the
     module it is in (`#[cfg(test)] mod tests` inside the code it tests)."""
-    if SECONDARY_PATH.search(hit.path):
+    return _primary(hit.path, hit.language, hit.symbol)
+
+
+@lru_cache(maxsize=1 << 14)
+def _primary(path: str, language: str, symbol: str) -> bool:
+    if SECONDARY_PATH.search(path):
         return False
-    return not (hit.language == "rust" and RUST_TEST_MODULE.match(hit.symbol or ""))
+    return not (language == "rust" and RUST_TEST_MODULE.match(symbol or ""))
 
 
 def _orphan_test(app: App, ranked: list[tuple[_Candidate, Hit]]) -> bool:
@@ -813,7 +828,7 @@ def _query_features(
     second = top_dense[1] if len(top_dense) > 1 else 0.0
     scores = [h.score for _, h in ranked]
     total_w = sum(w for w, *_ in weights.values()) or 1.0
-    top_tokens = _tokens(*(f"{h.path} {h.symbol} {h.text}" for _, h in ranked[:ANSWER_K]))
+    top_held = _held(weights, *(f"{h.path} {h.symbol} {h.text}" for _, h in ranked[:ANSWER_K]))
     d5, l5 = set(dense_files[:ANSWER_K]), set(lexical_files[:ANSWER_K])
     identifiers = [w for w in dict.fromkeys(WORD.findall(query)) if looks_like_identifier(w)][:4]
 
@@ -832,7 +847,7 @@ def _query_features(
             len(d5 & l5) / ANSWER_K,
             float(bool(lexical_files) and dense_files[0] == lexical_files[0]),
             sum(w for w, df, _ in weights.values() if df > 0) / total_w,
-            _coverage(weights, top_tokens),
+            _coverage(weights, top_held),
             math.log1p(len(weights)),
             float(is_primary(ranked[0][1])),
             min(
@@ -841,7 +856,7 @@ def _query_features(
             ),
             float(_orphan_test(app, ranked)),
             sum(w for w, _, names in weights.values() if names > 0) / total_w,
-            max(_coverage(weights, _tokens(h.path, h.symbol)) for _, h in ranked[:ANSWER_K]),
+            max(_coverage(weights, _held(weights, h.path, h.symbol)) for _, h in ranked[:ANSWER_K]),
             float(bool(identifiers)),
             sum(map(defined, identifiers)) / len(identifiers) if identifiers else 0.0,
             sum(not is_primary(h) for _, h in ranked[:ANSWER_K]) / ANSWER_K,
@@ -879,8 +894,13 @@ def _merge_overlaps(hits: list[Hit]) -> list[Hit]:
         places = files.setdefault((hit.source, hit.path), [])
         group: list[int] = []
         merged = hit
-        while True:
-            touching = [i for i in places if i not in group and _touch(out[i], merged)]
+        while True:  # the places are this file's: lines that overlap or are next touch
+            start, end = merged.start_line - 1, merged.end_line + 1
+            touching = [
+                i
+                for i in places
+                if out[i].start_line <= end and start <= out[i].end_line and i not in group
+            ]
             if not touching:
                 break
             group += touching
@@ -898,15 +918,6 @@ def _merge_overlaps(hits: list[Hit]) -> list[Hit]:
                 del out[i]
                 places.remove(i)
     return [out[i] for i in sorted(out)]
-
-
-def _touch(a: Hit, b: Hit) -> bool:
-    return (
-        a.source == b.source
-        and a.path == b.path
-        and b.start_line <= a.end_line + 1
-        and a.start_line <= b.end_line + 1
-    )
 
 
 SYMBOL_SEP = " | "  # between the symbols of merged results (a heading may hold ", ")

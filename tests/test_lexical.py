@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contextd.app import App
-from contextd.lexical import code_tokens, query_terms
+from contextd.lexical import code_tokens, query_terms, token_set
 from contextd.search import search
 from tests.conftest import write
 
@@ -14,6 +14,15 @@ def test_identifiers_are_split_and_kept_whole() -> None:
     assert {"os.path.join", "os", "path", "join"} <= set(tokens)
     assert {"httpadapter", "http", "adapter"} <= set(tokens)
     assert {"geturl2", "get", "url", "2"} <= set(tokens)
+
+
+def test_a_token_set_is_the_code_tokens_of_the_words_holding_what_is_asked() -> None:
+    text = "def resolve_redirects(self, resp):\n    return self.getURL2(resp) or os.path.join"
+    assert token_set(text) == set(code_tokens(text))
+    # `within`: the words holding "redirect" or "url" (the search's coverage asks this way)
+    held = {"resolve_redirects", "resolve", "redirects", "self.geturl2", "self", "geturl2"}
+    assert token_set(text, {"redirect", "url"}) == held | {"get", "url", "2"}
+    assert token_set(text, {"nowhere"}) == set()
 
 
 def test_identifier_shaped_queries_are_told_from_prose() -> None:
