@@ -71,13 +71,18 @@ CHAT_TOKEN = re.compile(r"<\|[^<>|\n]{1,40}\|>|<</?SYS>>|\[/?INST\]")
 
 
 def clean(text: str) -> str:
+    return neutralise(plain(text))
+
+
+def plain(text: str) -> str:
+    """Text without terminal escapes, control or invisible characters (what a reader
+    sees of it), its markup left as it is."""
     text = ANSI.sub("", text)
     # Carriage returns end no line (the index counts '\n' only, as git and sed do): those
     # ending a line go, any other becomes a space, so line numbers stay true.
     text = LINE_END_CR.sub("", text).replace("\r", " ")
     text = CONTROL.sub("", text)
-    text = INVISIBLE.sub("", text)
-    return neutralise(text)
+    return INVISIBLE.sub("", text)
 
 
 def one_line(text: str) -> str:

@@ -29,7 +29,7 @@ from contextd import redaction
 from contextd.app import App
 from contextd.confidence import ANSWER_K, HIT_FEATURES, QUERY_FEATURES, logit
 from contextd.errors import STORE_NOT_NOW, ContextdError, DiskFull, StoreUnavailable
-from contextd.hygiene import CONTROL
+from contextd.hygiene import plain
 from contextd.indexers import language_of
 from contextd.lexical import (
     WORD,
@@ -187,7 +187,7 @@ def search(
         except KEYWORDS_ANSWER as exc:  # the keyword index still answers
             degraded = str(exc)
     with app.catalog.snapshot():
-        query = CONTROL.sub("", query).strip()  # "\x00" is no question either
+        query = plain(query).strip()  # what it shows: "\x00" or "\x1b[0m" is no question
         if not query:
             raise ContextdError("The query is empty. Say what you are looking for.")
         if k < 1:

@@ -87,7 +87,7 @@ def test_filters_restrict_by_path_language_and_source(indexed: App, tmp_path: Pa
         "basket.h"
     }
     assert {h.path for h in search(indexed, "basket size", k=9, language="c").hits} == {"cbasket.h"}
-    for nothing in ("   ", "\x00", "\x1b\x07 \x00"):
+    for nothing in ("   ", "\x00", "\x1b\x07 \x00", "\x1b[31m\u200b\x1b[0m", "\ufeff\u2066"):
         with pytest.raises(ContextdError, match="empty"):
             search(indexed, nothing)
 
