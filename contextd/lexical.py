@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from functools import lru_cache
+from itertools import chain
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|[0-9]+")
 SEPARATORS = re.compile(r"[._]+")
@@ -113,12 +114,10 @@ def identifier_parts(word: str) -> list[str]:
 
 
 def code_tokens(text: str) -> list[str]:
-    out: list[str] = []
-    for m in WORD.finditer(text):
-        word = m.group()
-        if len(word) <= MAX_TOKEN:
-            out += _word_tokens(word)
-    return out
+    words = WORD.findall(text)
+    if max(map(len, words), default=0) > MAX_TOKEN:
+        words = [w for w in words if len(w) <= MAX_TOKEN]
+    return list(chain.from_iterable(map(_word_tokens, words)))
 
 
 def token_set(text: str, within: Collection[str] = ()) -> set[str]:

@@ -42,7 +42,7 @@ class WordPieceCounter:
         self._vocab = vocab
         self._prefix = prefix
         self._max_chars = max_chars
-        self._added = [a.lower() for a in added]
+        self._added = re.compile("|".join(re.escape(a.lower()) for a in added)) if added else None
         self._words: dict[str, int] = {}
 
     @classmethod
@@ -74,18 +74,19 @@ class WordPieceCounter:
         if not text.isascii():
             return None
         lowered = _ASCII_CONTROL.sub("", text).lower()
-        if any(a in lowered for a in self._added):
+        if self._added and self._added.search(lowered):
             return None
+        found = _BERT_WORDS.findall(lowered)
         words = self._words
-        total = 0
-        for word in _BERT_WORDS.findall(lowered):
-            n = words.get(word)
-            if n is None:
-                if len(words) >= _WORDS_KEPT:
-                    words.clear()
-                n = words[word] = self._pieces(word)
-            total += n
-        return total
+        try:
+            return sum(map(words.__getitem__, found))
+        except KeyError:  # a word not seen yet
+            if len(words) >= _WORDS_KEPT:
+                words.clear()
+            for word in found:
+                if word not in words:
+                    words[word] = self._pieces(word)
+            return sum(map(words.__getitem__, found))
 
     def _pieces(self, word: str) -> int:
         """WordPiece's greedy longest match: the pieces of `word`, or 1 ([UNK]) when a
