@@ -831,6 +831,11 @@ def _merge(found: list[Finding]) -> list[Finding]:
     return merged
 
 
+# What `redact` writes in place of a secret, and how to find it again.
+MARK = "[REDACTED:{kind}]"
+MARKED = re.compile(r"\[REDACTED:[^\]\n]*\]")
+
+
 def redact(text: str) -> Redacted:
     """`text` with every secret found replaced by `[REDACTED:kind]`, newlines kept."""
     found = find(text)
@@ -840,7 +845,7 @@ def redact(text: str) -> Redacted:
     pos = 0
     for f in found:
         out.append(text[pos : f.start])
-        out.append(f"[REDACTED:{f.kind}]" + "\n" * text.count("\n", f.start, f.end))
+        out.append(MARK.format(kind=f.kind) + "\n" * text.count("\n", f.start, f.end))
         pos = f.end
     out.append(text[pos:])
     return Redacted("".join(out), [f.kind for f in found])

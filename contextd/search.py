@@ -529,8 +529,6 @@ def _defines(hit: Hit, name: str) -> bool:
 
 
 MATCHES = ("definition", "mention", None)  # a lookup's results, in this order
-# What contextd wrote in place of a secret: no mention of `REDACTED` by the file's author.
-REDACTED_MARK = re.compile(r"\[REDACTED:[^\]\n]*\]")
 
 
 def _match(hit: Hit, word: str, holds: Callable[[Hit], bool]) -> str | None:
@@ -547,7 +545,7 @@ def _holder(name: str) -> Callable[[Hit], bool]:
     def holds(hit: Hit) -> bool:
         key = (hit.source, hit.path, hit.start_line, hit.end_line)
         if key not in seen:
-            text = REDACTED_MARK.sub("", hit.text)
+            text = redaction.MARKED.sub("", hit.text)  # no author wrote `REDACTED` there
             seen[key] = _defines(hit, name) or whole.search(text) is not None
         return seen[key]
 

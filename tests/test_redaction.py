@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from contextd.app import App
-from contextd.redaction import find, redact
+from contextd.redaction import MARKED, find, redact
 from tests.conftest import write
 from tests.secrets_corpus import planted_corpus
 
@@ -101,6 +101,7 @@ def test_only_the_password_of_a_url_is_replaced() -> None:
     clean, kinds = redact("DATABASE_URL=postgres://app:Zq8xLw2PvN7@db.internal:5432/app\n")
     assert clean == "DATABASE_URL=postgres://app:[REDACTED:url-password]@db.internal:5432/app\n"
     assert kinds == ["url-password"]
+    assert MARKED.findall(clean) == ["[REDACTED:url-password]"]  # what a lookup passes over
 
 
 @pytest.mark.parametrize(
