@@ -34,6 +34,43 @@ def test_the_default_setting_loads_the_model_on_this_machines_device(app) -> Non
     assert app.embedder.settings.device == "auto"
 
 
+def test_a_query_is_embedded_on_one_thread_and_a_batch_on_all_of_them(
+    app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query embeds faster on one torch thread off the main thread; a batch gets every
+    thread even on a thread left with one (one that began inside a query's call)."""
+    import threading
+
+    import torch
+
+    embedder = app.embedder
+    embedder.load()
+    everyone = torch.get_num_threads()
+    seen: list[tuple[int, int]] = []
+    encode = embedder._encode
+
+    def spy(model: Any, texts: Any, stop: Any = None) -> Any:
+        seen.append((len(texts), torch.get_num_threads()))
+        return encode(model, texts, stop)
+
+    monkeypatch.setattr(embedder, "_encode", spy)
+    out: dict[str, Any] = {}
+
+    def request_thread() -> None:
+        torch.set_num_threads(1)
+        out["batch"] = embedder.embed(["read the config file", "retry a connection"])
+        out["query"] = embedder.embed(["read the config file"])
+        out["left"] = torch.get_num_threads()
+
+    thread = threading.Thread(target=request_thread)
+    thread.start()
+    thread.join()
+    torch.set_num_threads(everyone)  # what the thread's first call set for later threads
+    assert seen == [(2, everyone), (1, 1)]
+    assert out["left"] == 1 and torch.get_num_threads() == everyone
+    assert float(out["query"][0] @ out["batch"][0]) > 0.9999  # the same vector either way
+
+
 def test_freed_memory_goes_back_to_the_os_once_the_heap_has_grown_by_the_slack(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
