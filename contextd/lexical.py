@@ -113,19 +113,24 @@ def identifier_parts(word: str) -> list[str]:
     return list(tokens[1:]) if len(tokens) > 1 and tokens[0] == word.lower() else []
 
 
-def code_tokens(text: str) -> list[str]:
+def _words(text: str) -> list[str]:
+    """The words of `text` that are tokenized (those up to MAX_TOKEN characters)."""
     words = WORD.findall(text)
     if max(map(len, words), default=0) > MAX_TOKEN:
         words = [w for w in words if len(w) <= MAX_TOKEN]
-    return list(chain.from_iterable(map(_word_tokens, words)))
+    return words
+
+
+def code_tokens(text: str) -> list[str]:
+    return list(chain.from_iterable(map(_word_tokens, _words(text))))
 
 
 def token_set(text: str, within: Collection[str] = ()) -> set[str]:
     """The distinct tokens of `code_tokens(text)`, each distinct word split once; with
     `within`, only those of the words holding one of its (lowercase) strings."""
-    words = [w for w in set(WORD.findall(text)) if len(w) <= MAX_TOKEN]
+    words = set(_words(text))
     if within:
-        words = [w for w in words if any(s in w.lower() for s in within)]
+        words = {w for w in words if any(s in w.lower() for s in within)}
     return {t for w in words for t in _word_tokens(w)}
 
 

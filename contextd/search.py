@@ -790,14 +790,14 @@ def _file_order(ranked: list[tuple[_Candidate, Hit]], value: Any) -> list[tuple[
 def is_primary(hit: Hit) -> bool:
     """Code or documentation, not a test or a changelog: by its path, or in Rust by the
     module it is in (`#[cfg(test)] mod tests` inside the code it tests)."""
-    return _primary(hit.path, hit.language, hit.symbol)
+    if _secondary_path(hit.path):
+        return False
+    return not (hit.language == "rust" and RUST_TEST_MODULE.match(hit.symbol or ""))
 
 
 @lru_cache(maxsize=1 << 14)
-def _primary(path: str, language: str, symbol: str) -> bool:
-    if SECONDARY_PATH.search(path):
-        return False
-    return not (language == "rust" and RUST_TEST_MODULE.match(symbol or ""))
+def _secondary_path(path: str) -> bool:
+    return SECONDARY_PATH.search(path) is not None
 
 
 def _orphan_test(app: App, ranked: list[tuple[_Candidate, Hit]]) -> bool:
