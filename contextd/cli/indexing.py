@@ -217,8 +217,9 @@ def doctor(
     repair: Annotated[bool, typer.Option("--repair", help="Sweep what does not match.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
 ) -> None:
-    """Check the catalog, and that the vector store and the catalog agree: lost, orphan,
-    duplicate chunks. `--repair` sweeps mismatches, and starts a damaged catalog afresh."""
+    """Check the catalog, and that it agrees with the vector store (lost, orphan, duplicates).
+
+    `--repair` sweeps mismatches, and starts a damaged catalog afresh."""
     if _damaged_catalog(repair, as_json):
         return
     info = execute("store", {"check": True})

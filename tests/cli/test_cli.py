@@ -405,6 +405,20 @@ def test_version(capsys) -> None:
     assert cli(capsys, "--version") == (0, f"contextd {__version__}\n", "")
 
 
+def test_each_command_is_summed_up_in_one_line_of_the_command_list() -> None:
+    import typer.main
+
+    from contextd.cli.main import app
+
+    group = typer.main.get_command(app)
+    commands = [*group.commands.items()]  # type: ignore[attr-defined]
+    commands += [(f"hooks {n}", c) for n, c in group.commands["hooks"].commands.items()]  # type: ignore[attr-defined]
+    assert len(commands) >= 18 and "doctor" in dict(commands) and "hooks install" in dict(commands)
+    for name, command in commands:
+        summary = (command.help or "").strip().split("\n\n")[0]
+        assert summary and "\n" not in summary, (name, summary)
+
+
 def test_a_stopped_index_says_how_to_go_on(capsys) -> None:
     import signal
 
