@@ -208,7 +208,8 @@ def _progress_view(p: dict) -> tuple[str, int, int | None, str]:
         left = p.get("eta_s", pending / rate if rate and pending else None)
         detail = (
             f"chunks · {p.get('embedded', 0)} embedded, {p.get('cached', 0)} cached, "
-            f"{pending} pending · {rate:.0f}/s · {eta(left)} · searchable by keyword already"
+            f"{pending} pending · {rate:.0f}/s · {eta(left) if pending else 'done'}"
+            " · searchable by keyword already"
         )
         return "embedding", done, done + pending, detail
     detail = f"files · {p.get('changed', 0)} changed, {p.get('deleted', 0)} deleted"

@@ -139,6 +139,16 @@ def test_index_into_a_file_or_pipe_prints_progress_lines(repo: Path, capsys) -> 
     assert cli(capsys, "index", "--json")[2] == ""  # JSON output stays alone
 
 
+def test_the_last_embedding_line_says_done_not_an_unknown_eta() -> None:
+    from contextd.cli.common import _progress_view
+
+    report = {"phase": "embedding", "embedded": 90, "cached": 10, "embed_rate": 20.0}
+    _, done, total, detail = _progress_view(report | {"pending": 100})
+    assert (done, total) == (100, 200) and " · ETA 5s · " in detail
+    _, done, total, detail = _progress_view(report | {"pending": 0})
+    assert (done, total) == (100, 100) and " · done · " in detail and "ETA" not in detail
+
+
 def test_a_vanished_source_neither_stops_index_nor_lets_reindex_drop_the_rest(
     repo: Path, tmp_path: Path, capsys
 ) -> None:
