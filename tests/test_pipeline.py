@@ -277,6 +277,44 @@ def test_an_embedding_cache_written_before_it_was_trimmed_is_kept(tmp_path: Path
     catalog.close()
 
 
+def test_a_cache_table_made_without_rowid_is_rewritten_smaller_with_every_vector(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from contextd import catalog as catalog_module
+    from contextd.catalog import Catalog
+
+    path = tmp_path / "catalog.sqlite3"
+    Catalog(path).close()
+    old = sqlite3.connect(path)  # the layout before: each vector spilled to a page of its own
+    old.executescript(
+        "DROP TABLE vectors; CREATE TABLE vectors (model TEXT NOT NULL, hash TEXT NOT NULL, "
+        "vector BLOB NOT NULL, used REAL NOT NULL DEFAULT 0, PRIMARY KEY (model, hash)) "
+        "WITHOUT ROWID;"
+    )
+    rng = np.random.default_rng(7)
+    vectors = {f"h{i}": rng.standard_normal(384).astype(np.float32) for i in range(2000)}
+    old.executemany(
+        "INSERT INTO vectors VALUES ('m', ?, ?, ?)",
+        [(h, v.tobytes(), i) for i, (h, v) in enumerate(vectors.items())],
+    )
+    old.commit()
+    old.close()
+    before = path.stat().st_size
+    monkeypatch.setattr(catalog_module, "COMPACT_MIN_BYTES", 0)
+
+    catalog = Catalog(path)
+    layout = catalog.db.execute("SELECT sql FROM sqlite_master WHERE name = 'vectors'")
+    assert "WITHOUT ROWID" not in layout.fetchone()[0].upper()
+    found = catalog.cached_vectors("m", vectors)
+    assert len(found) == 2000 and all(np.array_equal(found[h], v) for h, v in vectors.items())
+    assert catalog.trim_cache("m") == 0  # `used` came along: nothing is over the floor
+    catalog.put_vectors("m", [("h0", np.zeros(384))])  # still one row per (model, hash)
+    assert catalog.unused_vectors() == 2000 and not catalog.cached_vectors("m", ["h0"])["h0"].any()
+    catalog.close()
+    assert path.stat().st_size < before / 2, (before, path.stat().st_size)
+    Catalog(path).close()  # opened again: nothing left to rewrite
+
+
 def test_lost_vectors_are_restored_from_the_cache(app: App, repo: Path) -> None:
     app.index(add(app, repo))
     ids = sorted(app.catalog.chunk_ids("shop"))
