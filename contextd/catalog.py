@@ -122,6 +122,7 @@ class StoredChunk:
     id: str
     source: str
     chunk: Chunk
+    hash: str  # the embedding cache key, as stored (`chunk.hash` hashes the text again)
 
 
 def _filters(
@@ -708,11 +709,11 @@ class Catalog:
             part = id_list[i : i + 500]
             marks = ",".join("?" * len(part))
             for row in self.db.execute(
-                "SELECT id, source, path, language, start_line, end_line, text, symbol "
+                "SELECT id, source, path, language, start_line, end_line, text, symbol, hash "
                 f"FROM chunks WHERE id IN ({marks}){only}",
                 part,
             ):
-                out.append(StoredChunk(row[0], row[1], Chunk(*row[2:])))
+                out.append(StoredChunk(row[0], row[1], Chunk(*row[2:8]), row[8]))
         return out
 
     def clear_chunks(self) -> None:
@@ -843,13 +844,15 @@ class Catalog:
         )
         return self.db.execute(sql, (fts_query([term]), *args)).fetchone() is not None
 
-    def spans(self, source: str, path: str) -> list[tuple[int, int, str]]:
-        """(start line, end line, symbol) of each chunk of one file, in file order."""
+    def spans(self, source: str, path: str, until: int | None = None) -> list[tuple[int, int, str]]:
+        """(start line, end line, symbol) of each chunk of one file (that starts by line
+        `until`, when given), in file order."""
         sql = (
             "SELECT start_line, end_line, symbol FROM chunks WHERE source = ? AND path = ? "
-            "ORDER BY start_line, end_line"
+            "AND start_line <= ? ORDER BY start_line, end_line"
         )
-        return [(r[0], r[1], r[2]) for r in self.db.execute(sql, (source, path))]
+        args = (source, path, until if until is not None else 2**62)
+        return [(r[0], r[1], r[2]) for r in self.db.execute(sql, args)]
 
     def has_language(self, language: str) -> bool:
         sql = "SELECT EXISTS (SELECT 1 FROM chunks WHERE language = ?)"
@@ -907,12 +910,14 @@ class Catalog:
         """
         rows = self.db.execute(
             "SELECT c.id, c.source, c.path, c.language, c.start_line, c.end_line, c.text, "
-            "c.symbol, f.mtime_ns >= ? AS recent FROM chunks c "
+            "c.symbol, c.hash, f.mtime_ns >= ? AS recent FROM chunks c "
             "JOIN files f ON f.source = c.source AND f.path = c.path "
             "WHERE c.embedded = 0 ORDER BY recent DESC, f.indexed_at, c.rowid LIMIT ?",
             (recent_ns, limit * PENDING_WINDOW + len(skip)),
         )
-        line = [(r[8], StoredChunk(r[0], r[1], Chunk(*r[2:8]))) for r in rows if r[0] not in skip]
+        line = [
+            (r[9], StoredChunk(r[0], r[1], Chunk(*r[2:8]), r[8])) for r in rows if r[0] not in skip
+        ]
         if not line:
             return []
         rank = line[0][0]

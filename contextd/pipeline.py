@@ -459,11 +459,11 @@ class Indexer:
         flight: _Slice | None,
         stop: _Either,
     ) -> _Slice:
-        cache = self.catalog.cached_vectors(model, (r.chunk.hash for r in rows), reuse=True)
+        cache = self.catalog.cached_vectors(model, (r.hash for r in rows), reuse=True)
         busy = set(flight.todo) if flight else set()  # its vectors land before ours
         todo: dict[str, str] = {}
         for r in rows:
-            h = r.chunk.hash
+            h = r.hash
             if h not in cache and h not in busy:
                 todo.setdefault(h, r.chunk.embed_text)
         texts = list(todo.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 
 
 def content_hash(data: bytes) -> str:
@@ -64,8 +65,8 @@ class Chunk:
             return self.text
         return f"{self.symbol}\n{self.text}"
 
-    @property
-    def hash(self) -> str:
+    @cached_property
+    def hash(self) -> str:  # asked for several times in a pass: hashed once
         return content_hash(self.embed_text.encode("utf-8", "surrogatepass"))
 
 

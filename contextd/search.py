@@ -598,19 +598,18 @@ def _candidates(
     best = max((s for _, s in lexical), default=0.0)
     extra = [i for i, _ in lexical if i not in found]
     stored = app.catalog.chunks(extra)
-    vectors = app.catalog.cached_vectors(app.embedder.model_id, (s.chunk.hash for s in stored))
+    vectors = app.catalog.cached_vectors(app.embedder.model_id, (s.hash for s in stored))
     # Chunks indexed moments ago wait for their vectors: the best few are embedded now,
     # so a file just edited ranks by meaning too (the rest rank by keyword alone).
     order = {chunk_id: rank for rank, (chunk_id, _) in enumerate(lexical)}
-    unembedded = sorted(
-        (s for s in stored if s.chunk.hash not in vectors), key=lambda s: order[s.id]
-    )[:EMBED_NOW]
+    waiting = [s for s in stored if s.hash not in vectors]
+    unembedded = sorted(waiting, key=lambda s: order[s.id])[:EMBED_NOW]
     if unembedded:
-        texts = {s.chunk.hash: s.chunk.embed_text for s in unembedded}
+        texts = {s.hash: s.chunk.embed_text for s in unembedded}
         vectors.update(zip(texts, app.embedder.embed(list(texts.values())), strict=True))
     for s in stored:
         c = s.chunk
-        v = vectors.get(c.hash)
+        v = vectors.get(s.hash)
         cosine = float(np.dot(v, vector)) if v is not None else 0.0
         hit = Hit(
             s.source, c.path, c.start_line, c.end_line, c.symbol, c.language, 0.0, c.text, cosine
@@ -646,18 +645,20 @@ def _definitions(app: App, candidates: list[_Candidate]) -> dict[tuple[str, str,
     """
     named: dict[tuple[str, str], set[str]] = {}
     seen: set[tuple[str, str, str]] = set()
+    last: dict[tuple[str, str], int] = {}  # a file's last candidate: no later chunk counts
     for c in candidates:
         key = (c.hit.source, c.hit.path, c.hit.symbol)
         if c.hit.symbol and key in seen:
             named.setdefault(key[:2], set()).add(c.hit.symbol)
         seen.add(key)
+        last[key[:2]] = max(last.get(key[:2], 0), c.hit.start_line)
     out: dict[tuple[str, str, str, int], int] = {}
     for (source, path), symbols in named.items():
         begins: dict[str, int] = {}  # each shared name's current definition: its first line
         ends: dict[str, int] = {}  # the last line of the name's last chunk
         apart: set[str] = set()  # names with a chunk not their own since their last
         previous = None
-        for start, end, symbol in app.catalog.spans(source, path):
+        for start, end, symbol in app.catalog.spans(source, path, last[source, path]):
             apart.update(o for o in symbols if o != symbol and not symbol.startswith(f"{o}."))
             if symbol in symbols:
                 if symbol not in begins or (
