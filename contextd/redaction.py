@@ -251,7 +251,13 @@ _WORD_PART = re.compile(r"(?:[a-z]+|[A-Z]+|[A-Z][a-z]+)\d{0,3}$")
 # full of opening brackets is read once, not once from each of them.
 _BRACKETED = re.compile(r"\[[^\[\]]*\]|\{[^{}]*\}|\([^()]*\)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
-_URL_OR_QUERY = re.compile(r"://|^https?:|\.(?:py|json|ya?ml|txt|pem|key)$|&|=[^=]")
+# A query string: a `name=` after `?`, `&` or `;` (`page=2&size=10`, `x=1;y=2`), or one
+# with no digit opening the value. A lone `&`, or an `=` inside a generated password
+# (`Tr0ub4dor&3xyzQ`, `Xk29vLq8=3mZr7`), is no such sign.
+_URL_OR_QUERY = re.compile(
+    r"://|^https?:|\.(?:py|json|ya?ml|txt|pem|key)$|"
+    r"^[A-Za-z_][A-Za-z_.\-\[\]]*=|[?&;][A-Za-z_][\w.\-\[\]]*="
+)
 _PATH = re.compile(r"^(?:\.{0,2}/|~/|[A-Za-z]:\\)[\w.\-/\\]*$")
 
 

@@ -25,8 +25,9 @@ from contextd.records import Chunk
 # dotted one is a keyword token whole (`exports.compileETag` holds `compileetag`); a
 # MySQL client's glued password (`mysql -pS3cr3t`) is redacted; Rust's constants, statics,
 # type aliases and trait method signatures, trait impls as `Trait for Type`, and Java's
-# enum constants and anonymous-class fields are named.
-CHUNKER_VERSION = 9
+# enum constants and anonymous-class fields are named. 10: a generated password holding
+# `&` or `=` (`Tr0ub4dor&3xyzQ`) is redacted; it had been taken for a query string.
+CHUNKER_VERSION = 10
 
 CODE_EXTENSIONS: dict[str, str] = {
     ".py": "python",

@@ -136,6 +136,11 @@ def test_only_the_password_of_a_url_is_replaced() -> None:
         'key = (r"%s\\%0.1f\\VC\\VC_OBJECTS_PLATFORM_INFO\\Win32"\n       % (root, version))',
         'BEGIN = "-----BEGIN PRIVATE KEY-----"  # a PKCS#8 key, unencrypted; the footer closes it'
         '\nEND = "-----END PRIVATE KEY-----"',  # code that names the markers
+        'token = "page=2&size=10"',  # query strings
+        'data = "key2=value2x&key3=value3&key4=value4"',
+        'PASSWORD_QUERY = "user=admin&pass=x"',
+        'secret = "x=1;y=2"',
+        'password = "https://example.com/?a=1&b=2"',
     ],
 )
 def test_placeholders_variables_and_calls_are_left_alone(line: str) -> None:
@@ -159,6 +164,14 @@ def test_placeholders_variables_and_calls_are_left_alone(line: str) -> None:
         ('SECRET_KEY = (\r\n    "Qw8Er5Ty2Ui9Op3AzX7c"\r\n)', "Qw8Er5Ty2Ui9Op3AzX7c"),  # CRLF
         ("password: >-\r\n  Qw8Er5Ty2Ui9Op3AzX7c\r\n", "Qw8Er5Ty2Ui9Op3AzX7c"),
         ('const API_TOKEN: &str = "Qw8Er5Ty2Ui9Op3AzX7c";', "Qw8Er5Ty2Ui9Op3AzX7c"),  # Rust
+        # `&` and `=` inside a generated password: no query string (from a tester)
+        ('DB_PASSWORD = "Tr0ub4dor&3xyzQ"', "Tr0ub4dor&3xyzQ"),
+        ('password = "7hG&kL2$pQ9!zX"', "7hG&kL2$pQ9!zX"),
+        ('api_key = "k8&Qz!2mVp#9Lw$R"', "k8&Qz!2mVp#9Lw$R"),
+        ('token = "x9K2m&P4q"', "x9K2m&P4q"),
+        ('DB_PASSWORD = "Xk29vLq8=3mZr7"', "Xk29vLq8=3mZr7"),
+        ("db.password=Xk29vLq8=3mZr7", "Xk29vLq8=3mZr7"),
+        ('"password": "Tr0ub4dor&3xyzQ",', "Tr0ub4dor&3xyzQ"),
     ],
 )
 def test_a_generated_secret_is_redacted_even_where_it_holds_a_sample_word(
