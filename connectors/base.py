@@ -47,6 +47,25 @@ def detect_kind(root: Path) -> str:
     return "folder"
 
 
+def git_internals(root: Path) -> str | None:
+    """Why root holds git's own files rather than a project's: "bare" for a bare
+    repository, "git dir" for a checkout's `.git` (or a folder in it), else None."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--is-inside-git-dir", "--is-bare-repository"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    inside, _, bare = out.stdout.strip().partition("\n")
+    if out.returncode != 0 or inside != "true":
+        return None
+    return "bare" if bare == "true" else "git dir"
+
+
 def open_source(name: str, root: Path, kind: str) -> Source:
     from contextd.connectors.folder import FolderSource
     from contextd.connectors.git import GitSource

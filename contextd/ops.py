@@ -20,7 +20,7 @@ from typing import Any
 from contextd import hooks, remote
 from contextd.app import App, resolve_root
 from contextd.confidence import source_path
-from contextd.connectors.base import detect_kind, open_source
+from contextd.connectors.base import detect_kind, git_internals, open_source
 from contextd.connectors.filters import is_data_dir, secret_root
 from contextd.errors import ContextdError, SourceError, StoreError, StoreUnavailable
 from contextd.health import low_space
@@ -51,6 +51,14 @@ def add(app: App, path: str, name: str | None = None, install_hooks: bool = True
         raise SourceError(
             f"{root} is a folder that holds secrets ({why}): "
             "contextd never indexes it or shares its files. Add the project's own folder."
+        )
+    if internals := git_internals(root):
+        raise SourceError(
+            f"{root} is a bare git repository: it holds git's own files, not a working "
+            f"tree. Clone it (`git clone {root} DIR`) and add DIR."
+            if internals == "bare"
+            else f"{root} is inside a repository's .git folder, which is never indexed. "
+            "Add the repository's own folder."
         )
     if data_dir := next((p for p in (root, *root.parents) if is_data_dir(p)), None):
         raise SourceError(

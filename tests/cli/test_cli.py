@@ -204,6 +204,20 @@ def test_source_names_are_fit_to_type_and_hooks_take_one(repo: Path, tmp_path: P
     assert not (repo / ".git/hooks/post-commit").exists()
 
 
+def test_git_s_own_folders_are_refused_as_sources(repo: Path, tmp_path: Path, capsys) -> None:
+    """A bare clone was indexed as a folder: its config (and a secret header in it), its
+    hooks' samples and its objects' file names (from a tester)."""
+    bare = tmp_path / "shop.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    code, _, err = cli(capsys, "add", str(bare))
+    assert code == 1 and "is a bare git repository" in err and f"git clone {bare} DIR" in err
+    for inside in (repo / ".git", repo / ".git" / "refs"):
+        code, _, err = cli(capsys, "add", str(inside))
+        assert code == 1 and "inside a repository's .git folder" in err, err
+    assert cli(capsys, "sources", "--json")[1].strip() == "[]"
+    assert cli(capsys, "add", str(repo))[0] == 0  # the repository itself is welcome
+
+
 def test_a_folder_that_cannot_be_checked_for_holding_a_source_is_refused(
     tmp_path: Path, capsys
 ) -> None:
