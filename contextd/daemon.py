@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -27,7 +28,7 @@ from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
 from contextd.errors import STORE_NOT_NOW, ContextdError, DaemonError, StoreUnavailable
 from contextd.home import make_home
-from contextd.lock import DataDirLock, clear_info, read_info, write_info
+from contextd.lock import DataDirLock, clear_info, holder, read_info, write_info
 from contextd.rpc import PROTOCOL, Emit, RpcServer
 from contextd.settings import Settings
 from contextd.worker import Call, GitMoved, Reconcile, Worker
@@ -42,6 +43,12 @@ WRITE_OPS = frozenset({"add", "remove", "index", "reindex", "verify", "leftovers
 
 
 def already_running(home: Path) -> DaemonError:
+    who = holder(home)
+    if who and not re.search(r"`contextd (?:daemon|serve)\b", who):
+        return DaemonError(
+            f"Another contextd command ({who}) is working on {home}: the daemon can start "
+            "once it is done (`contextd start` waits for it)."
+        )
     info = read_info(home)
     if info:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["started_at"]))

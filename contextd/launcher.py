@@ -50,7 +50,9 @@ def ensure_daemon(settings: Settings, timeout: float = START_TIMEOUT_S) -> dict[
     """The running daemon's ping reply, starting one first if none answers.
 
     Two starters can race (an MCP client's warm-up and its first call, two terminals):
-    the loser's daemon exits on the lock, and the loser then waits for the winner's.
+    the loser's daemon exits on the lock, and the loser then waits for the winner's. A
+    command that holds the lock (`contextd index` with no daemon) is waited for, and the
+    daemon started as soon as it is done.
     """
     info = rpc.ping(settings.home)
     if info:
@@ -64,7 +66,11 @@ def ensure_daemon(settings: Settings, timeout: float = START_TIMEOUT_S) -> dict[
                 threading.Thread(target=proc.wait, name="contextd-reap", daemon=True).start()
             return info
         code = proc.poll() if proc else None
-        if code is not None:
+        if proc is None and not held(settings.home):
+            # Ours exited on the lock, and its holder let go with no daemon answering: a
+            # command indexing without the daemon (or a starter that failed) is done.
+            proc = spawn(settings)
+        elif code is not None:
             proc = None
             if not held(settings.home):
                 lines = tail(settings.log_path.with_name("daemon.stderr"), 3) or tail(

@@ -339,6 +339,40 @@ def test_a_daemon_started_by_a_long_lived_client_stops_when_asked(
     assert not Path(f"/proc/{pid}").exists(), "the daemon is left a zombie"
 
 
+def test_a_start_waits_for_a_command_holding_the_lock_then_starts_the_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `contextd index` working and no daemon, `start` (and an agent's first MCP call)
+    waited the whole 120 s, then failed: its daemon had exited on the lock, and none was
+    started again once the index let go (from a tester)."""
+    import threading
+
+    from contextd.launcher import ensure_daemon
+    from contextd.lock import DataDirLock
+    from contextd.settings import load_settings
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CONTEXTD_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = load_settings()
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTEXTD_")}
+    env |= {"CONTEXTD_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    lock = DataDirLock(home)  # this process plays the command at work
+    assert lock.acquire()
+    refused = contextd(env, "daemon", check=False)  # it named a daemon that was not there
+    assert refused.returncode == 1 and "Another contextd command (pid " in refused.stderr
+    assert f"is working on {home}: the daemon can start once it is done" in refused.stderr
+
+    threading.Timer(3.0, lock.release).start()
+    began = time.monotonic()
+    pid = int(ensure_daemon(settings, timeout=90)["pid"])
+    waited = time.monotonic() - began
+    out = contextd(env, "stop", check=False)
+    assert 3.0 <= waited < 45, waited
+    assert f"contextd stopped (pid {pid})" in out.stdout, out.stderr
+
+
 @pytest.mark.parametrize("gone", ["deleted", "moved"])
 def test_a_daemon_whose_data_dir_is_deleted_stops_and_a_new_one_is_left_alone(
     tmp_path: Path, gone: str
