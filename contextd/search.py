@@ -270,9 +270,11 @@ def search(
             answer.feature_paths = [h.path for _, h in top]
             hit = cal.hit.predict(answer.hit_features) if cal is not None else None
             answer.query_features = _query_features(app, query, top, weights, hit)
+        # A name asked alone that no indexed text holds is not there: a fact, as a lookup is.
+        absent = looks_like_identifier(query) and bool(answer.unknown_words)
         if cal is not None:
             p = float(cal.answerable.predict(answer.query_features[None, :])[0]) if top else 0.0
-            p = 1.0 if answer.lookup else p
+            p = 1.0 if answer.lookup else 0.0 if absent else p
             answer.answerable = round(p, 4)
             answer.verdict = cal.verdict(p)
             answer.calibration = cal.origin
@@ -299,6 +301,8 @@ def search(
             hits.sort(key=lambda h: MATCHES.index(h.match))
         if answer.lookup and cal is None:
             answer.answerable, answer.verdict = 1.0, "found"
+        elif absent and cal is None:
+            answer.answerable, answer.verdict = 0.0, "not_found"
         answer.hits = _by_file(hits, k) if files else _merge_overlaps(hits)[:k]
         for h in answer.hits:
             state = app.catalog.file_state(h.source, h.path)

@@ -531,6 +531,12 @@ def test_a_one_word_query_is_looked_up_definitions_first(app: App, tmp_path: Pat
     assert all(h.score < 2 for h in answer.hits)
     for query in ("NoSuchModule.TemplateNotFound", "Router.TemplateNotFound", "Pathsend"):
         assert search(app, query, k=3).lookup is None, query
+    # A name asked alone that no file holds is not found, as a fact: its verdict said
+    # `uncertain` (58%) above the line naming it as in no indexed file (from a tester).
+    for query in ("refund_payment_gateway", "TemplateNotFoundError", "tpl.select_escape"):
+        answer = search(app, query, k=3)
+        assert (answer.verdict, answer.answerable) == ("not_found", 0.0), query
+        assert answer.unknown_words and answer.hits and answer.hits[0].confidence == 0.0
     # Nor is a question, nor a stopword alone.
     assert search(app, "where is pathsend sent", k=4).lookup is None
     assert search(app, "the", k=4).lookup is None
