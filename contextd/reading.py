@@ -59,8 +59,13 @@ def confine(root: Path, path: str) -> tuple[str, Path]:
             "Absolute paths are not readable. Give a path relative to the "
             "source root, as search results show it."
         )
-    real_root = root.resolve()
-    target = (real_root / rel).resolve()
+    try:
+        real_root = root.resolve()
+        target = (real_root / rel).resolve()
+    except (RuntimeError, OSError):  # a symlink loop ("Symlink loop from ..." on 3.13)
+        raise ReadRefused(
+            f"'{path}' is a symlink that leads back to itself (a loop): there is no file to read."
+        ) from None
     try:
         inside = target.relative_to(real_root)
     except ValueError:

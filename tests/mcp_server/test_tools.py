@@ -109,6 +109,10 @@ async def test_read_serves_only_what_the_source_indexes(client: Client, repo: Pa
     assert not failed and "not indexed yet" in content["text"] and content["stale"] is True
     failed, text, _ = await read("src/shop")
     assert failed and "is a folder" in text
+    (repo / "loopA").symlink_to("loopB")  # a loop: a sentence, not "RuntimeError: ..."
+    (repo / "loopB").symlink_to("loopA")
+    failed, text, _ = await read("loopA")
+    assert failed and "leads back to itself" in text and "RuntimeError" not in text, text
     failed, text, _ = await read("src/shop/cart.py", start_line=6, end_line=4)
     assert failed and "before start_line" in text
     write(repo, "src/shop/empty.py", "")
