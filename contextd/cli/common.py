@@ -188,6 +188,11 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(cleaned(data), indent=2, ensure_ascii=False) + "\n")
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 file`, `2 files`, `0 files`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def eta(seconds: float | None) -> str:
     if seconds is None:
         return "ETA unknown"

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from contextd.cli.common import (
     console,
+    counted,
     embedding_next,
     err_console,
     eta,
@@ -43,7 +44,8 @@ def _print(summary: dict[str, Any]) -> None:
         console.print("No sources yet. Run `contextd add PATH` first.")
     for r in summary["sources"]:
         console.print(
-            f"[bold]{r['source']}[/]: {r['files']} files, {r['chunks']} chunks "
+            f"[bold]{r['source']}[/]: {counted(r['files'], 'file')}, "
+            f"{counted(r['chunks'], 'chunk')} "
             f"({r['changed']} changed, {r['deleted']} deleted, {r['skipped']} skipped) · "
             f"searchable in {r['searchable_seconds']:.1f}s"
         )
@@ -145,7 +147,8 @@ def status(
     for r in data["sources"]:
         embedded = r["chunks"] - r["pending"]
         line = (
-            f"[bold]{shown(r['name'])}[/] ({r['kind']}) {r['files']} files, {r['chunks']} chunks "
+            f"[bold]{shown(r['name'])}[/] ({r['kind']}) {counted(r['files'], 'file')}, "
+            f"{counted(r['chunks'], 'chunk')} "
             f"({embedded} embedded, {r['pending']} pending), {r['skipped']} skipped · "
             f"indexed {_ago(r['indexed_at'])} · "
             f"last full reconcile {_ago(r['reconciled_at'])}"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from contextd.cli.common import console, execute, print_json, shown
+from contextd.cli.common import console, counted, execute, print_json, shown
 
 
 def add(
@@ -58,6 +58,6 @@ def sources(
         state = (
             "never indexed"
             if r["indexed_at"] is None
-            else f"{r['files']} files, {r['chunks']} chunks"
+            else f"{counted(r['files'], 'file')}, {counted(r['chunks'], 'chunk')}"
         )
         console.print(f"[bold]{shown(r['name'])}[/]  {r['kind']}  {shown(r['root'])}  ({state})")

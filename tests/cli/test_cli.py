@@ -149,6 +149,16 @@ def test_the_last_embedding_line_says_done_not_an_unknown_eta() -> None:
     assert (done, total) == (100, 100) and " · done · " in detail and "ETA" not in detail
 
 
+def test_one_file_is_one_file(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "one"
+    root.mkdir()
+    (root / "only.py").write_text("def only_one():\n    return 1\n")
+    cli(capsys, "add", str(root), "--name", "one")
+    assert "one: 1 file, 1 chunk (" in cli(capsys, "index")[1]
+    assert "1 file, 1 chunk (1 embedded" in cli(capsys, "status")[1]
+    assert "(1 file, 1 chunk)" in cli(capsys, "sources")[1]
+
+
 def test_a_vanished_source_neither_stops_index_nor_lets_reindex_drop_the_rest(
     repo: Path, tmp_path: Path, capsys
 ) -> None:
