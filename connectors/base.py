@@ -30,38 +30,34 @@ class Source(Protocol):
         ...
 
 
-def detect_kind(root: Path) -> str:
-    """ "git" when root is the top of a git work tree, else "folder"."""
+def rev_parse(root: Path, *args: str, timeout: float = 10) -> str | None:
+    """What `git rev-parse ARGS` prints in root, or None where git fails (or is absent)."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+            ["git", "-C", str(root), "rev-parse", *args],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=timeout,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return "folder"
-    if out.returncode == 0 and Path(out.stdout.strip()).resolve() == root.resolve():
-        return "git"
-    return "folder"
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def detect_kind(root: Path) -> str:
+    """ "git" when root is the top of a git work tree, else "folder"."""
+    top = rev_parse(root, "--show-toplevel")
+    return "git" if top and Path(top).resolve() == root.resolve() else "folder"
 
 
 def git_internals(root: Path) -> str | None:
     """Why root holds git's own files rather than a project's: "bare" for a bare
     repository, "git dir" for a checkout's `.git` (or a folder in it), else None."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--is-inside-git-dir", "--is-bare-repository"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    inside, _, bare = out.stdout.strip().partition("\n")
-    if out.returncode != 0 or inside != "true":
+    inside, _, bare = (
+        rev_parse(root, "--is-inside-git-dir", "--is-bare-repository") or ""
+    ).partition("\n")
+    if inside != "true":
         return None
     return "bare" if bare == "true" else "git dir"
 

@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import sqlite3
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -20,7 +19,7 @@ from typing import Any
 from contextd import hooks, remote
 from contextd.app import App, resolve_root
 from contextd.confidence import source_path
-from contextd.connectors.base import detect_kind, git_internals, open_source
+from contextd.connectors.base import detect_kind, git_internals, open_source, rev_parse
 from contextd.connectors.filters import is_data_dir, secret_root
 from contextd.errors import ContextdError, SourceError, StoreError, StoreUnavailable
 from contextd.health import low_space
@@ -343,17 +342,7 @@ def read(
 
 
 def _head(root: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "-q", "--verify", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
+    return rev_parse(root, "-q", "--verify", "HEAD", timeout=5) or None
 
 
 def sources(app: App) -> list[dict]:
