@@ -14,7 +14,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from contextd import __version__
 from contextd.errors import ContextdError
@@ -98,8 +98,48 @@ def _source_info(row: dict[str, Any]) -> SourceInfo:
     )
 
 
+class _Server(MCPServer):
+    """Arguments that do not fit a tool are named in a sentence, with what each takes:
+    pydantic's own report ("1 validation error for searchArguments ... [type=...]" and a
+    link) is written for programmers. An argument the tool does not take is refused, not
+    ignored: a misspelt `source` would otherwise search everything."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            takes = tool.parameters.get("properties", {})
+            unknown = sorted(set(arguments) - set(takes))
+            if unknown:
+                raise ToolError(
+                    f"Error executing tool {name}: it takes no argument "
+                    f"{', '.join(f'`{a}`' for a in unknown)}; its arguments are "
+                    f"{', '.join(f'`{a}`' for a in takes)}."
+                )
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            problems = "; ".join(_problem(e) for e in exc.__cause__.errors())
+            raise ToolError(
+                f"Error executing tool {name}: {problems}. Fix it and call {name} again."
+            ) from None
+
+
+def _problem(error: Any) -> str:
+    """One argument's problem, as a phrase: "`k` should be at least 1 (got 0)"."""
+    where = ".".join(str(p) for p in error.get("loc", ())) or "the arguments"
+    if error.get("type") == "missing":
+        return f"`{where}` is required"
+    said = str(error.get("msg", "is not valid")).removeprefix("Input ").removeprefix("Value ")
+    said = said.replace("greater than or equal to", "at least")
+    said = said.replace("less than or equal to", "at most")
+    got = clean(repr(error.get("input")))[:60]
+    return f"`{where}` {said[:1].lower()}{said[1:]} (got {got})"
+
+
 def build_server(backend: Backend) -> MCPServer:
-    mcp = MCPServer("contextd", instructions=INSTRUCTIONS, version=__version__)
+    mcp = _Server("contextd", instructions=INSTRUCTIONS, version=__version__)
 
     @mcp.tool(
         annotations=READ_ONLY,

@@ -91,6 +91,26 @@ async def test_read_returns_lines_and_refusals_are_tool_errors(client: Client) -
     assert r.is_error and "Call the `sources` tool to list them" in r.content[0].text
 
 
+async def test_arguments_that_do_not_fit_are_named_in_a_sentence(client: Client) -> None:
+    """They came back as pydantic's report (`1 validation error for searchArguments`, an
+    error type and a link), and an argument the tool does not take was ignored."""
+    cases = [
+        ("search", {"query": "cart", "k": 0}, "`k` should be at least 1 (got 0)"),
+        ("search", {"query": "cart", "k": 99}, "`k` should be at most 50 (got 99)"),
+        ("search", {}, "`query` is required"),
+        ("search", {"query": "cart", "sources": "shop"}, "`sources` should be a valid list"),
+        ("read", {"source": "shop", "path": "a.py", "start_line": 0}, "`start_line` should be"),
+        ("search", {"query": "cart", "source": ["shop"]}, "takes no argument `source`"),
+    ]
+    for tool, arguments, said in cases:
+        r = await client.call_tool(tool, arguments)
+        text = r.content[0].text
+        assert r.is_error and said in text, (arguments, text)
+        assert "pydantic" not in text and "validation error" not in text and "type=" not in text
+    r = await client.call_tool("search", {"query": "cart", "source": ["shop"]})
+    assert "its arguments are `query`, `k`, `sources`" in r.content[0].text
+
+
 async def test_read_serves_only_what_the_source_indexes(client: Client, repo: Path) -> None:
     write(repo, ".gitignore", "local_settings.py\nscratch/\n")
     write(repo, "local_settings.py", "DB_PASSWORD = 'hunter2-prod-pass'\n")
