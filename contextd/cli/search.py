@@ -53,7 +53,8 @@ def search(
     query: Annotated[str, typer.Argument(help="What you are looking for, in words or code.")],
     k: Annotated[int, typer.Option("-k", help="How many results.")] = 8,
     source: Annotated[
-        list[str] | None, typer.Option("--source", help="Only these sources.")
+        list[str] | None,
+        typer.Option("--source", help="Only these sources: --source a --source b, or a,b."),
     ] = None,
     path: Annotated[
         str | None,
@@ -71,7 +72,7 @@ def search(
     args = {
         "query": query,
         "k": k,
-        "sources": source,
+        "sources": [n for s in source for n in s.split(",") if n] if source else None,
         "path_glob": path,
         "language": lang,
         "files": files,

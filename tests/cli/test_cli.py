@@ -48,6 +48,10 @@ def test_add_index_search_sources_status_remove(repo: Path, capsys) -> None:
 
     code, out, _ = cli(capsys, "search", "email the receipt", "-k", "1")
     assert code == 0 and "src/shop/mail.py:" in out and "send_receipt_email" in out
+    code, out, _ = cli(capsys, "search", "email the receipt", "-k", "1", "--source", "shop,")
+    assert code == 0 and "src/shop/mail.py:" in out  # a list with commas: was "No source named"
+    code, _, err = cli(capsys, "search", "receipt", "--source", "shop,nope")
+    assert code == 1 and "No source named 'nope'" in err
     assert "Not in any indexed file" not in out
     code, out, _ = cli(capsys, "search", "send_receipt_email", "-k", "1")
     assert "found: these results hold 'send_receipt_email' (definitions first)" in out
