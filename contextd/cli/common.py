@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,8 +29,34 @@ from contextd.lock import DataDirLock, holder, read_info
 if TYPE_CHECKING:
     from contextd.settings import Settings
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+PIPE_CLOSED = 128 + 13  # how SIGPIPE ends a writer: `grep ... | head -1` leaves grep so
+
+
+def pipe_closed() -> NoReturn:
+    """The reader stopped (`| head`): end quietly, as a pipeline's writer does, not with 1
+    as if the command had failed (rich's and click's way)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # for the exit's flush
+    raise SystemExit(PIPE_CLOSED)
+
+
+@contextmanager
+def to_stdout() -> Iterator[None]:
+    """Writes to stdout that end as a pipeline's writer does if the reader stops."""
+    try:
+        yield
+        sys.stdout.flush()  # a reader gone is found here, not at the interpreter's exit
+    except BrokenPipeError:
+        pipe_closed()
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        pipe_closed()
+
+
+console = _Console(highlight=False, soft_wrap=True)
+err_console = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 LOCK_WAIT_S = 5.0
 STARTING_S = 120.0  # a daemon up for less than this that does not answer may be starting
@@ -185,7 +211,8 @@ def cleaned(data: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(cleaned(data), indent=2, ensure_ascii=False) + "\n")
+    with to_stdout():
+        sys.stdout.write(json.dumps(cleaned(data), indent=2, ensure_ascii=False) + "\n")
 
 
 def counted(n: int, noun: str) -> str:

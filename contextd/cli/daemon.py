@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from contextd import rpc
-from contextd.cli.common import console, err_console, settings
+from contextd.cli.common import console, err_console, settings, to_stdout
 from contextd.errors import DaemonError
 from contextd.launcher import ensure_daemon, tail
 from contextd.lock import read_info
@@ -99,26 +99,28 @@ def logs(
             return
         while not path.exists():  # follow: from the moment a daemon starts writing it
             time.sleep(0.2)
-    for line in tail(path, lines):
-        sys.stdout.write(line)
+    with to_stdout():
+        for line in tail(path, lines):
+            sys.stdout.write(line)
     if not follow:
         return
     f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 (reopened below)
     f.seek(0, os.SEEK_END)
-    try:
-        while True:
-            line = f.readline()
-            if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-                continue
-            time.sleep(0.2)
-            try:  # rotated (renamed, or made anew): follow the new file from its start
-                moved = os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
-            except OSError:
-                continue
-            if moved:
-                f.close()
-                f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
-    finally:
-        f.close()
+    with to_stdout():
+        try:
+            while True:
+                line = f.readline()
+                if line:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                    continue
+                time.sleep(0.2)
+                try:  # rotated (renamed, or made anew): follow the new file from its start
+                    moved = os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+                except OSError:
+                    continue
+                if moved:
+                    f.close()
+                    f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        finally:
+            f.close()

@@ -437,6 +437,27 @@ def test_first_mistakes_say_what_is_wrong(tmp_path: Path, capsys, monkeypatch) -
     assert code == 0 and "No log yet at" in " ".join(err.split())
 
 
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["logs"]])
+def test_a_reader_that_stops_early_ends_the_command_as_a_pipe_does(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """`contextd status | head -1` exited 1, as if the command had failed (from a tester)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTEXTD_")}
+    env |= {"CONTEXTD_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    (tmp_path / "home" / "logs").mkdir(parents=True)
+    (tmp_path / "home" / "logs" / "contextd.log").write_text("a line of the log\n" * 50)
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "contextd", *args], stdout=write, stderr=subprocess.PIPE,
+            env=env, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert out.returncode == 128 + 13 and out.stderr == "", out.stderr
+
+
 def test_version(capsys) -> None:
     from contextd import __version__
 
