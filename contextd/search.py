@@ -529,7 +529,18 @@ def _defines(hit: Hit, name: str) -> bool:
         qualifier = name[: -len(s) - 1] if name.endswith(f".{s}") else ""
         if qualifier and all(q.lower() in where for q in qualifier.split(".")):
             return True
-    return False
+    return "." not in name and _assigned(name).search(hit.text) is not None
+
+
+@lru_cache(maxsize=64)
+def _assigned(name: str) -> re.Pattern[str]:
+    """A module's own assignment of `name`, at the start of a line, which the chunker
+    names no symbol: `TIMEOUT = 30`, `TIMEOUT: int = 30`, `export const TIMEOUT = 30`,
+    Go's `var TIMEOUT =`. Not `TIMEOUT == 30`, nor an indented (local) one."""
+    return re.compile(
+        rf"(?m)^(?:export[ \t]+)?(?:(?:const|let|var)[ \t]+)?{re.escape(name)}[ \t]*"
+        r"(?::[^=\n]*)?=(?!=)"
+    )
 
 
 MATCHES = ("definition", "mention", None)  # a lookup's results, in this order

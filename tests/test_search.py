@@ -491,6 +491,24 @@ def select_autoescape(enabled_extensions=("html", "htm", "xml"), default=False):
 }
 
 
+def test_a_module_s_constant_is_the_definition_of_its_name(app: App, tmp_path: Path) -> None:
+    """A module-level constant (`GITHUB_TOKEN = ...`) was a `mention` in a lookup, as any
+    use of it is: the chunker names no symbol for it (from a tester)."""
+    root = tmp_path / "consts"
+    write(root, "pkg/client.py", "from pkg.conf import RETRY_LIMIT\n\n\n"
+          "def fetch(url, tries=RETRY_LIMIT):\n    if tries == RETRY_LIMIT:\n"
+          "        RETRY_LIMIT = 2  # a local, indented\n    return url\n")  # fmt: skip
+    write(root, "pkg/conf.py", '"""Settings."""\n\nRETRY_LIMIT: int = 5\n')
+    write(root, "web/limits.js", "export const MAX_UPLOAD = 10;\nconsole.log(MAX_UPLOAD);\n")
+    write(root, "web/upload.js", "if (size > MAX_UPLOAD) { throw new Error('big'); }\n")
+    app.index(app.catalog.add_source("consts", root, "folder"))
+
+    matches = [(h.path, h.match) for h in search(app, "RETRY_LIMIT", k=4).hits]
+    assert matches[:2] == [("pkg/conf.py", "definition"), ("pkg/client.py", "mention")]
+    matches = [(h.path, h.match) for h in search(app, "MAX_UPLOAD", k=4).hits]
+    assert matches[:2] == [("web/limits.js", "definition"), ("web/upload.js", "mention")]
+
+
 def test_a_one_word_query_is_looked_up_definitions_first(app: App, tmp_path: Path) -> None:
     """A word or name asked alone is looked up, as grep or "go to definition" would:
     `pathsend` (a lowercase word in two strings) came back as five unrelated results
