@@ -844,15 +844,14 @@ class Catalog:
         )
         return self.db.execute(sql, (fts_query([term]), *args)).fetchone() is not None
 
-    def spans(self, source: str, path: str, until: int | None = None) -> list[tuple[int, int, str]]:
-        """(start line, end line, symbol) of each chunk of one file (that starts by line
-        `until`, when given), in file order."""
+    def spans(self, source: str, path: str, until: int) -> list[tuple[int, int, str]]:
+        """(start line, end line, symbol) of each chunk of one file that starts by line
+        `until`, in file order."""
         sql = (
             "SELECT start_line, end_line, symbol FROM chunks WHERE source = ? AND path = ? "
             "AND start_line <= ? ORDER BY start_line, end_line"
         )
-        args = (source, path, until if until is not None else 2**62)
-        return [(r[0], r[1], r[2]) for r in self.db.execute(sql, args)]
+        return [(r[0], r[1], r[2]) for r in self.db.execute(sql, (source, path, until))]
 
     def has_language(self, language: str) -> bool:
         sql = "SELECT EXISTS (SELECT 1 FROM chunks WHERE language = ?)"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import threading
 import time
@@ -28,7 +27,7 @@ from contextd.backlog import Backlog
 from contextd.connectors.watch import Watchers
 from contextd.errors import STORE_NOT_NOW, ContextdError, DaemonError, StoreUnavailable
 from contextd.home import make_home
-from contextd.lock import DataDirLock, clear_info, holder, read_info, write_info
+from contextd.lock import DataDirLock, clear_info, holder, holder_command, read_info, write_info
 from contextd.rpc import PROTOCOL, Emit, RpcServer
 from contextd.settings import Settings
 from contextd.worker import Call, GitMoved, Reconcile, Worker
@@ -43,11 +42,11 @@ WRITE_OPS = frozenset({"add", "remove", "index", "reindex", "verify", "leftovers
 
 
 def already_running(home: Path) -> DaemonError:
-    who = holder(home)
-    if who and not re.search(r"`contextd (?:daemon|serve)\b", who):
+    command = holder_command(home).split()
+    if command and command[1:2] not in (["daemon"], ["serve"]):  # a command at work
         return DaemonError(
-            f"Another contextd command ({who}) is working on {home}: the daemon can start "
-            "once it is done (`contextd start` waits for it)."
+            f"Another contextd command ({holder(home)}) is working on {home}: the daemon "
+            "can start once it is done (`contextd start` waits for it)."
         )
     info = read_info(home)
     if info:

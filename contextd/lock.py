@@ -78,14 +78,27 @@ def _me() -> dict[str, Any]:
     return {"pid": os.getpid(), "command": " ".join(args)[:200]}
 
 
-def holder(home: Path) -> str:
-    """Who holds the data dir's lock, as a message names it: "pid 1234, `contextd
-    index`" (or "" when an earlier contextd took it, which wrote no name)."""
+def _held_by(home: Path) -> tuple[int, str] | None:
+    """(pid, command line) of who holds the data dir's lock; None when unknown (an
+    earlier contextd took it, which wrote no name)."""
     try:
         held_by = json.loads((home / LOCK_NAME).read_text() or "{}")
-        return f"pid {int(held_by['pid'])}, `{held_by['command']}`"
+        return int(held_by["pid"]), str(held_by["command"])
     except (OSError, ValueError, KeyError, TypeError):
-        return ""
+        return None
+
+
+def holder_command(home: Path) -> str:
+    """The command line of who holds the data dir's lock ("contextd index"), or ""."""
+    held_by = _held_by(home)
+    return held_by[1] if held_by else ""
+
+
+def holder(home: Path) -> str:
+    """Who holds the data dir's lock, as a message names it: "pid 1234, `contextd
+    index`" (or "" when unknown)."""
+    held_by = _held_by(home)
+    return f"pid {held_by[0]}, `{held_by[1]}`" if held_by else ""
 
 
 def write_info(home: Path, **info: Any) -> None:

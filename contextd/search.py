@@ -297,7 +297,7 @@ def search(
         shown = {_key(h, definitions) for h in hits}
         hits += [h for _, h in deeper if _key(h, definitions) not in shown]
         if word and holds:  # a word looked up: its definitions, then its other mentions
-            hits = [replace(h, match=_match(h, word, holds)) for h in hits]
+            hits = [replace(h, match=holds(h)) for h in hits]
             hits.sort(key=lambda h: MATCHES.index(h.match))
         if answer.lookup and cal is None:
             answer.answerable, answer.verdict = 1.0, "found"
@@ -546,22 +546,25 @@ def _assigned(name: str) -> re.Pattern[str]:
 MATCHES = ("definition", "mention", None)  # a lookup's results, in this order
 
 
-def _match(hit: Hit, word: str, holds: Callable[[Hit], bool]) -> str | None:
-    return "definition" if _defines(hit, word) else "mention" if holds(hit) else None
-
-
-def _holder(name: str) -> Callable[[Hit], bool]:
-    """Does a result hold the word looked up, whole (`pathsend` in `http.response.pathsend`,
-    not in `pathsender`), or define it? Case counts when the word has a capital, as in
-    ripgrep's smart case: `HttpConnection` is not `HTTPConnection`."""
+def _holder(name: str) -> Callable[[Hit], str | None]:
+    """Does a result define the word looked up ("definition"), or hold it whole
+    ("mention": `pathsend` in `http.response.pathsend`, not in `pathsender`)? None if
+    neither, so the answer reads as yes or no too. Case counts when the word has a
+    capital, as in ripgrep's smart case: `HttpConnection` is not `HTTPConnection`."""
     whole = _whole_word(name, 0 if any(c.isupper() for c in name) else re.IGNORECASE)
-    seen: dict[tuple[str, str, int, int], bool] = {}  # ranking asks of a chunk up to 4 times
+    seen: dict[tuple[str, str, int, int], str | None] = {}  # asked of a chunk up to 5 times
 
-    def holds(hit: Hit) -> bool:
+    def holds(hit: Hit) -> str | None:
         key = (hit.source, hit.path, hit.start_line, hit.end_line)
         if key not in seen:
             text = redaction.MARKED.sub("", hit.text)  # no author wrote `REDACTED` there
-            seen[key] = _defines(hit, name) or whole.search(text) is not None
+            seen[key] = (
+                "definition"
+                if _defines(hit, name)
+                else "mention"
+                if whole.search(text) is not None
+                else None
+            )
         return seen[key]
 
     return holds
@@ -694,7 +697,7 @@ def _rank(
     lex_weight: float,
     definitions: dict[tuple[str, str, str, int], int],
     name: str | None = None,
-    holds: Callable[[Hit], bool] | None = None,
+    holds: Callable[[Hit], str | None] | None = None,
 ) -> list[tuple[_Candidate, Hit]]:
     """One result per definition (its best window, or where it begins when it defines
     the `name` looked up), best first, with its fused score; results that hold the word
